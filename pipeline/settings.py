@@ -1,0 +1,269 @@
+"""One typed settings object for every cdcflow command.
+
+Sources, highest priority first: explicit overrides (CLI flags), environment
+variables (prefix ``CDCFLOW_``, ``__`` between levels, e.g.
+``CDCFLOW_KAFKA__BOOTSTRAP_SERVERS``), a settings file (TOML or YAML, named by
+``--config`` or ``CDCFLOW_CONFIG``), then the defaults below, which match the
+local stack. Kafka client properties are passed through in librdkafka's own
+names (``kafka.properties``); they are turned into client dicts only at the
+edge (:meth:`KafkaSettings.client_config`). Unknown keys fail: a typo is an
+error at start-up, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+__all__ = [
+    "ConnectSettings",
+    "KafkaSettings",
+    "ProjectionSettings",
+    "RegistrySettings",
+    "Settings",
+    "SourceSettings",
+    "StackSettings",
+    "TransformerSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "CDCFLOW_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers")
+    properties: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka properties applied to every client (security.protocol, sasl.*, ssl.*)",
+    )
+    producer_properties: dict[str, str] = Field(default_factory=dict)
+    consumer_properties: dict[str, str] = Field(default_factory=dict)
+    replication_factor: int = Field(1, ge=1, description="replication factor of topics cdcflow creates")
+    min_insync_replicas: int = Field(1, ge=1)
+
+    @field_validator("properties", "producer_properties", "consumer_properties", mode="before")
+    @classmethod
+    def _json_or_dict(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"expected a JSON object of librdkafka properties: {exc}") from exc
+        return value
+
+    def client_config(self, kind: Literal["admin", "producer", "consumer"] = "admin") -> dict[str, Any]:
+        """The librdkafka configuration for one client kind."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        conf.update(self.properties)
+        if kind == "producer":
+            conf.update(self.producer_properties)
+        elif kind == "consumer":
+            conf.update(self.consumer_properties)
+        return conf
+
+
+class RegistrySettings(_Section):
+    url: str = Field(
+        "http://localhost:8080/apis/ccompat/v7",
+        description="Confluent-compatible schema registry URL",
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    auto_register: bool = Field(
+        False, description="register schemas on first use (development only; CI and prod use 'schemas register')"
+    )
+
+    def client_config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {"url": self.url}
+        if self.username:
+            secret = self.password.get_secret_value() if self.password else ""
+            conf["basic.auth.user.info"] = f"{self.username}:{secret}"
+        return conf
+
+
+class ConnectSettings(_Section):
+    url: str = Field("http://localhost:8083", description="Kafka Connect REST URL")
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(5, ge=0, description="retries on 409 (rebalance) and 5xx")
+    connectors_dir: Path = Field(Path("connectors"), description="where connector files live")
+    environment: str | None = Field(None, description="overlay under connectors/overlays/<environment>/")
+
+
+class SourceSettings(_Section):
+    """The source PostgreSQL database, as cdcflow itself connects to it."""
+
+    host: str = "localhost"
+    port: int = Field(55432, ge=1, le=65535)
+    database: str = "shop"
+    user: str = "cdcflow"
+    password: SecretStr = SecretStr("cdcflow")
+
+    def dsn(self, database: str | None = None) -> str:
+        return (
+            f"host={self.host} port={self.port} dbname={database or self.database} "
+            f"user={self.user} password={self.password.get_secret_value()}"
+        )
+
+
+class StackSettings(_Section):
+    """The local development stack started as plain processes."""
+
+    home: Path = Field(Path(".cdcflow"), description="state directory of the local stack")
+    cache: Path = Field(
+        Path(os.path.expanduser("~/.cache/cdcflow")),
+        description="where fetched artifacts are kept across checkouts",
+    )
+    postgres_port: int = Field(55432, ge=1, le=65535)
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    connect_port: int = Field(8083, ge=1, le=65535)
+    registry_port: int = Field(8080, ge=1, le=65535)
+    java_home: Path | None = Field(None, description="JDK for Kafka and Connect (default: the system java)")
+    registry_java_home: Path | None = Field(
+        None, description="JDK 21+ for the registry (default: the newest JDK under /usr/lib/jvm)"
+    )
+    kafka_heap: str = "768m"
+    connect_heap: str = "768m"
+    registry_heap: str = "512m"
+    start_timeout_s: float = Field(180.0, gt=0)
+
+
+class TransformerSettings(_Section):
+    domain: str = Field("pipeline.domains.shop", description="module that declares the mapping rules")
+    group_id: str = "cdcflow-transformer"
+    topics: str = Field(r"^shop\.public\..*", description="regex of CDC topics to consume")
+    dead_letter_topic: str = "cdcflow.dlq"
+    event_topic_partitions: int = Field(6, ge=1)
+    batch_size: int = Field(500, ge=1)
+    batch_timeout_ms: int = Field(100, ge=1)
+    transactional_id: str = Field("cdcflow-transformer", description="prefix of the transactional.id")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the HTTP endpoint")
+    dedup_topic: str = "cdcflow.dedup"
+
+
+class ProjectionSettings(_Section):
+    dsn: str | None = Field(None, description="read-model database DSN (default: the source database)")
+    group_prefix: str = "cdcflow-projection"
+
+
+class Settings(BaseSettings):
+    """Everything cdcflow can be told. Frozen once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    output: Literal["text", "json"] = "text"
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    connect: ConnectSettings = ConnectSettings()
+    source: SourceSettings = SourceSettings()
+    stack: StackSettings = StackSettings()
+    transformer: TransformerSettings = TransformerSettings()
+    projections: ProjectionSettings = ProjectionSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, file_secret_settings)
+
+    @cached_property
+    def repo_root(self) -> Path:
+        return Path.cwd()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"settings file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path} must hold a mapping at the top level")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+
+
+def _describe(exc: ValidationError, file: Path | None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        dotted = ".".join(str(p) for p in loc)
+        where = f"{dotted} (env {_env_name(loc)}"
+        where += f", or '{dotted}' in {file})" if file else ")"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        lines.append(f"  {where}: {msg}; got {err.get('input')!r}")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate the settings.
+
+    Raises:
+        ConfigError: a setting is unknown or invalid (the message names it, its
+            environment variable and the allowed values), or the file is unreadable.
+    """
+    file = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
+    path = Path(file) if file else None
+    data: dict[str, Any] = _read_file(path) if path else {}
+    data = _deep_merge(data, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        if path:
+            # The file is the base; the environment wins over it.
+            file_settings = Settings.model_validate(data) if data else Settings()
+            env_settings = Settings()
+            merged = _deep_merge(
+                file_settings.model_dump(exclude_unset=True),
+                env_settings.model_dump(exclude_unset=True),
+            )
+            return Settings.model_validate(merged)
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path), hint="see 'cdcflow settings --help' for every setting") from exc
