@@ -1,0 +1,184 @@
+"""The typed result of decoding one Debezium record: a :class:`Change` or a :class:`Skip`.
+
+A :class:`Change` is one row change (or a table truncate) with its row images
+decoded into Python values, its key, and its position in the source database's
+history. A :class:`Skip` is a record that deliberately yields no domain event
+(a tombstone, a heartbeat, ...); the daemon counts skips by :class:`SkipReason`
+so that ``in = out + skipped + dead-lettered`` can be checked.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from pipeline.events import SourcePosition
+
+__all__ = [
+    "OPS",
+    "UNCHANGED",
+    "Change",
+    "Op",
+    "RecordRef",
+    "Skip",
+    "SkipReason",
+    "TransactionBlock",
+    "Unchanged",
+]
+
+Op = Literal["c", "u", "d", "r", "t"]
+"""Debezium operation codes: create, update, delete, read (snapshot), truncate."""
+
+OPS: Final[frozenset[str]] = frozenset({"c", "u", "d", "r", "t"})
+
+
+class Unchanged(enum.Enum):
+    """Type of :data:`UNCHANGED`; an enum so that type checkers know it has one value."""
+
+    UNCHANGED = "UNCHANGED"
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Final = Unchanged.UNCHANGED
+"""A column whose value the source did not send because it did not change.
+
+PostgreSQL leaves unchanged TOASTed values (large text, bytea, arrays, jsonb)
+out of the WAL unless the table has ``REPLICA IDENTITY FULL``; Debezium puts a
+placeholder there. cdcflow never passes the placeholder on: it fills the value
+from the before image where there is one, and otherwise puts ``UNCHANGED``,
+so a mapping can tell "not sent, not changed" from any real value.
+"""
+
+
+class SkipReason(enum.StrEnum):
+    """Why a record deliberately produced no domain event (a metrics label)."""
+
+    TOMBSTONE = "tombstone"
+    """Kafka record with a null value, written after a delete for log compaction."""
+    HEARTBEAT = "heartbeat"
+    """Debezium heartbeat record (``__debezium-heartbeat.<prefix>``)."""
+    TRANSACTION = "transaction"
+    """Transaction metadata record (BEGIN / END, ``<prefix>.transaction``)."""
+    MESSAGE = "message"
+    """Logical decoding message (``pg_logical_emit_message``), op ``m``."""
+    TRUNCATE = "truncate"
+    """A table truncate that no rule handles."""
+    IGNORED_TABLE = "ignored_table"
+    """A change on a table the domain declares as ignored."""
+    NO_MATCHING_RULE = "no_matching_rule"
+    """A change on a known table that no rule's table, ops and predicate matched."""
+    NO_EVENTS = "no_events"
+    """Rules matched but returned no events (a deliberate decision of the rule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """Where a record came from, and its raw bytes: the evidence an error or a skip carries."""
+
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+
+    def error_fields(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`pipeline.errors.RecordError` and its subclasses."""
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "key": self.key,
+            "value": self.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A record that yields no domain event, on purpose."""
+
+    reason: SkipReason
+    detail: str = ""
+    record: RecordRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionBlock:
+    """The ``transaction`` block of a change event (``provide.transaction.metadata=true``)."""
+
+    id: str
+    total_order: int | None = None
+    data_collection_order: int | None = None
+
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One decoded row change.
+
+    ``before`` and ``after`` map column names to decoded values (``None`` is
+    SQL NULL, :data:`UNCHANGED` a TOASTed value that was not sent). ``before``
+    is ``None`` for creates and snapshot reads, and for updates of tables
+    without ``REPLICA IDENTITY FULL``; ``after`` is ``None`` for deletes.
+    Truncates (op ``t``) have neither.
+    """
+
+    op: Op
+    table: str
+    connector: str
+    key: Mapping[str, Any]
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    source: SourcePosition
+    transaction: TransactionBlock | None = None
+    toasted: frozenset[str] = frozenset()
+    """Columns that arrived as the unavailable-value placeholder (filled or UNCHANGED)."""
+    record: RecordRef | None = field(default=None, compare=False)
+
+    @property
+    def committed_at(self) -> datetime:
+        """Commit time of the source transaction, UTC (snapshot reads: the read time)."""
+        return datetime.fromtimestamp(self.source.commit_ts_ms / 1000, tz=UTC)
+
+    @property
+    def snapshot(self) -> bool:
+        return self.source.snapshot
+
+    @property
+    def row(self) -> Mapping[str, Any]:
+        """The after image, or the before image of a delete; empty for a truncate."""
+        return self.after if self.after is not None else (self.before or {})
+
+    def new(self, column: str, default: Any = _MISSING) -> Any:
+        """The column's value in the after image.
+
+        Raises:
+            KeyError: the after image is absent or lacks the column, and no
+                ``default`` was given (the message names table, op and column).
+        """
+        return self._get(self.after, "after", column, default)
+
+    def old(self, column: str, default: Any = _MISSING) -> Any:
+        """The column's value in the before image.
+
+        Raises:
+            KeyError: the before image is absent (a create, or an update of a
+                table without ``REPLICA IDENTITY FULL``) or lacks the column,
+                and no ``default`` was given.
+        """
+        return self._get(self.before, "before", column, default)
+
+    def _get(self, image: Mapping[str, Any] | None, which: str, column: str, default: Any) -> Any:
+        if image is not None and column in image:
+            return image[column]
+        if default is not _MISSING:
+            return default
+        if image is None:
+            raise KeyError(f"{self.table} op {self.op!r} has no {which} image (column {column!r})")
+        raise KeyError(f"{self.table} op {self.op!r}: no column {column!r} in the {which} image")

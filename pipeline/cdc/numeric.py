@@ -1,0 +1,79 @@
+"""Exact numbers: Connect ``Decimal``, ``VariableScaleDecimal``, bytes and floats.
+
+Kafka Connect writes a ``Decimal`` as its unscaled value, big-endian two's
+complement, and JsonConverter puts those bytes in base64 (``decimal.format``
+BASE64, the default) or writes the number itself (NUMERIC). JSON is parsed with
+``parse_float=Decimal`` so a NUMERIC decimal keeps every digit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "ValueDecodeError",
+    "decode_bytes",
+    "decode_decimal",
+    "decode_float",
+    "decode_variable_decimal",
+]
+
+
+class ValueDecodeError(ValueError):
+    """A single value does not have the form its schema promises."""
+
+
+def decode_bytes(value: Any) -> bytes:
+    """JsonConverter's base64 text of a BYTES value."""
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueDecodeError(f"expected base64 text for bytes, got {type(value).__name__}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueDecodeError(f"invalid base64: {exc}") from exc
+
+
+def _unscaled(value: Any) -> int:
+    return int.from_bytes(decode_bytes(value), "big", signed=True)
+
+
+def decode_decimal(value: Any, scale: Any) -> Decimal:
+    """``org.apache.kafka.connect.data.Decimal`` with the schema's ``scale`` parameter."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        # decimal.format=NUMERIC: the converter wrote the number itself.
+        return Decimal(value)
+    try:
+        exp = int(scale)
+    except (TypeError, ValueError) as exc:
+        raise ValueDecodeError(f"Decimal schema without an integer scale: {scale!r}") from exc
+    unscaled = _unscaled(value)
+    # Built from digits, not by arithmetic: the decimal context would round beyond 28 digits.
+    digits = tuple(int(d) for d in str(abs(unscaled)))
+    return Decimal((1 if unscaled < 0 else 0, digits, -exp))
+
+
+def decode_variable_decimal(value: Any) -> Decimal:
+    """``io.debezium.data.VariableScaleDecimal``: a struct ``{scale, value}``."""
+    if not isinstance(value, dict) or "scale" not in value or "value" not in value:
+        raise ValueDecodeError("VariableScaleDecimal must be an object with 'scale' and 'value'")
+    return decode_decimal(value["value"], value["scale"])
+
+
+_SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def decode_float(value: Any) -> float:
+    """FLOAT32 / FLOAT64; non-finite values may arrive as the strings NaN / Infinity."""
+    if isinstance(value, str):
+        if value in _SPECIAL_FLOATS:
+            return _SPECIAL_FLOATS[value]
+        raise ValueDecodeError(f"expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueDecodeError(f"expected a number, got {type(value).__name__}")
+    return float(value)

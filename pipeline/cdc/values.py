@@ -1,0 +1,185 @@
+"""Column values: from JsonConverter's JSON to Python, driven by the Connect schema.
+
+With a schema (``schemas.enable=true``) the field's semantic name decides
+first (``io.debezium.time.MicroTimestamp``, ``org.apache.kafka.connect.data.Decimal``,
+...), then its literal type. Names this module does not know fall back to the
+literal type, so a new Debezium type arrives as its plain JSON form rather
+than failing.
+
+Without a schema the JSON is all there is, and these are its limits:
+integers and text pass through (a timestamp stays a number, a Decimal stays
+base64 text, a uuid or timestamptz stays text, a json column stays text);
+numbers with a fraction become :class:`~decimal.Decimal` (exact, whether they
+were a double or a NUMERIC decimal); an object with exactly ``scale`` and
+``value`` is read as a ``VariableScaleDecimal``, which is safe because no
+other column type has that shape. Mappings that must run schemaless convert
+their columns themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from pipeline.cdc import numeric, temporal
+from pipeline.cdc.numeric import ValueDecodeError
+
+__all__ = ["decode_schemaless", "decode_value"]
+
+_Decoder = Callable[[dict[str, Any], Any], Any]
+
+
+def _json_text(schema: dict[str, Any], value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueDecodeError(f"json: expected text, got {type(value).__name__}")
+    try:
+        return json.loads(value, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise ValueDecodeError(f"json: {exc}") from exc
+
+
+def _uuid(schema: dict[str, Any], value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueDecodeError(f"uuid: {value!r} is not a UUID") from exc
+
+
+def _bits(schema: dict[str, Any], value: Any) -> int:
+    # Debezium sends the bits little-endian, bit 0 being the rightmost character of
+    # PostgreSQL's text form; the integer's binary digits are that text (leading zeros aside).
+    return int.from_bytes(numeric.decode_bytes(value), "little")
+
+
+def _text(schema: dict[str, Any], value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueDecodeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+_SEMANTIC: dict[str, _Decoder] = {
+    "org.apache.kafka.connect.data.Decimal": lambda s, v: numeric.decode_decimal(
+        v, (s.get("parameters") or {}).get("scale")
+    ),
+    "io.debezium.data.VariableScaleDecimal": lambda s, v: numeric.decode_variable_decimal(v),
+    "io.debezium.time.Date": lambda s, v: temporal.date_from_days(v),
+    "org.apache.kafka.connect.data.Date": lambda s, v: temporal.date_from_days(v),
+    "io.debezium.time.Time": lambda s, v: temporal.time_from_midnight(v, "ms"),
+    "io.debezium.time.MicroTime": lambda s, v: temporal.time_from_midnight(v, "us"),
+    "io.debezium.time.NanoTime": lambda s, v: temporal.time_from_midnight(v, "ns"),
+    "org.apache.kafka.connect.data.Time": lambda s, v: temporal.time_from_midnight(v, "ms"),
+    "io.debezium.time.Timestamp": lambda s, v: temporal.datetime_from_epoch(v, "ms"),
+    "io.debezium.time.MicroTimestamp": lambda s, v: temporal.datetime_from_epoch(v, "us"),
+    "io.debezium.time.NanoTimestamp": lambda s, v: temporal.datetime_from_epoch(v, "ns"),
+    "org.apache.kafka.connect.data.Timestamp": lambda s, v: temporal.datetime_from_epoch(v, "ms"),
+    "io.debezium.time.ZonedTimestamp": lambda s, v: temporal.parse_zoned_timestamp(v),
+    "io.debezium.time.ZonedTime": lambda s, v: temporal.parse_zoned_time(v),
+    "io.debezium.time.IsoDate": lambda s, v: temporal.parse_iso_date(v),
+    "io.debezium.time.IsoTime": lambda s, v: temporal.parse_iso_time(v),
+    "io.debezium.time.IsoTimestamp": lambda s, v: temporal.parse_iso_timestamp(v),
+    "io.debezium.time.MicroDuration": lambda s, v: temporal.duration(v, "us"),
+    "io.debezium.time.NanoDuration": lambda s, v: temporal.duration(v, "ns"),
+    "io.debezium.time.Interval": lambda s, v: temporal.parse_interval(v),
+    "io.debezium.data.Uuid": _uuid,
+    "io.debezium.data.Json": _json_text,
+    "io.debezium.data.Enum": _text,
+    "io.debezium.data.Xml": _text,
+    "io.debezium.data.Ltree": _text,
+    "io.debezium.data.Bits": _bits,
+}
+
+
+def _int(schema: dict[str, Any], value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueDecodeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _bool(schema: dict[str, Any], value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueDecodeError(f"expected a boolean, got {value!r}")
+    return value
+
+
+def _array(schema: dict[str, Any], value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueDecodeError(f"expected an array, got {type(value).__name__}")
+    items = schema.get("items")
+    return [decode_value(items, v) for v in value]
+
+
+def _map(schema: dict[str, Any], value: Any) -> dict[Any, Any]:
+    keys, values = schema.get("keys"), schema.get("values")
+    if isinstance(value, dict):
+        return {k: decode_value(values, v) for k, v in value.items()}
+    if isinstance(value, list):
+        # JsonConverter writes maps with non-string keys as a list of [key, value] pairs.
+        try:
+            return {decode_value(keys, k): decode_value(values, v) for k, v in value}
+        except (TypeError, ValueError) as exc:
+            raise ValueDecodeError("map: expected [key, value] pairs") from exc
+    raise ValueDecodeError(f"expected a map, got {type(value).__name__}")
+
+
+def _struct(schema: dict[str, Any], value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueDecodeError(f"expected an object, got {type(value).__name__}")
+    fields = {f.get("field"): f for f in schema.get("fields") or []}
+    return {k: decode_value(fields.get(k), v) for k, v in value.items()}
+
+
+_LITERAL: dict[str, _Decoder] = {
+    "int8": _int,
+    "int16": _int,
+    "int32": _int,
+    "int64": _int,
+    "float": lambda s, v: numeric.decode_float(v),
+    "double": lambda s, v: numeric.decode_float(v),
+    "boolean": _bool,
+    "string": _text,
+    "bytes": lambda s, v: numeric.decode_bytes(v),
+    "array": _array,
+    "map": _map,
+    "struct": _struct,
+}
+
+
+def decode_value(schema: dict[str, Any] | None, value: Any) -> Any:
+    """One value, by its Connect schema (``None``: schemaless).
+
+    Raises:
+        ValueDecodeError: the value does not have the form its schema promises.
+    """
+    if value is None:
+        return None
+    if schema is None:
+        return decode_schemaless(value)
+    name = schema.get("name")
+    if isinstance(name, str) and name in _SEMANTIC:
+        return _SEMANTIC[name](schema, value)
+    literal = _LITERAL.get(str(schema.get("type", "")).lower())
+    if literal is None:
+        return decode_schemaless(value)
+    return literal(schema, value)
+
+
+def decode_schemaless(value: Any) -> Any:
+    """The best safe reading of a value that comes without a schema (see the module doc)."""
+    if isinstance(value, dict):
+        if _is_variable_decimal(value):
+            return numeric.decode_variable_decimal(value)
+        return {k: decode_schemaless(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_schemaless(v) for v in value]
+    return value
+
+
+def _is_variable_decimal(value: dict[str, Any]) -> bool:
+    return (
+        set(value) == {"scale", "value"}
+        and isinstance(value["scale"], int)
+        and isinstance(value["value"], str)
+    )
