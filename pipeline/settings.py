@@ -13,15 +13,29 @@ error at start-up, not a silently ignored setting.
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 import os
 import tomllib
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from pipeline.errors import ConfigError
 
@@ -38,6 +52,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "CDCFLOW_"
+# The settings file's content while load_settings() builds a Settings object.
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("cdcflow_settings_file", default={})
 
 
 class _Section(BaseModel):
@@ -112,12 +128,33 @@ class SourceSettings(_Section):
     port: int = Field(55432, ge=1, le=65535)
     database: str = "shop"
     user: str = "cdcflow"
-    password: SecretStr = SecretStr("cdcflow")
+    password: SecretStr | None = Field(None, description="default: read from password_file")
+    password_file: Path | None = Field(
+        None, description="file holding the password (default: the local stack's generated one)"
+    )
+
+    def secret(self) -> str:
+        """The password, from ``password`` or ``password_file``.
+
+        Raises:
+            ConfigError: neither is set, or the file cannot be read.
+        """
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            raise ConfigError("no password for the source database", hint="set CDCFLOW_SOURCE__PASSWORD")
+        try:
+            return self.password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the source database password from {self.password_file}: {exc.strerror}",
+                hint="start the local stack ('cdcflow stack up') or set CDCFLOW_SOURCE__PASSWORD",
+            ) from exc
 
     def dsn(self, database: str | None = None) -> str:
         return (
             f"host={self.host} port={self.port} dbname={database or self.database} "
-            f"user={self.user} password={self.password.get_secret_value()}"
+            f"user={self.user} password={self.secret()} connect_timeout=5"
         )
 
 
@@ -191,11 +228,30 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, file_secret_settings)
+        file_settings = InitSettingsSource(settings_cls, init_kwargs=_FILE_DATA.get())
+        return (init_settings, env_settings, file_settings)
 
-    @cached_property
-    def repo_root(self) -> Path:
-        return Path.cwd()
+    @model_validator(mode="after")
+    def _follow_local_stack(self) -> Settings:
+        # Endpoints that are not set explicitly follow the local stack's
+        # ports, so moving the stack (CDCFLOW_STACK__KAFKA_PORT=...) moves
+        # every client with it; an explicit endpoint always wins.
+        st = self.stack
+        follow: dict[str, tuple[BaseModel, dict[str, Any]]] = {
+            "kafka": (self.kafka, {"bootstrap_servers": f"localhost:{st.kafka_port}"}),
+            "registry": (self.registry, {"url": f"http://localhost:{st.registry_port}/apis/ccompat/v7"}),
+            "connect": (self.connect, {"url": f"http://localhost:{st.connect_port}"}),
+            "source": (self.source, {"port": st.postgres_port}),
+        }
+        for name, (section, derived) in follow.items():
+            update = {k: v for k, v in derived.items() if k not in section.model_fields_set}
+            if name == "source" and self.source.password is None and self.source.password_file is None:
+                # Without an explicit password, the source database is the local
+                # stack's, whose passwords are generated into its state directory.
+                update["password_file"] = st.home / "secrets" / f"{self.source.user}.password"
+            if update:
+                object.__setattr__(self, name, section.model_copy(update=update))
+        return self
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -246,24 +302,36 @@ def _describe(exc: ValidationError, file: Path | None) -> str:
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Load and validate the settings.
 
+    Precedence: ``overrides`` (CLI flags), then ``CDCFLOW_*`` variables, then
+    the settings file, then the defaults.
+
     Raises:
         ConfigError: a setting is unknown or invalid (the message names it, its
             environment variable and the allowed values), or the file is unreadable.
     """
     file = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
     path = Path(file) if file else None
-    data: dict[str, Any] = _read_file(path) if path else {}
-    data = _deep_merge(data, {k: v for k, v in overrides.items() if v is not None})
+    token = _FILE_DATA.set(_read_file(path) if path else {})
     try:
-        if path:
-            # The file is the base; the environment wins over it.
-            file_settings = Settings.model_validate(data) if data else Settings()
-            env_settings = Settings()
-            merged = _deep_merge(
-                file_settings.model_dump(exclude_unset=True),
-                env_settings.model_dump(exclude_unset=True),
-            )
-            return Settings.model_validate(merged)
-        return Settings(**data)
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path), hint="see 'cdcflow settings --help' for every setting") from exc
+        raise ConfigError(_describe(exc, path), hint="see 'cdcflow settings' for every setting") from exc
+    except SettingsError as exc:
+        # Raised before validation when a structured value (a JSON object of
+        # client properties) does not parse; name the variable that holds it.
+        culprits = [k for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and not _is_json_object(v)
+                    and k.endswith("PROPERTIES")]
+        which = ", ".join(culprits) or "a CDCFLOW_* variable"
+        raise ConfigError(
+            f"invalid settings: {which} must be a JSON object, e.g. '{{\"security.protocol\": \"SSL\"}}'",
+            hint="see 'cdcflow settings' for every setting",
+        ) from exc
+    finally:
+        _FILE_DATA.reset(token)
+
+
+def _is_json_object(value: str) -> bool:
+    try:
+        return isinstance(json.loads(value), dict)
+    except json.JSONDecodeError:
+        return False

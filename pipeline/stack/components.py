@@ -307,7 +307,8 @@ class Postgres(Component):
         if not self.proc.running():
             return self.proc.stop()
         run_as(self.user, [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"])
-        return self.proc.stop(timeout=20)
+        self.proc.stop(timeout=20)
+        return True
 
 
 # --------------------------------------------------------------------------- Java processes

@@ -1,0 +1,44 @@
+# cdcflow: the two commands of the quick start, and the steps behind them.
+#   make demo   the whole pipeline on the bundled shop domain
+#   make test   every test tier against the real local stack
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test install unit integration lint stack-up stack-down clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/cdcflow demo
+
+test: install
+	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: install
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/mypy
+
+stack-up: install
+	$(BIN)/cdcflow stack up
+
+stack-down: install
+	$(BIN)/cdcflow stack down
+
+clean: stack-down
+	rm -rf .cdcflow
