@@ -24,7 +24,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EVENT_ID_NAMESPACE", "DomainEvent", "EventMetadata", "SourcePosition", "derive_event_id"]
+__all__ = [
+    "EVENT_ID_NAMESPACE",
+    "DomainEvent",
+    "EventMetadata",
+    "SourcePosition",
+    "derive_event_id",
+]
 
 # Fixed namespace for uuid5 event ids: the same source position always yields the same id.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-5b2a-4c8e-9a77-0c5d2f1e8b41")
@@ -37,10 +43,10 @@ class SourcePosition(BaseModel):
 
     connector: str = Field(description="Debezium topic prefix (logical server name)")
     table: str = Field(description="schema.table of the changed row")
-    lsn: int | None = Field(None, description="WAL position of the change")
-    tx_id: int | None = Field(None, description="source transaction id")
+    lsn: int | None = Field(default=None, description="WAL position of the change")
+    tx_id: int | None = Field(default=None, description="source transaction id")
     commit_ts_ms: int = Field(description="commit time in the source, epoch milliseconds")
-    snapshot: bool = Field(False, description="true for rows read by a snapshot")
+    snapshot: bool = Field(default=False, description="true for rows read by a snapshot")
 
 
 class EventMetadata(BaseModel):
@@ -53,8 +59,10 @@ class EventMetadata(BaseModel):
     aggregate_type: str = Field(description="the aggregate's type, e.g. order")
     aggregate_id: str = Field(description="the aggregate's id; the Kafka record key")
     occurred_at: datetime = Field(description="commit time of the source transaction (UTC)")
-    schema_version: int = Field(1, description="version of this event type's schema")
-    correlation_id: str | None = Field(None, description="source transaction id, shared by its events")
+    schema_version: int = Field(default=1, description="version of this event type's schema")
+    correlation_id: str | None = Field(
+        default=None, description="source transaction id, shared by its events"
+    )
     source: SourcePosition
 
 
@@ -92,7 +100,7 @@ class DomainEvent(BaseModel):
     __namespace__: ClassVar[str] = ""
     __version__: ClassVar[int] = 1
 
-    metadata: EventMetadata | None = Field(None, description="set by the mapping runtime")
+    metadata: EventMetadata | None = Field(default=None, description="set by the mapping runtime")
 
     @classmethod
     def event_type(cls) -> str:

@@ -1,0 +1,143 @@
+"""Conditions on a :class:`~pipeline.cdc.Change`, for the ``when=`` of a rule.
+
+Each helper returns a :class:`Predicate`; predicates combine with ``&``, ``|``
+and ``~`` and print as what they test, which rule listings and errors show.
+
+What "changed" means per operation: on a create or snapshot read every column
+counts as changed (from nothing to its value); on a delete every column counts
+as changed (to nothing); on an update the before and after images are compared,
+and an :data:`~pipeline.cdc.UNCHANGED` (TOASTed, not sent) value is unchanged by
+definition. An update without a before image (a table without ``REPLICA
+IDENTITY FULL``) cannot be compared: the predicate raises
+:class:`BeforeImageMissing` rather than guess, and the change is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipeline.cdc import UNCHANGED, Change
+
+__all__ = [
+    "BeforeImageMissing",
+    "Predicate",
+    "changed",
+    "changed_from",
+    "changed_to",
+    "equals",
+    "where",
+]
+
+
+class BeforeImageMissing(LookupError):
+    """An update's old value is needed but the source did not send it."""
+
+    def __init__(self, change: Change, column: str) -> None:
+        super().__init__(f"{change.table}: update has no old value for {column!r}")
+        table = change.table
+        self.hint = f"run 'ALTER TABLE {table} REPLICA IDENTITY FULL' so updates carry old values"
+
+
+class Predicate:
+    """A named test on a change; callable, combinable with ``&``, ``|`` and ``~``."""
+
+    __slots__ = ("_fn", "description")
+
+    def __init__(self, fn: Callable[[Change], bool], description: str) -> None:
+        self._fn = fn
+        self.description = description
+
+    def __call__(self, change: Change) -> bool:
+        return bool(self._fn(change))
+
+    def __and__(self, other: Callable[[Change], bool]) -> Predicate:
+        right = _as_predicate(other)
+        return Predicate(lambda c: self(c) and right(c), f"({self} & {right})")
+
+    def __or__(self, other: Callable[[Change], bool]) -> Predicate:
+        right = _as_predicate(other)
+        return Predicate(lambda c: self(c) or right(c), f"({self} | {right})")
+
+    def __invert__(self) -> Predicate:
+        return Predicate(lambda c: not self(c), f"~{self}")
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+def _as_predicate(fn: Callable[[Change], bool]) -> Predicate:
+    return fn if isinstance(fn, Predicate) else where(fn)
+
+
+def where(fn: Callable[[Change], bool], description: str | None = None) -> Predicate:
+    """Any function of the change, as a predicate."""
+    return Predicate(fn, description or str(getattr(fn, "__name__", repr(fn))))
+
+
+def _old_value(change: Change, column: str) -> Any:
+    if change.before is None or column not in change.before or change.before[column] is UNCHANGED:
+        raise BeforeImageMissing(change, column)
+    return change.before[column]
+
+
+def _column_changed(change: Change, column: str) -> bool:
+    if change.op in ("c", "r", "d"):
+        return True
+    if change.op != "u":
+        return False
+    new = change.new(column)
+    if new is UNCHANGED:
+        return False
+    return bool(_old_value(change, column) != new)
+
+
+def changed(*columns: str) -> Predicate:
+    """True when any of ``columns`` changed (see the module doc for each operation).
+
+    The returned predicate raises :class:`BeforeImageMissing` for an update that
+    lacks the old value, and ``KeyError`` when the after image lacks the column.
+    """
+    if not columns:
+        raise ValueError("changed() needs at least one column")
+    return Predicate(
+        lambda c: any(_column_changed(c, col) for col in columns),
+        f"changed({', '.join(columns)})",
+    )
+
+
+def changed_to(column: str, value: Any) -> Predicate:
+    """True when ``column`` now holds ``value`` and did not before (creates: holds ``value``).
+
+    The returned predicate raises :class:`BeforeImageMissing` for an update
+    that lacks the old value.
+    """
+
+    def test(change: Change) -> bool:
+        if change.op not in ("c", "r", "u") or change.new(column) != value:
+            return False
+        return change.op != "u" or _old_value(change, column) != value
+
+    return Predicate(test, f"changed_to({column}={value!r})")
+
+
+def changed_from(column: str, value: Any) -> Predicate:
+    """True when ``column`` held ``value`` before and no longer does (deletes: held ``value``).
+
+    The returned predicate raises :class:`BeforeImageMissing` when the old value is absent.
+    """
+
+    def test(change: Change) -> bool:
+        if change.op not in ("u", "d") or _old_value(change, column) != value:
+            return False
+        if change.op == "d":
+            return True
+        new = change.new(column)
+        return new is not UNCHANGED and new != value
+
+    return Predicate(test, f"changed_from({column}={value!r})")
+
+
+def equals(column: str, value: Any) -> Predicate:
+    """True when the row (after image, or before image of a delete) has ``column == value``."""
+    return Predicate(lambda c: c.row.get(column) == value, f"{column}=={value!r}")

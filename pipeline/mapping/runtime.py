@@ -1,0 +1,180 @@
+"""Applying a domain's rules to one change, and stamping the events' metadata.
+
+:func:`map_change` decides, in this order:
+
+1. the table is ignored -> ``Skip(IGNORED_TABLE)``
+2. the table is unknown -> :class:`UnknownTable` (a :class:`~pipeline.errors.MappingError`;
+   the daemon dead-letters it: a table nobody mapped is a deployment mistake
+   to see, not a change to drop)
+3. every rule whose table, ops and predicate match is applied, in
+   registration order; none matched -> ``Skip(TRUNCATE)`` for a truncate,
+   else ``Skip(NO_MATCHING_RULE)``; all returned nothing -> ``Skip(NO_EVENTS)``
+4. each event is stamped with :class:`~pipeline.events.EventMetadata`: its id
+   derived from the source position, row key, event type and its index among
+   the events of that type from this change; ``occurred_at`` the commit time;
+   ``correlation_id`` the source transaction id.
+
+Whatever a rule or predicate raises, or returns that is not a domain event,
+becomes a :class:`~pipeline.errors.MappingError` carrying the record.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from pipeline.cdc import Change, Interval, Skip, SkipReason
+from pipeline.errors import MappingError
+from pipeline.events import DomainEvent, EventMetadata, derive_event_id
+from pipeline.mapping.registry import Rule, RuleResult, Rules
+
+__all__ = ["Mapped", "UnknownTable", "map_change", "row_key", "stamp"]
+
+
+class UnknownTable(MappingError):
+    """A change arrived for a table the domain does not declare."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """The stamped domain events one change produced (at least one)."""
+
+    change: Change
+    events: tuple[DomainEvent, ...]
+
+
+def _error(change: Change, message: str, hint: str | None = None) -> MappingError:
+    fields = change.record.error_fields() if change.record else {}
+    return MappingError(message, hint=hint, **fields)
+
+
+def map_change(rules: Rules, change: Change) -> Mapped | Skip:
+    """Apply every matching rule of ``rules`` to ``change``.
+
+    Raises:
+        UnknownTable: no rule, ``known`` or ``ignore`` declaration covers the table.
+        MappingError: a predicate or rule raised, or a rule returned something
+            that is not a domain event, or an event lacks its aggregate id.
+    """
+    if rules.is_ignored(change.table):
+        return Skip(SkipReason.IGNORED_TABLE, change.table, change.record)
+    if not rules.is_known(change.table):
+        fields = change.record.error_fields() if change.record else {}
+        raise UnknownTable(
+            f"no rule knows table {change.table}",
+            hint=f"add rules for {change.table} to the domain, or declare it with "
+            f"rules.known(...) or rules.ignore(...)",
+            **fields,
+        )
+    produced: list[DomainEvent] = []
+    matched: list[str] = []
+    for rule in rules.for_table(change.table):
+        if _matches(rule, change):
+            matched.append(rule.name)
+            produced.extend(_run(rule, change))
+    if not matched:
+        reason = SkipReason.TRUNCATE if change.op == "t" else SkipReason.NO_MATCHING_RULE
+        return Skip(reason, f"{change.table} op {change.op}", change.record)
+    if not produced:
+        return Skip(SkipReason.NO_EVENTS, f"{change.table}: {', '.join(matched)}", change.record)
+    return Mapped(change, stamp(change, produced))
+
+
+def _matches(rule: Rule, change: Change) -> bool:
+    try:
+        return rule.matches(change)
+    except Exception as exc:
+        raise _error(
+            change,
+            f"predicate of rule {rule} failed: {type(exc).__name__}: {exc}",
+            getattr(exc, "hint", None),
+        ) from exc
+
+
+def _run(rule: Rule, change: Change) -> list[DomainEvent]:
+    try:
+        result: RuleResult = rule.fn(change)
+        events = _as_list(result)
+    except Exception as exc:
+        raise _error(
+            change,
+            f"rule {rule} ({rule.origin}) raised {type(exc).__name__}: {exc}",
+            getattr(exc, "hint", None),
+        ) from exc
+    for event in events:
+        if not isinstance(event, DomainEvent):
+            raise _error(
+                change,
+                f"rule {rule} ({rule.origin}) returned {type(event).__name__}, not a DomainEvent",
+            )
+    return events
+
+
+def _as_list(result: RuleResult) -> list[Any]:
+    if result is None:
+        return []
+    if isinstance(result, DomainEvent):
+        return [result]
+    if isinstance(result, Iterable) and not isinstance(result, str | bytes | dict):
+        return list(result)
+    return [result]  # reported as "not a DomainEvent" by the caller
+
+
+def stamp(change: Change, events: Iterable[DomainEvent]) -> tuple[DomainEvent, ...]:
+    """Each event with its :class:`EventMetadata`; ids are deterministic for the change.
+
+    Raises:
+        MappingError: an event type declares no aggregate, or an event's aggregate id is empty.
+    """
+    key = row_key(change)
+    seen: Counter[str] = Counter()
+    correlation = str(change.source.tx_id) if change.source.tx_id is not None else None
+    out = []
+    for event in events:
+        cls = type(event)
+        event_type = cls.event_type()
+        try:
+            aggregate_type, aggregate_id = cls.aggregate_type(), event.aggregate_id()
+        except TypeError as exc:
+            raise _error(
+                change, f"{event_type}: {exc}", "declare __aggregate__ and __aggregate_id__"
+            ) from exc
+        if not aggregate_id:
+            raise _error(change, f"{event_type}: empty aggregate id ({cls.__aggregate_id__})")
+        metadata = EventMetadata(
+            event_id=derive_event_id(change.source, key, event_type, seen[event_type]),
+            event_type=event_type,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            occurred_at=change.committed_at,
+            schema_version=cls.__version__,
+            correlation_id=correlation,
+            source=change.source,
+        )
+        seen[event_type] += 1
+        out.append(event.stamped(metadata))
+    return tuple(out)
+
+
+def row_key(change: Change) -> str:
+    """The row's identity as canonical JSON: its key, else (no primary key) its whole row."""
+    return json.dumps(
+        dict(change.key) or dict(change.row), sort_keys=True, separators=(",", ":"), default=_plain
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID | Decimal | Interval):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return repr(value)  # UNCHANGED and anything else: stable text, never a crash
