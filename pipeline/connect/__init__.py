@@ -1,0 +1,50 @@
+"""Connectors as code: the Kafka Connect REST client, plan / apply / prune, preflight.
+
+``files`` reads the declared connectors (and overlays), ``plan`` diffs them
+against the deployed ones, ``validate`` and ``preflight`` check before
+anything changes, ``apply`` runs the protocol, ``status`` and ``lifecycle``
+observe and wait. ``client`` is the only module that speaks HTTP, ``pg`` the
+only one that speaks to the source database.
+"""
+
+from pipeline.connect.apply import ApplyResult, apply, deployed_configs, plan
+from pipeline.connect.client import CallableTransport, ConnectClient
+from pipeline.connect.files import ConnectorSpec, load_connectors, parse_connector_file
+from pipeline.connect.lifecycle import ConnectorFailed, ConnectorNotReady, wait_for_state
+from pipeline.connect.plan import Action, ConnectorChange, FieldChange, Plan, compute_plan
+from pipeline.connect.preflight import Check, Level, PreflightReport, run_preflight
+from pipeline.connect.secrets import MASK, Redactor
+from pipeline.connect.status import ConnectorStatus, TaskStatus, collect_status
+from pipeline.connect.validate import ValidationResult, validate_connector, validate_connectors
+
+__all__ = [
+    "MASK",
+    "Action",
+    "ApplyResult",
+    "CallableTransport",
+    "Check",
+    "ConnectClient",
+    "ConnectorChange",
+    "ConnectorFailed",
+    "ConnectorNotReady",
+    "ConnectorSpec",
+    "ConnectorStatus",
+    "FieldChange",
+    "Level",
+    "Plan",
+    "PreflightReport",
+    "Redactor",
+    "TaskStatus",
+    "ValidationResult",
+    "apply",
+    "collect_status",
+    "compute_plan",
+    "deployed_configs",
+    "load_connectors",
+    "parse_connector_file",
+    "plan",
+    "run_preflight",
+    "validate_connector",
+    "validate_connectors",
+    "wait_for_state",
+]
