@@ -171,6 +171,7 @@ class StackSettings(_Section):
     controller_port: int = Field(9093, ge=1, le=65535)
     connect_port: int = Field(8083, ge=1, le=65535)
     registry_port: int = Field(8080, ge=1, le=65535)
+    registry_management_port: int = Field(8081, ge=1, le=65535, description="registry health and metrics")
     java_home: Path | None = Field(None, description="JDK for Kafka and Connect (default: the system java)")
     registry_java_home: Path | None = Field(
         None, description="JDK 21+ for the registry (default: the newest JDK under /usr/lib/jvm)"

@@ -494,6 +494,11 @@ class Registry(_Jvm):
     def java(self) -> Path:
         return find_java(self.versions.registry_java_min, self.stack.registry_java_home, newest=True)
 
+    def prepare(self, artifacts: Artifacts, progress: Progress) -> None:
+        port = self.stack.registry_management_port
+        if port_in_use(port):
+            raise PortInUseError("registry management interface", port, "CDCFLOW_STACK__REGISTRY_MANAGEMENT_PORT")
+
     def _launch(self, artifacts: Artifacts, progress: Progress) -> None:
         pg = self.stack.postgres_port
         env = dict(os.environ)
@@ -514,6 +519,8 @@ class Registry(_Jvm):
             "-Djava.awt.headless=true",
             f"-Dquarkus.http.port={self.port}",
             "-Dquarkus.http.host=localhost",
+            f"-Dquarkus.management.port={self.stack.registry_management_port}",
+            "-Dquarkus.management.host=localhost",
             "-Dquarkus.log.console.json=false",
             "-Dapicurio.datasource.jdbc.initial-size=2",
             "-Dapicurio.datasource.jdbc.min-size=2",
