@@ -44,6 +44,11 @@ class SourcePosition(BaseModel):
     connector: str = Field(description="Debezium topic prefix (logical server name)")
     table: str = Field(description="schema.table of the changed row")
     lsn: int | None = Field(default=None, description="WAL position of the change")
+    commit_lsn: int | None = Field(
+        default=None,
+        description="WAL position of the last commit before this change (Debezium's "
+        "source.sequence[0]); (commit_lsn, lsn) grows in stream order",
+    )
     tx_id: int | None = Field(default=None, description="source transaction id")
     commit_ts_ms: int = Field(description="commit time in the source, epoch milliseconds")
     snapshot: bool = Field(default=False, description="true for rows read by a snapshot")
