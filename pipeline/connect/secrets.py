@@ -24,6 +24,7 @@ __all__ = [
     "is_sensitive",
     "mask_value",
     "placeholders",
+    "plain_secrets",
     "resolve_locally",
 ]
 
@@ -65,6 +66,11 @@ def mask_value(key: str, value: str | None) -> str | None:
     if value is None:
         return None
     return MASK if is_sensitive(key, value) else value
+
+
+def plain_secrets(config: Mapping[str, str]) -> list[str]:
+    """The secret-looking keys whose value is written out instead of a placeholder."""
+    return sorted(k for k, v in config.items() if is_secret_key(k) and v and not has_placeholder(v))
 
 
 def _read_properties(path: Path) -> dict[str, str]:

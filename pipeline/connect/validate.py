@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.connect.client import ConnectClient
 from pipeline.connect.files import ConnectorSpec
 from pipeline.connect.secrets import Redactor
-from pipeline.errors import ConnectError, ConnectUnreachable, ValidationFailed
+from pipeline.errors import ValidationFailed
 
 __all__ = [
     "ValidationResult",
@@ -58,50 +58,63 @@ def field_errors(config_infos: Mapping[str, Any]) -> dict[str, list[str]]:
     return errors
 
 
+def _installed(connector_class: str, plugins: Iterable[Mapping[str, Any]]) -> bool:
+    # Connect accepts the full class name, the simple name, or the simple name
+    # without its "Connector" suffix (PostgresConnector, Postgres).
+    for plugin in plugins:
+        full = str(plugin.get("class", ""))
+        simple = full.rsplit(".", 1)[-1]
+        aliases = {full, simple, simple.removesuffix("Connector")}
+        if connector_class in aliases:
+            return True
+    return False
+
+
 def validate_connector(
-    client: ConnectClient, spec: ConnectorSpec, redactor: Redactor | None = None
+    client: ConnectClient,
+    spec: ConnectorSpec,
+    redactor: Redactor | None = None,
+    plugins: list[dict[str, Any]] | None = None,
 ) -> ValidationResult:
     """Validate one declared connector on the worker.
 
-    A connector class the worker does not know is reported as an error of the
-    ``connector.class`` field, like any other invalid value.
+    A connector class the worker does not have is an error of the
+    ``connector.class`` field, like any other invalid value (Connect itself
+    answers it with a 500 that retrying does not help). ``plugins`` is the
+    answer of ``GET /connector-plugins``, fetched when not given.
 
     Raises:
         ConnectUnreachable: the worker did not answer.
-        ConnectError: the worker failed the request for another reason.
+        ConnectError: the worker failed the request.
     """
     scrub = (redactor or Redactor()).scrub
-    body = {**spec.config, "name": spec.name}
-    try:
-        infos = client.validate(spec.connector_class, body)
-    except ConnectUnreachable:
-        raise
-    except ConnectError as exc:
-        # Connect answers an unknown plugin class with 4xx instead of a field error.
-        if exc.status is not None and 400 <= exc.status < 500:
-            raw = exc.body.get("message") if isinstance(exc.body, dict) else exc.body
-            message = scrub(str(raw or exc.message))
-            errors = {"connector.class": [_plugin_message(spec.connector_class, message)]}
-            return ValidationResult(
-                spec.name, errors, {"connector.class": spec.where("connector.class")}
-            )
-        raise
+    installed = client.connector_plugins() if plugins is None else plugins
+    if not _installed(spec.connector_class, installed):
+        classes = ", ".join(
+            sorted(str(p.get("class")) for p in installed if p.get("type") in ("source", "sink"))
+        )
+        errors = {
+            "connector.class": [
+                f"{spec.connector_class!r} is not installed on the Connect worker "
+                f"(installed: {classes or 'none'})"
+            ]
+        }
+        return ValidationResult(
+            spec.name, errors, {"connector.class": spec.where("connector.class")}
+        )
+    infos = client.validate(spec.connector_class, {**spec.config, "name": spec.name})
     errors = {name: [scrub(m) for m in msgs] for name, msgs in field_errors(infos).items()}
     where = {name: spec.where(name) for name in errors if name in spec.origin}
     return ValidationResult(spec.name, errors, where)
-
-
-def _plugin_message(connector_class: str, message: str) -> str:
-    if connector_class in message or "plugin" in message.lower() or "class" in message.lower():
-        return f"{message} (installed classes: cdcflow connectors plugins)"
-    return message
 
 
 def validate_connectors(
     client: ConnectClient, specs: Iterable[ConnectorSpec], redactor: Redactor | None = None
 ) -> list[ValidationResult]:
     """Validate each connector; see :func:`validate_connector` for what it raises."""
-    return [validate_connector(client, spec, redactor) for spec in specs]
+    specs = list(specs)
+    plugins = client.connector_plugins() if specs else []
+    return [validate_connector(client, spec, redactor, plugins) for spec in specs]
 
 
 def raise_for_errors(results: Iterable[ValidationResult]) -> None:
