@@ -71,9 +71,7 @@ class EventMetadata(BaseModel):
     source: SourcePosition
 
 
-def derive_event_id(
-    source: SourcePosition, key: str, event_type: str, index: int = 0
-) -> uuid.UUID:
+def derive_event_id(source: SourcePosition, key: str, event_type: str, index: int = 0) -> uuid.UUID:
     """The id of the ``index``-th event of ``event_type`` made from one source change.
 
     Built from the source position (connector, LSN, transaction, table), the

@@ -23,11 +23,11 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from pipeline.cdc import Change, Interval, Skip, SkipReason
@@ -36,6 +36,8 @@ from pipeline.events import DomainEvent, EventMetadata, derive_event_id
 from pipeline.mapping.registry import Rule, RuleResult, Rules
 
 __all__ = ["Mapped", "UnknownTable", "map_change", "row_key", "stamp"]
+
+_T = TypeVar("_T")
 
 
 class UnknownTable(MappingError):
@@ -87,27 +89,22 @@ def map_change(rules: Rules, change: Change) -> Mapped | Skip:
     return Mapped(change, stamp(change, produced))
 
 
-def _matches(rule: Rule, change: Change) -> bool:
+def _guarded(rule: Rule, change: Change, part: str, call: Callable[[], _T]) -> _T:
+    """Run user code (a predicate, a rule body); whatever it raises becomes a MappingError."""
     try:
-        return rule.matches(change)
+        return call()
     except Exception as exc:
-        raise _error(
-            change,
-            f"predicate of rule {rule} failed: {type(exc).__name__}: {exc}",
-            getattr(exc, "hint", None),
-        ) from exc
+        message = f"{part} of rule {rule} ({rule.origin}) raised {type(exc).__name__}: {exc}"
+        raise _error(change, message, getattr(exc, "hint", None)) from exc
+
+
+def _matches(rule: Rule, change: Change) -> bool:
+    return _guarded(rule, change, "predicate", lambda: rule.matches(change))
 
 
 def _run(rule: Rule, change: Change) -> list[DomainEvent]:
-    try:
-        result: RuleResult = rule.fn(change)
-        events = _as_list(result)
-    except Exception as exc:
-        raise _error(
-            change,
-            f"rule {rule} ({rule.origin}) raised {type(exc).__name__}: {exc}",
-            getattr(exc, "hint", None),
-        ) from exc
+    # Listing the result is inside the guard: a generator rule runs while it is listed.
+    events = _guarded(rule, change, "body", lambda: _as_list(rule.fn(change)))
     for event in events:
         if not isinstance(event, DomainEvent):
             raise _error(
