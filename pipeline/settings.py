@@ -192,7 +192,7 @@ class TransformerSettings(_Section):
     batch_timeout_ms: int = Field(100, ge=1)
     transactional_id: str = Field("cdcflow-transformer", description="prefix of the transactional.id")
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the HTTP endpoint")
-    dedup_topic: str = "cdcflow.dedup"
+    schemas_dir: Path = Field(Path("schemas"), description="where the committed .avsc contracts live")
 
 
 class ProjectionSettings(_Section):

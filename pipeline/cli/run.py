@@ -1,0 +1,92 @@
+"""``cdcflow run``: the transformer daemon."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+
+from pipeline.cli._context import CliContext, pass_cli
+from pipeline.transformer import BatchResult, Metrics, TransformerFenced, build_transformer
+
+log = logging.getLogger("cdcflow.transformer")
+
+
+@click.command(name="run")
+@click.option("--domain", default=None, help="Module that declares the mapping rules (default: transformer.domain).")
+@click.option(
+    "--instance",
+    default="0",
+    show_default=True,
+    help="This process's stable name in the group; the transactional id is <transactional_id>-<instance>. "
+    "Give each concurrent process its own, and a restarted process its old one.",
+)
+@click.option("--metrics-port", type=int, default=None, help="HTTP port for /metrics, /healthz, /readyz (0: off).")
+@click.option("--stop-when-idle", type=float, default=None, metavar="SECONDS",
+              help="Exit after this many seconds without records (for draining a backlog).")
+@pass_cli
+def command(ctx: CliContext, domain: str | None, instance: str, metrics_port: int | None,
+            stop_when_idle: float | None) -> None:
+    """Run the transformer: CDC records in, Avro domain events out.
+
+    \b
+    Consumes the CDC topics (transformer.topics, a regex) as a member of the
+    consumer group transformer.group_id, maps each change with the domain's
+    rules, and produces the events keyed by aggregate id to
+    <domain>.<aggregate>.events inside one Kafka transaction per batch,
+    together with the consumed offsets. Records that cannot be decoded,
+    mapped or serialized go to the dead-letter topic with headers saying why.
+    SIGTERM or Ctrl-C finishes the batch in flight, commits it and exits 0.
+    Exit 1 on an error, 3 when fenced by a newer instance with the same id.
+    """
+    settings = ctx.settings
+    if ctx.log_level > logging.INFO:
+        logging.getLogger("cdcflow").setLevel(logging.INFO)
+    metrics = Metrics()
+    transformer = build_transformer(settings, domain=domain, instance=instance, metrics=metrics)
+    port = settings.transformer.metrics_port if metrics_port is None else metrics_port
+    if port:
+        bound = metrics.serve(port)
+        log.info("metrics on http://0.0.0.0:%d/metrics", bound)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s received: finishing the batch in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    last_records = time.monotonic()
+    last_report = time.monotonic()
+
+    def on_batch(res: BatchResult) -> None:
+        nonlocal last_records, last_report
+        last_records = time.monotonic()
+        if time.monotonic() - last_report >= 10:
+            last_report = time.monotonic()
+            t = metrics.totals()
+            log.info("consumed %d, produced %d events, skipped %d, dead-lettered %d",
+                     sum(t["consumed"].values()), sum(t["produced"].values()),
+                     sum(t["skipped"].values()), sum(t["dead_lettered"].values()))
+
+    if stop_when_idle is not None:
+        def idle_watch() -> None:
+            while not stop.wait(0.5):
+                if time.monotonic() - last_records > stop_when_idle:
+                    log.info("idle for %.0fs: stopping", stop_when_idle)
+                    stop.set()
+        threading.Thread(target=idle_watch, daemon=True).start()
+    try:
+        transformer.run(stop, on_batch=on_batch)
+    except TransformerFenced as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+    finally:
+        metrics.close()
+        click.echo(json.dumps({"transformer": transformer.transactional_id, **metrics.totals()}), err=True)

@@ -1,0 +1,449 @@
+"""The transformer daemon: CDC records in, domain events out, one Kafka transaction per batch.
+
+The commit protocol — each step is a method below, named after it:
+
+1. **consume** a batch: block (at most ``poll_timeout_s``) for the first
+   record, then take only what is already fetched, up to ``batch_size``. A
+   quiet pipeline commits small batches at once; a busy one, large batches.
+2. **process** it without producing anything: decode, drop source repeats
+   (:mod:`.dedup`), map, serialize. Each source record becomes its events, a
+   counted skip, or one dead-letter record — all of its events or none. If
+   the registry does not answer, rewind to the batch's first offsets, wait
+   and go back to 1: nothing is dead-lettered because of an outage.
+3. **begin** a Kafka transaction.
+4. **produce** every output record of the batch (events and dead letters).
+5. **send the offsets** after the batch's last records to the transaction,
+   each carrying its partition's de-duplication mark as offset metadata,
+   with the consumer's group metadata (so a zombie whose generation is gone
+   cannot commit).
+6. **commit** the transaction. Only now do the batch's counters and
+   de-duplication marks count as done. On an abortable error in 3-6: abort,
+   rewind, forget the batch's marks, retry the batch. On a fatal error (this
+   transactional id was fenced by a newer instance): stop, and leave the
+   batch to whoever owns the partitions now.
+
+A crash at any point leaves the batch either entirely committed (events,
+dead letters and offsets) or entirely invisible to ``read_committed``
+consumers, and the next owner starts from the last committed offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipeline.cdc import Change, DecoderOptions, Skip, decode_record
+from pipeline.contracts.naming import event_topic
+from pipeline.errors import CdcflowError, RecordError
+from pipeline.events import DomainEvent
+from pipeline.mapping import Rules, map_change
+from pipeline.serde import EventSerializer, RegistryUnavailable
+from pipeline.settings import Settings
+from pipeline.transformer.dedup import TP, SourceDedup
+from pipeline.transformer.dlq import OutRecord, dead_letter
+from pipeline.transformer.metrics import Metrics
+
+__all__ = ["BatchResult", "Transformer", "TransformerFenced"]
+
+log = logging.getLogger("cdcflow.transformer")
+
+DUPLICATE = "duplicate"
+
+
+class TransformerFenced(CdcflowError):
+    """Another instance with this transactional id, or a newer group generation, took over."""
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced; counted only once its transaction commits."""
+
+    out: list[OutRecord] = field(default_factory=list)
+    consumed: Counter[str] = field(default_factory=Counter)
+    mapped: Counter[str] = field(default_factory=Counter)
+    produced: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    first: dict[TP, int] = field(default_factory=dict)
+    next_offsets: dict[TP, int] = field(default_factory=dict)
+    commit_ts_ms: list[int] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(self.consumed.values())
+
+
+class Transformer:
+    """One member of the transformer consumer group."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules: Rules,
+        event_types: Iterable[type[DomainEvent]],
+        serializer: EventSerializer,
+        *,
+        instance: str = "0",
+        metrics: Metrics | None = None,
+        decoder: DecoderOptions | None = None,
+        poll_timeout_s: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.transformer
+        self.rules = rules
+        self.event_types = list(event_types)
+        self.topics = {et: event_topic(et) for et in self.event_types}
+        self.serializer = serializer
+        self.metrics = metrics or Metrics()
+        self.decoder = decoder or DecoderOptions()
+        self.poll_timeout_s = poll_timeout_s
+        self.transactional_id = f"{self.cfg.transactional_id}-{instance}"
+        self.dedup = SourceDedup()
+        self._assigned: set[TP] = set()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._last_lag_check = 0.0
+
+    # ------------------------------------------------------------------ set-up
+
+    def ensure_topics(self) -> None:
+        """Create the event topics and the dead-letter topic when missing."""
+        admin = AdminClient(self.settings.kafka.client_config())
+        kafka = self.settings.kafka
+        config = {"min.insync.replicas": str(kafka.min_insync_replicas)}
+        wanted = sorted(set(self.topics.values()) | {self.cfg.dead_letter_topic})
+        existing = set(admin.list_topics(timeout=30).topics)
+        new = [
+            NewTopic(t, num_partitions=self.cfg.event_topic_partitions, replication_factor=kafka.replication_factor, config=config)
+            for t in wanted
+            if t not in existing
+        ]
+        if not new:
+            return
+        for topic, future in admin.create_topics(new, operation_timeout=30).items():
+            try:
+                future.result(60)
+                log.info("created topic %s (%d partitions)", topic, self.cfg.event_topic_partitions)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise CdcflowError(f"cannot create topic {topic}: {exc}") from exc
+
+    def _consumer_config(self) -> dict[str, Any]:
+        conf = self.settings.kafka.client_config("consumer")
+        conf.update(
+            {
+                "group.id": self.cfg.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                # Low latency when quiet: the broker answers a fetch within 10 ms.
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        return conf
+
+    def _producer_config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            # The Java clients' partitioner: the same key lands on the same
+            # partition whichever client produces it.
+            "partitioner": "murmur2_random",
+            "transaction.timeout.ms": 60000,
+        }
+        conf.update(self.settings.kafka.client_config("producer"))
+        conf["transactional.id"] = self.transactional_id
+        conf["enable.idempotence"] = True
+        return conf
+
+    def open(self) -> None:
+        """Connect, fence older instances of this transactional id, subscribe."""
+        self.ensure_topics()
+        self.serializer.prepare((et, self.topics[et]) for et in self.event_types)
+        self._producer = Producer(self._producer_config())
+        try:
+            # Aborts whatever a previous instance with this id left open.
+            self._producer.init_transactions(60)
+        except KafkaException as exc:
+            raise CdcflowError(f"cannot initialise Kafka transactions: {exc}",
+                               hint="check the broker's transaction.state.log.* settings") from exc
+        self._consumer = Consumer(self._consumer_config())
+        self._consumer.subscribe([self.cfg.topics], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_revoke)
+        log.info("transformer %s subscribed to %s", self.transactional_id, self.cfg.topics)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Rebuild each partition's de-duplication mark from its committed offset's metadata.
+        committed = consumer.committed(partitions, timeout=30)
+        for tp in committed:
+            self.dedup.restore((tp.topic, tp.partition), getattr(tp, "metadata", None))
+            self._assigned.add((tp.topic, tp.partition))
+        self.metrics.assigned.set(len(self._assigned))
+        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in committed) or "nothing")
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.dedup.forget((tp.topic, tp.partition))
+            self._assigned.discard((tp.topic, tp.partition))
+        self.metrics.assigned.set(len(self._assigned))
+        log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, stop: threading.Event, on_batch: Callable[[BatchResult], None] | None = None) -> None:
+        """Run until ``stop`` is set; the batch in flight is committed or aborted, never half-written.
+
+        Raises:
+            TransformerFenced: a newer instance took over this transactional id.
+            SchemaContractError: an event type has no contract or is not registered.
+        """
+        if self._consumer is None:
+            self.open()
+        try:
+            while not stop.is_set():
+                self.metrics.last_loop = time.monotonic()
+                msgs = self.consume()
+                if msgs:
+                    result = self.process_with_retry(msgs, stop)
+                    if result is not None and self.commit(result):
+                        if on_batch:
+                            on_batch(result)
+                self._update_lag()
+        finally:
+            self.close()
+
+    def consume(self) -> list[Message]:
+        """Step 1."""
+        assert self._consumer is not None
+        first = self._consumer.consume(1, self.poll_timeout_s)
+        if not first:
+            return []
+        rest = self._consumer.consume(self.cfg.batch_size - 1, 0) if self.cfg.batch_size > 1 else []
+        msgs = []
+        for msg in [*first, *rest]:
+            err = msg.error()
+            if err is None:
+                msgs.append(msg)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                if err.fatal():
+                    raise CdcflowError(f"fatal consumer error: {err}")
+                log.warning("consumer error: %s", err)
+        return msgs
+
+    def process_with_retry(self, msgs: list[Message], stop: threading.Event) -> BatchResult | None:
+        """Step 2, waiting out registry outages. None when stopped while waiting."""
+        delay = 1.0
+        while True:
+            try:
+                return self.process(msgs)
+            except RegistryUnavailable as exc:
+                self.dedup.rollback()
+                log.warning("%s; retrying the batch of %d records in %.0fs", exc, len(msgs), delay)
+                if stop.wait(delay):
+                    self._rewind(self._first_offsets(msgs))
+                    return None
+                delay = min(delay * 2, 15.0)
+
+    @staticmethod
+    def _first_offsets(msgs: list[Message]) -> dict[TP, int]:
+        first: dict[TP, int] = {}
+        for msg in msgs:
+            first.setdefault((msg.topic(), msg.partition()), msg.offset())
+        return first
+
+    def process(self, msgs: list[Message]) -> BatchResult:
+        """Step 2: every record to its events, a skip, or a dead letter (nothing produced yet)."""
+        res = BatchResult()
+        for msg in msgs:
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            tp = (topic, partition)
+            res.first.setdefault(tp, offset)
+            res.next_offsets[tp] = offset + 1
+            res.consumed[topic] += 1
+            try:
+                self._one(msg, tp, res)
+            except RecordError as err:
+                ts_type, ts = msg.timestamp()
+                res.out.append(
+                    dead_letter(
+                        self.cfg.dead_letter_topic,
+                        err,
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        timestamp_ms=ts if ts_type else None,
+                        key=msg.key(),
+                        value=msg.value(),
+                        transformer=self.transactional_id,
+                    )
+                )
+                res.dead_lettered[err.stage] += 1
+                log.warning("dead-lettered %s[%d]@%d (%s): %s", topic, partition, offset, err.stage, err.reason)
+        return res
+
+    def _one(self, msg: Message, tp: TP, res: BatchResult) -> None:
+        decoded = decode_record(
+            msg.value(), topic=tp[0], key=msg.key(), partition=tp[1], offset=msg.offset(), options=self.decoder
+        )
+        if isinstance(decoded, Skip):
+            res.skipped[str(decoded.reason)] += 1
+            return
+        if self.dedup.is_repeat(tp, decoded):
+            res.skipped[DUPLICATE] += 1
+            log.debug("dropped repeat %s[%d]@%d lsn=%s", tp[0], tp[1], msg.offset(), decoded.source.lsn)
+            return
+        mapped = map_change(self.rules, decoded)
+        if isinstance(mapped, Skip):
+            res.skipped[str(mapped.reason)] += 1
+            return
+        out = [self._event_record(event, decoded) for event in mapped.events]
+        res.out.extend(out)
+        res.mapped[tp[0]] += 1
+        for event in mapped.events:
+            res.produced[type(event).event_type()] += 1
+        res.commit_ts_ms.append(decoded.source.commit_ts_ms)
+
+    def _event_record(self, event: DomainEvent, change: Change) -> OutRecord:
+        topic = self.topics.get(type(event)) or event_topic(type(event))
+        meta = event.metadata
+        assert meta is not None
+        try:
+            value = self.serializer.serialize(event, topic)
+        except RecordError as err:
+            ref = change.record
+            if ref is not None:
+                err.topic, err.partition, err.offset = ref.topic, ref.partition, ref.offset
+            raise
+        headers = [
+            ("cdcflow.event_type", meta.event_type.encode()),
+            ("cdcflow.event_id", str(meta.event_id).encode()),
+            ("cdcflow.schema_version", str(meta.schema_version).encode()),
+            ("cdcflow.source.table", change.table.encode()),
+            ("cdcflow.source.lsn", str(change.source.lsn).encode()),
+        ]
+        return OutRecord(topic, meta.aggregate_id.encode(), value, headers)
+
+    def commit(self, res: BatchResult) -> bool:
+        """Steps 3-6. True when the batch is committed; False when it was aborted and rewound."""
+        assert self._producer is not None and self._consumer is not None
+        started = time.monotonic()
+        producer = self._producer
+        try:
+            producer.begin_transaction()  # 3
+            for rec in res.out:  # 4
+                self._produce(rec)
+            offsets = [
+                TopicPartition(t, p, off, metadata=self.dedup.metadata((t, p)))  # type: ignore[call-arg]
+                for (t, p), off in res.next_offsets.items()
+            ]
+            producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)  # 5
+            self._commit_transaction()  # 6
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH):
+                self.metrics.transactions.labels("fenced").inc()
+                raise TransformerFenced(f"transformer {self.transactional_id} was fenced: {err}") from exc
+            log.warning("transaction aborted (%s); retrying the batch of %d records", err, res.records)
+            self._abort(res)
+            return False
+        self.dedup.commit()
+        self._count(res, time.monotonic() - started)
+        return True
+
+    def _produce(self, rec: OutRecord) -> None:
+        assert self._producer is not None
+        while True:
+            try:
+                self._producer.produce(rec.topic, rec.value, rec.key, headers=rec.headers)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # the local queue is full: let deliveries drain
+
+    def _commit_transaction(self) -> None:
+        assert self._producer is not None
+        for attempt in range(5):
+            try:
+                self._producer.commit_transaction(60)
+                return
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or attempt == 4:
+                    raise
+                log.warning("commit_transaction: %s; retrying", exc.args[0])
+
+    def _abort(self, res: BatchResult) -> None:
+        assert self._producer is not None
+        self.metrics.transactions.labels("aborted").inc()
+        self.metrics.last_commit_ok = False
+        try:
+            self._producer.abort_transaction(60)
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                raise TransformerFenced(f"abort failed fatally: {exc}") from exc
+            log.warning("abort_transaction: %s", exc)
+        self.dedup.rollback()
+        self._rewind(res.first)
+
+    def _rewind(self, first: dict[TP, int]) -> None:
+        assert self._consumer is not None
+        for (topic, partition), offset in first.items():
+            if (topic, partition) not in self._assigned:
+                continue
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                log.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
+
+    def _count(self, res: BatchResult, seconds: float) -> None:
+        m = self.metrics
+        m.transactions.labels("committed").inc()
+        m.last_commit_ok = True
+        m.batch_seconds.observe(seconds)
+        m.batch_records.observe(res.records)
+        for topic, n in res.consumed.items():
+            m.consumed.labels(topic).inc(n)
+        for topic, n in res.mapped.items():
+            m.mapped.labels(topic).inc(n)
+        for etype, n in res.produced.items():
+            m.produced.labels(etype).inc(n)
+        for reason, n in res.skipped.items():
+            m.skipped.labels(reason).inc(n)
+        for stage, n in res.dead_lettered.items():
+            m.dead_lettered.labels(stage).inc(n)
+        now_ms = time.time() * 1000
+        for ts in res.commit_ts_ms:
+            m.lag_seconds.observe(max(0.0, (now_ms - ts) / 1000))
+
+    def _update_lag(self) -> None:
+        now = time.monotonic()
+        if self._consumer is None or now - self._last_lag_check < 5:
+            return
+        self._last_lag_check = now
+        try:
+            positions = self._consumer.position([TopicPartition(t, p) for t, p in self._assigned])
+            for tp in positions:
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+        except KafkaException:
+            pass
+
+    def close(self) -> None:
+        """Leave the group and release the clients (idempotent)."""
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the consumer: %s", exc)
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None
