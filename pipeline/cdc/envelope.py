@@ -180,6 +180,7 @@ def _source(raw: Any, ref: RecordRef) -> SourcePosition:
             connector=raw["name"],
             table=f"{raw['schema']}.{raw['table']}",
             lsn=raw.get("lsn"),
+            commit_lsn=_commit_lsn(raw.get("sequence"), ref),
             tx_id=raw.get("txId"),
             commit_ts_ms=raw["ts_ms"],
             snapshot=is_snapshot,
@@ -188,6 +189,20 @@ def _source(raw: Any, ref: RecordRef) -> SourcePosition:
         raise DecodeError(f"source block lacks {exc.args[0]!r}", **ref.error_fields()) from exc
     except ValidationError as exc:
         raise DecodeError(f"source block is invalid: {exc}", **ref.error_fields()) from exc
+
+
+def _commit_lsn(sequence: Any, ref: RecordRef) -> int | None:
+    """The first entry of ``source.sequence``, a JSON text ``["<last commit lsn>", "<lsn>"]``."""
+    if sequence is None:
+        return None
+    try:
+        entries = json.loads(sequence) if isinstance(sequence, str) else sequence
+        first = entries[0]
+        return None if first is None else int(first)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise DecodeError(
+            f"source.sequence is not [commit_lsn, lsn]: {sequence!r}", **ref.error_fields()
+        ) from exc
 
 
 def _key(ref: RecordRef) -> dict[str, Any] | None:

@@ -75,6 +75,8 @@ class Rule:
     when: Callable[[Change], bool] | None = None
     name: str = ""
     origin: str = ""
+    reads: frozenset[str] = frozenset()
+    """Columns a Python rule says it reads; ``cdcflow schemas`` checks them against the source."""
 
     def matches(self, change: Change) -> bool:
         """Table, operation and predicate all match; the predicate's own errors propagate."""
@@ -103,11 +105,14 @@ class Rules:
         ops: str | Iterable[str],
         when: Callable[[Change], bool] | None = None,
         name: str | None = None,
+        reads: Iterable[str] = (),
     ) -> Callable[[F], F]:
         """Register the decorated function as a rule for ``table`` and ``ops``, if ``when`` holds.
 
         The function receives the :class:`~pipeline.cdc.Change` and returns one
         domain event, several, or ``None``; the runtime stamps their metadata.
+        ``reads`` names the columns it uses, so that they can be checked against
+        the source tables before deployment.
 
         Raises:
             ValueError: the table is not ``schema.table`` or an operation is unknown.
@@ -118,7 +123,7 @@ class Rules:
         def register(fn: F) -> F:
             label = name or str(getattr(fn, "__name__", "rule"))
             origin = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', label)}"
-            self.add(Rule(table, letters, fn, when, label, origin))
+            self.add(Rule(table, letters, fn, when, label, origin, frozenset(reads)))
             return fn
 
         return register

@@ -55,6 +55,7 @@ def test_insert_with_schema_decodes_every_column_and_the_position() -> None:
         connector="shop",
         table="public.orders",
         lsn=24023128,
+        commit_lsn=24023040,
         tx_id=571,
         commit_ts_ms=1718000000123,
         snapshot=False,
@@ -62,6 +63,25 @@ def test_insert_with_schema_decodes_every_column_and_the_position() -> None:
     assert change.committed_at == datetime(2024, 6, 10, 6, 13, 20, 123000, tzinfo=UTC)
     assert change.transaction == TransactionBlock("571:24023128", 1, 1)
     assert change.toasted == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("sequence", "commit_lsn"),
+    [('["100","108"]', 100), ('[null,"108"]', None), (None, None), (["100", "108"], 100)],
+)
+def test_commit_lsn_comes_from_the_sequence(sequence: object, commit_lsn: int | None) -> None:
+    _, value = dbz.record("c", "customers", after=_customer())
+    doc = json.loads(value)
+    doc["payload"]["source"]["sequence"] = sequence
+    change = decode_change(b'{"id": 1}', json.dumps(doc).encode(), table="customers")
+    assert change.source.commit_lsn == commit_lsn
+
+
+def test_malformed_sequence_is_a_decode_error() -> None:
+    _, value = dbz.record("c", "customers", after=_customer())
+    doc = json.loads(value)
+    doc["payload"]["source"]["sequence"] = "not json"
+    assert "sequence" in str(_decode_error(json.dumps(doc).encode()))
 
 
 def test_record_ref_keeps_the_raw_bytes() -> None:

@@ -40,7 +40,7 @@ ROW = {"id": 5, "label": "a"}
 def registry() -> Rules:
     rules = Rules("test")
 
-    @rules.on("public.t", ops="cr")
+    @rules.on("public.t", ops="cr", reads=("id", "label"))
     def created(change: Change) -> Thing:
         return Thing(thing_id=change.new("id"), label=change.new("label"))
 
@@ -86,6 +86,7 @@ def test_registry_declarations() -> None:
     assert [r.name for r in rules.for_table("public.t")] == ["created", "relabelled", "deleted"]
     assert rules.describe()[1]["when"] == "changed(label)"
     assert "test_mapping_runtime" in rules.describe()[0]["origin"]
+    assert next(iter(rules)).reads == {"id", "label"}
 
 
 def test_registry_refuses_nonsense() -> None:

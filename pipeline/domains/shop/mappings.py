@@ -71,7 +71,7 @@ def _when(change: Change, column: str) -> datetime:
 # -- customers
 
 
-@rules.on("public.customers", ops="cr")
+@rules.on("public.customers", ops="cr", reads=("id", "email", "full_name", "country", "created_at"))
 def customer_registered(change: Change) -> CustomerRegistered:
     return CustomerRegistered(
         customer_id=change.new("id"),
@@ -82,7 +82,7 @@ def customer_registered(change: Change) -> CustomerRegistered:
     )
 
 
-@rules.on("public.customers", ops="u", when=changed("email"))
+@rules.on("public.customers", ops="u", when=changed("email"), reads=("id", "email"))
 def customer_email_changed(change: Change) -> CustomerEmailChanged:
     return CustomerEmailChanged(
         customer_id=change.new("id"),
@@ -91,7 +91,12 @@ def customer_email_changed(change: Change) -> CustomerEmailChanged:
     )
 
 
-@rules.on("public.customers", ops="u", when=changed_to("status", "closed"))
+@rules.on(
+    "public.customers",
+    ops="u",
+    when=changed_to("status", "closed"),
+    reads=("id", "status", "updated_at"),
+)
 def customer_closed(change: Change) -> CustomerClosed:
     return CustomerClosed(customer_id=change.new("id"), closed_at=_when(change, "updated_at"))
 
@@ -99,7 +104,11 @@ def customer_closed(change: Change) -> CustomerClosed:
 # -- orders
 
 
-@rules.on("public.orders", ops="cr")
+@rules.on(
+    "public.orders",
+    ops="cr",
+    reads=("id", "customer_id", "total", "currency", "shipping_address", "placed_at"),
+)
 def order_placed(change: Change) -> OrderPlaced:
     address = change.new("shipping_address")
     return OrderPlaced(
@@ -112,7 +121,11 @@ def order_placed(change: Change) -> OrderPlaced:
     )
 
 
-@rules.on("public.order_lines", ops="cr")
+@rules.on(
+    "public.order_lines",
+    ops="cr",
+    reads=("order_id", "line_no", "product_id", "quantity", "unit_price"),
+)
 def order_line_added(change: Change) -> OrderLineAdded:
     return OrderLineAdded(
         order_id=change.new("order_id"),
@@ -123,7 +136,7 @@ def order_line_added(change: Change) -> OrderLineAdded:
     )
 
 
-@rules.on("public.payments", ops="cr")
+@rules.on("public.payments", ops="cr", reads=("id", "order_id", "amount", "method", "paid_at"))
 def order_paid(change: Change) -> OrderPaid:
     return OrderPaid(
         order_id=change.new("order_id"),
@@ -134,7 +147,12 @@ def order_paid(change: Change) -> OrderPaid:
     )
 
 
-@rules.on("public.orders", ops="u", when=changed_to("status", "shipped"))
+@rules.on(
+    "public.orders",
+    ops="u",
+    when=changed_to("status", "shipped"),
+    reads=("id", "status", "tracking_number", "shipped_at"),
+)
 def order_shipped(change: Change) -> OrderShipped:
     return OrderShipped(
         order_id=change.new("id"),
@@ -143,7 +161,12 @@ def order_shipped(change: Change) -> OrderShipped:
     )
 
 
-@rules.on("public.orders", ops="u", when=changed_to("status", "cancelled"))
+@rules.on(
+    "public.orders",
+    ops="u",
+    when=changed_to("status", "cancelled"),
+    reads=("id", "status", "cancel_reason", "cancelled_at"),
+)
 def order_cancelled(change: Change) -> OrderCancelled:
     return OrderCancelled(
         order_id=change.new("id"),
@@ -156,7 +179,12 @@ def order_cancelled(change: Change) -> OrderCancelled:
 # -- products (ProductAdded is declared in rules.yaml)
 
 
-@rules.on("public.products", ops="u", when=changed("price"))
+@rules.on(
+    "public.products",
+    ops="u",
+    when=changed("price"),
+    reads=("id", "price", "currency", "updated_at"),
+)
 def product_price_changed(change: Change) -> ProductPriceChanged:
     return ProductPriceChanged(
         product_id=change.new("id"),
