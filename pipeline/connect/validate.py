@@ -118,17 +118,21 @@ def validate_connectors(
 
 
 def raise_for_errors(results: Iterable[ValidationResult]) -> None:
-    """Raise for the first invalid connector.
+    """Raise if any connector is invalid.
 
     Raises:
-        ValidationFailed: with the per-field messages (each with its file:line).
+        ValidationFailed: with the per-field messages, each with its file:line;
+            with several invalid connectors, every field is prefixed by its
+            connector's name.
     """
-    for result in results:
-        if not result.ok:
-            errors = {
-                name: [
-                    f"{msg} [{result.where[name]}]" if name in result.where else msg for msg in msgs
-                ]
-                for name, msgs in result.errors.items()
-            }
-            raise ValidationFailed(result.connector, errors)
+    invalid = [r for r in results if not r.ok]
+    if not invalid:
+        return
+    several = len(invalid) > 1
+    errors: dict[str, list[str]] = {}
+    for result in invalid:
+        for name, msgs in result.errors.items():
+            where = f" [{result.where[name]}]" if name in result.where else ""
+            key = f"{result.connector}: {name}" if several else name
+            errors[key] = [msg + where for msg in msgs]
+    raise ValidationFailed(", ".join(r.connector for r in invalid), errors)
