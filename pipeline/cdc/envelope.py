@@ -102,10 +102,15 @@ def decode_record(
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         raise DecodeError(f"payload must be a JSON object, got {kind}", **ref.error_fields())
-    skip = _classify(topic, schema, payload, ref, options)
-    if skip is not None:
-        return skip
-    return _change(schema, payload, ref, options)
+    try:
+        skip = _classify(topic, schema, payload, ref, options)
+        return skip if skip is not None else _change(schema, payload, ref, options)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # A record of an unexpected shape (a schema that is not a Connect schema, a block of
+        # the wrong type) must be dead-lettered with its evidence, never crash the consumer.
+        raise DecodeError(
+            f"malformed Debezium record: {type(exc).__name__}: {exc}", **ref.error_fields()
+        ) from exc
 
 
 def _classify(
@@ -122,7 +127,8 @@ def _classify(
     if name == TRANSACTION_SCHEMA or (tx_topic and payload.get("status") in ("BEGIN", "END")):
         return Skip(SkipReason.TRANSACTION, f"{payload.get('status')} {payload.get('id')}", ref)
     if payload.get("op") == "m":
-        prefix = (payload.get("message") or {}).get("prefix")
+        message = payload.get("message")
+        prefix = message.get("prefix") if isinstance(message, dict) else None
         return Skip(SkipReason.MESSAGE, f"prefix={prefix}", ref)
     return None
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -326,3 +328,33 @@ def test_bad_key() -> None:
 def _order_row() -> dict[str, object]:
     doc = json.loads(fixture("orders_insert.value.json"))
     return dict(doc["payload"]["after"])
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda doc: doc["schema"]["fields"][0].update(fields=["not a field"]),
+        lambda doc: doc["schema"].update(fields="nonsense"),
+        lambda doc: doc["payload"].update(transaction="tx"),
+        lambda doc: doc["payload"]["source"].update(name=None),
+    ],
+    ids=[
+        "field-not-an-object",
+        "fields-not-a-list",
+        "transaction-not-an-object",
+        "source-name-null",
+    ],
+)
+def test_malformed_records_are_decode_errors(mangle: Callable[[dict[str, Any]], None]) -> None:
+    _, value = dbz.record("u", "customers", before=_customer(), after=_customer(email="b@x"))
+    doc = json.loads(value)
+    mangle(doc)
+    raw = json.dumps(doc).encode()
+    try:
+        result = decode_record(
+            raw, key=b'{"id": 1}', topic="shop.public.customers", partition=2, offset=99
+        )
+    except DecodeError as err:
+        assert err.value == raw
+    else:
+        assert isinstance(result, Change)  # tolerated: the malformed part was not needed
