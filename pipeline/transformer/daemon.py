@@ -341,10 +341,7 @@ class Transformer:
             producer.begin_transaction()  # 3
             for rec in res.out:  # 4
                 self._produce(rec)
-            offsets = [
-                TopicPartition(t, p, off, metadata=self.dedup.metadata((t, p)))  # type: ignore[call-arg]
-                for (t, p), off in res.next_offsets.items()
-            ]
+            offsets = [self._offset(t, p, off) for (t, p), off in res.next_offsets.items()]
             producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)  # 5
             self._commit_transaction()  # 6
         except KafkaException as exc:
@@ -358,6 +355,12 @@ class Transformer:
         self.dedup.commit()
         self._count(res, time.monotonic() - started)
         return True
+
+    def _offset(self, topic: str, partition: int, offset: int) -> TopicPartition:
+        mark = self.dedup.metadata((topic, partition))
+        if mark is None:
+            return TopicPartition(topic, partition, offset)
+        return TopicPartition(topic, partition, offset, metadata=mark)
 
     def _produce(self, rec: OutRecord) -> None:
         assert self._producer is not None

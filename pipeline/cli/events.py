@@ -1,0 +1,103 @@
+"""``cdcflow events``: read domain events back, decoded through the registry."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+import uuid
+from typing import Any
+
+import click
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from pipeline.cli._context import CliContext, pass_cli
+from pipeline.serde import EventDeserializer
+from pipeline.serde.avro import readable
+
+
+@click.group(name="events")
+def command() -> None:
+    """Read domain events back from their topics."""
+
+
+@command.command()
+@click.argument("topics", nargs=-1)
+@click.option("--from-beginning", is_flag=True, help="Start at the earliest event instead of the end.")
+@click.option("-n", "--max", "limit", type=int, default=None, help="Stop after this many events.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds without events.")
+@click.option("--dlq", is_flag=True, help="Read the dead-letter topic (raw values and the why-headers).")
+@pass_cli
+def tail(ctx: CliContext, topics: tuple[str, ...], from_beginning: bool, limit: int | None,
+         timeout: float | None, dlq: bool) -> None:
+    """Print domain events as they arrive, decoded through the schema registry.
+
+    \b
+    TOPICS default to every <domain>.<aggregate>.events topic (regex
+    ^.*\\.events$). Reads with isolation.level=read_committed, so only events
+    of committed transactions are shown. One line per event: partition,
+    offset, key, event type, then the event as JSON (with -o json: one JSON
+    object per line, for jq).
+    """
+    settings = ctx.settings
+    subscribe = list(topics) or ([settings.transformer.dead_letter_topic] if dlq else ["^.*\\.events$"])
+    consumer = Consumer(
+        settings.kafka.client_config("consumer")
+        | {
+            "group.id": f"cdcflow-tail-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    deserialize = EventDeserializer(SchemaRegistryClient(settings.registry.client_config()))
+    consumer.subscribe(subscribe)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    seen = 0
+    last = time.monotonic()
+    try:
+        while limit is None or seen < limit:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                if timeout is not None and time.monotonic() - last > timeout:
+                    break
+                continue
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    click.echo(f"error: {msg.error()}", err=True)
+                continue
+            last = time.monotonic()
+            seen += 1
+            headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
+            row: dict[str, Any] = {
+                "topic": msg.topic(),
+                "partition": msg.partition(),
+                "offset": msg.offset(),
+                "key": msg.key().decode(errors="replace") if msg.key() else None,
+            }
+            if dlq:
+                row["headers"] = headers
+                row["value"] = msg.value().decode(errors="replace") if msg.value() else None
+            else:
+                row["event"] = readable(deserialize(msg.value(), msg.topic()))
+                row["type"] = headers.get("cdcflow.event_type", "?")
+            if ctx.json_output:
+                click.echo(json.dumps(row))
+            elif dlq:
+                click.echo(f"{row['topic']}[{row['partition']}]@{row['offset']} "
+                           f"{headers.get('cdcflow.dlq.stage')} {headers.get('cdcflow.dlq.error.class')}: "
+                           f"{headers.get('cdcflow.dlq.error.message')} (from {headers.get('cdcflow.dlq.original.topic')}"
+                           f"[{headers.get('cdcflow.dlq.original.partition')}]@{headers.get('cdcflow.dlq.original.offset')})")
+            else:
+                payload = {k: v for k, v in row["event"].items() if k != "metadata"}
+                meta = row["event"].get("metadata", {})
+                click.echo(f"{row['topic']}[{row['partition']}]@{row['offset']} key={row['key']} "
+                           f"{row['type']} at {meta.get('occurred_at')}: {json.dumps(payload)}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    if not ctx.json_output:
+        click.echo(f"{seen} event(s)", err=True)
