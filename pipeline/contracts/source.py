@@ -1,0 +1,346 @@
+"""Source drift: do the live source tables still have what the mapping rules read?
+
+An ``ALTER TABLE`` in the source database does not touch an ``.avsc``, but it
+can break a mapping rule: a dropped or renamed column, or a type the event
+field cannot hold (``numeric(12,2)`` widened to ``numeric(14,4)`` for a
+``Decimal`` of 12 digits and 2 decimals). ``cdcflow schemas check --source``
+compares ``information_schema.columns`` with the columns the rules read.
+
+Which columns a rule reads:
+
+* YAML rules declare them: every ``new.<col>``, ``old.<col>`` and ``key.<col>``
+  in ``fields`` and every column in ``when``. Where a column fills an event
+  field directly, the field's type says which column types can fill it.
+* A Python rule is a function; what it reads is known only if the rule says so.
+  A rule object with a ``reads`` attribute (column names of its table) is
+  checked for those columns; the mapping API does not offer ``reads=[...]``
+  yet, so the shop's Python rules are listed in the report as not checked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import importlib
+import types
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel
+
+from pipeline.contracts.report import Problem, Report, Severity
+from pipeline.events import DomainEvent
+
+__all__ = ["Column", "ColumnNeed", "TypeNeed", "check_source", "column_needs", "live_columns"]
+
+
+@dataclass(frozen=True)
+class TypeNeed:
+    """The column types that can fill one event field."""
+
+    python: str
+    decimal: tuple[int, int] | None = None
+    kinds: frozenset[str] = frozenset()
+
+    def accepts(self, column: Column) -> bool:
+        if column.data_type in self.kinds:
+            return True
+        if self.decimal is None:
+            return False
+        precision, scale = self.decimal
+        if column.data_type == "numeric":
+            if column.precision is None:
+                return False  # unbounded numeric: any value, not only what fits the event
+            return (column.scale or 0) <= scale and column.precision - (
+                column.scale or 0
+            ) <= precision - scale
+        digits = {"smallint": 5, "integer": 10, "bigint": 19}.get(column.data_type)
+        return digits is not None and digits <= precision - scale
+
+    def describe(self) -> str:
+        if self.decimal:
+            p, s = self.decimal
+            return (
+                f"numeric with at most {s} decimals and {p - s} integer digits (for {self.python})"
+            )
+        return f"{' / '.join(sorted(self.kinds))} (for {self.python})"
+
+
+@dataclass(frozen=True)
+class ColumnNeed:
+    """One column a rule reads; ``need`` None means only that it must exist."""
+
+    table: str
+    column: str
+    rule: str
+    origin: str
+    target: str = ""
+    need: TypeNeed | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Column:
+    """One live column, as information_schema describes it."""
+
+    table: str
+    column: str
+    data_type: str
+    nullable: bool
+    precision: int | None = None
+    scale: int | None = None
+
+    def describe(self) -> str:
+        if self.data_type == "numeric" and self.precision is not None:
+            return f"numeric({self.precision},{self.scale or 0})"
+        return self.data_type
+
+
+_TEXT = frozenset({"text", "character varying", "character", "name", "citext", "USER-DEFINED"})
+_KINDS: list[tuple[type, frozenset[str]]] = [
+    (bool, frozenset({"boolean"})),
+    (int, frozenset({"smallint", "integer", "bigint"})),
+    (float, frozenset({"real", "double precision", "numeric", "smallint", "integer", "bigint"})),
+    (dt.datetime, frozenset({"timestamp with time zone", "timestamp without time zone"})),
+    (dt.date, frozenset({"date"})),
+    (dt.time, frozenset({"time without time zone", "time with time zone"})),
+    (uuid.UUID, frozenset({"uuid"}) | _TEXT),
+    (str, _TEXT | frozenset({"uuid"})),
+    (BaseModel, frozenset({"json", "jsonb"})),
+]
+
+
+def _type_need(annotation: Any, meta: list[Any]) -> tuple[TypeNeed | None, bool]:
+    """(what can fill a field of this type, whether the field is required to be non-null)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *more = get_args(annotation)
+        flat = [m for item in more for m in (getattr(item, "metadata", None) or [item])]
+        return _type_need(base, meta + flat)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not types.NoneType]
+        need, _ = _type_need(args[0], meta) if len(args) == 1 else (None, False)
+        return need, False
+    if origin is Literal or (isinstance(annotation, type) and issubclass(annotation, enum.Enum)):
+        return TypeNeed("an enum", kinds=_TEXT), True
+    if not isinstance(annotation, type):
+        return None, True
+    if issubclass(annotation, Decimal):
+        p = next((m.max_digits for m in meta if getattr(m, "max_digits", None) is not None), None)
+        s = next(
+            (m.decimal_places for m in meta if getattr(m, "decimal_places", None) is not None), None
+        )
+        if p is not None and s is not None:
+            return TypeNeed(f"Decimal({p},{s})", decimal=(p, s), kinds=frozenset()), True
+        return TypeNeed("Decimal", kinds=frozenset({"numeric"})), True
+    for python, kinds in _KINDS:
+        if issubclass(annotation, python):
+            return TypeNeed(annotation.__name__, kinds=kinds), True
+    return None, True
+
+
+# -- what the rules read ---------------------------------------------------------
+
+
+def column_needs(domain: str, rules: Iterable[Any]) -> tuple[list[ColumnNeed], list[str]]:
+    """The columns the domain's rules read, and notes on the rules that do not say.
+
+    ``domain`` is the domain package; its YAML rule files (``*.yaml`` / ``*.yml``
+    with a ``rules`` list) are read for their columns. ``rules`` are the
+    domain's loaded rules (``pipeline.mapping.load_domain``).
+    """
+    needs: list[ColumnNeed] = []
+    yaml_rules: set[tuple[str, str]] = set()
+    for path in _rule_files(domain):
+        for need, key in _needs_from_yaml(path):
+            needs.append(need)
+            yaml_rules.add(key)
+    unchecked: list[str] = []
+    for rule in rules:
+        reads = getattr(rule, "reads", None)
+        if reads:
+            needs.extend(ColumnNeed(rule.table, str(col), rule.name, rule.origin) for col in reads)
+        elif (rule.table, rule.name) not in yaml_rules:
+            unchecked.append(f"{rule.name} ({rule.table})")
+    notes = []
+    if unchecked:
+        notes.append(
+            f"{len(unchecked)} Python rule(s) declare no columns they read, so their columns are "
+            f"not checked: {', '.join(unchecked)}"
+        )
+    return needs, notes
+
+
+def _rule_files(domain: str) -> list[Path]:
+    module = importlib.import_module(domain)
+    locations = getattr(module, "__path__", None) or [str(Path(str(module.__file__)).parent)]
+    files: list[Path] = []
+    for location in locations:
+        files.extend(sorted(Path(location).glob("*.y*ml")))
+    return files
+
+
+def _needs_from_yaml(path: Path) -> list[tuple[ColumnNeed, tuple[str, str]]]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []  # not a rule file (or a broken one, which loading the rules reports)
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        return []
+    events = _events_module(data.get("events"))
+    out: list[tuple[ColumnNeed, tuple[str, str]]] = []
+    for spec in data["rules"]:
+        if not isinstance(spec, dict) or "table" not in spec:
+            continue
+        table, event_name = str(spec["table"]), str(spec.get("event", ""))
+        name = str(spec.get("name") or event_name)
+        key = (table, name)
+        event = getattr(events, event_name, None) if events else None
+        fields = spec.get("fields")
+        if not isinstance(fields, Mapping):
+            fields = {}
+        for target, expr in fields.items():
+            column = _column_of(expr)
+            if column is None:
+                continue
+            need, required = _field_need(event, str(target))
+            label = f"{event_name}.{target}" if event_name else str(target)
+            out.append((ColumnNeed(table, column, name, str(path), label, need, required), key))
+        for column in _when_columns(spec.get("when")):
+            out.append((ColumnNeed(table, column, name, str(path), "its condition"), key))
+    return out
+
+
+def _events_module(name: Any) -> Any:
+    if not isinstance(name, str):
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _column_of(expr: Any) -> str | None:
+    if isinstance(expr, str) and "." in expr:
+        image, column = expr.split(".", 1)
+        if image in ("new", "old", "key"):
+            return column
+    return None
+
+
+def _field_need(event: Any, field: str) -> tuple[TypeNeed | None, bool]:
+    if not (isinstance(event, type) and issubclass(event, DomainEvent)):
+        return None, False
+    info = event.model_fields.get(field)
+    if info is None:
+        return None, False
+    return _type_need(info.annotation, list(info.metadata))
+
+
+def _when_columns(spec: Any) -> list[str]:
+    clauses = spec if isinstance(spec, list) else [spec] if spec else []
+    out: list[str] = []
+    for clause in clauses:
+        if not isinstance(clause, dict):
+            continue
+        for kind, arg in clause.items():
+            if kind == "changed":
+                out.extend([arg] if isinstance(arg, str) else [str(a) for a in arg or []])
+            elif isinstance(arg, dict):
+                out.extend(str(c) for c in arg)
+    return out
+
+
+# -- the live tables -------------------------------------------------------------
+
+
+def live_columns(dsn: str, tables: Iterable[str]) -> dict[str, dict[str, Column]]:
+    """information_schema.columns of ``tables`` (``schema.table``), by table and column.
+
+    Raises:
+        psycopg.Error: the database cannot be reached or queried.
+    """
+    import psycopg  # the I/O edge: imported only where a database is used
+
+    wanted = sorted(set(tables))
+    out: dict[str, dict[str, Column]] = {t: {} for t in wanted}
+    query = """
+        SELECT table_schema || '.' || table_name, column_name, data_type, is_nullable,
+               numeric_precision, numeric_scale
+          FROM information_schema.columns
+         WHERE table_schema || '.' || table_name = ANY(%s)
+    """
+    with psycopg.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
+        cur.execute(query, (wanted,))
+        for table, column, data_type, nullable, precision, scale in cur.fetchall():
+            out[table][column] = Column(
+                table, column, data_type, nullable == "YES", precision, scale
+            )
+    return out
+
+
+def check_source(
+    needs: list[ColumnNeed], live: dict[str, dict[str, Column]], report: Report
+) -> None:
+    """Compare what the rules read with the live columns; add a problem per difference."""
+    for need in needs:
+        where = f"{need.table}.{need.column}"
+        reader = f"rule {need.rule}" + (
+            f" reads it for {need.target}" if need.target else " reads it"
+        )
+        impact = f"the rule fails on every change of {need.table}"
+        columns = live.get(need.table)
+        if not columns:
+            report.add(
+                Problem(
+                    rule="source-table-missing",
+                    file=need.origin,
+                    path=need.table,
+                    message=f"table is gone; {reader.replace(' it', ' from it', 1)}",
+                    impact="no changes arrive for the rule any more",
+                )
+            )
+            continue
+        column = columns.get(need.column)
+        if column is None:
+            report.add(
+                Problem(
+                    rule="source-column-missing",
+                    file=need.origin,
+                    path=where,
+                    message=f"column is gone; {reader}",
+                    impact=impact,
+                )
+            )
+            continue
+        if need.need is not None and not need.need.accepts(column):
+            report.add(
+                Problem(
+                    rule="source-column-type-changed",
+                    file=need.origin,
+                    path=where,
+                    message=f"column is {column.describe()}, "
+                    f"{need.target} needs {need.need.describe()}",
+                    impact="values that do not fit fail the rule"
+                    if column.data_type == "numeric"
+                    else impact,
+                    hint="change the column back, or the event (a new field in a new "
+                    "contract version)",
+                )
+            )
+        elif need.required and column.nullable:
+            report.add(
+                Problem(
+                    rule="source-column-type-changed",
+                    file=need.origin,
+                    path=where,
+                    message=f"column is nullable, {need.target} is required",
+                    impact="a NULL fails the rule",
+                    severity=Severity.WARNING,
+                )
+            )
