@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+import time
+from collections import Counter
 from typing import Any
 
 import click
@@ -16,9 +19,15 @@ from pipeline.errors import CdcflowError
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 
+STEPS = 6
+
 
 def _progress(msg: str) -> None:
     click.echo(f"  {msg}", err=True)
+
+
+def _step(n: int, title: str) -> None:
+    click.secho(f"== {n}/{STEPS} {title}", bold=True, err=True)
 
 
 def _connect(settings: Settings) -> psycopg.Connection[Any]:
@@ -38,18 +47,24 @@ def _setup(settings: Settings) -> dict[str, int]:
         return seed(conn)
 
 
-def _load(settings: Settings, rate: float, duration: float | None, count: int | None, rng_seed: int | None) -> WorkloadReport:
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+def _load(
+    settings: Settings,
+    rate: float,
+    duration: float | None,
+    count: int | None,
+    rng_seed: int | None,
+    stop: threading.Event | None = None,
+    show: Any = None,
+) -> WorkloadReport:
+    stop = stop or threading.Event()
 
-    def show(r: WorkloadReport) -> None:
+    def default_show(r: WorkloadReport) -> None:
         _progress(f"workload: {r.total} operations in {r.seconds:.0f}s ({r.rate:.0f}/s)")
 
-    try:
-        with _connect(settings) as conn:
-            return Workload(conn, rng_seed).run(rate, duration, count, progress=show, should_stop=stop.is_set)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with _connect(settings) as conn:
+        return Workload(conn, rng_seed).run(
+            rate, duration, count, progress=show or default_show, should_stop=stop.is_set
+        )
 
 
 def _print_report(ctx: CliContext, report: WorkloadReport) -> None:
@@ -61,6 +76,60 @@ def _print_report(ctx: CliContext, report: WorkloadReport) -> None:
     click.echo(f"{report.total} operations in {report.seconds:.1f}s = {report.rate:.1f}/s")
 
 
+def _cli(ctx: CliContext, *args: str) -> None:
+    """Run one cdcflow command in this process, as a step of the demo."""
+    from pipeline.cli import cli
+
+    argv = [*(["--config", ctx.config_file] if ctx.config_file else []), *args]
+    try:
+        cli.main(args=argv, prog_name="cdcflow", standalone_mode=False, obj=None)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise CdcflowError(f"demo step 'cdcflow {' '.join(args)}' exited {exc.code}") from exc
+
+
+class _SampleTail(threading.Thread):
+    """Prints the first domain events as they arrive, decoded through the registry."""
+
+    def __init__(self, settings: Settings, stop: threading.Event, samples: int = 8) -> None:
+        super().__init__(name="demo-tail", daemon=True)
+        self.settings, self.stop, self.samples = settings, stop, samples
+
+    def run(self) -> None:
+        import json
+        import uuid
+
+        from confluent_kafka import Consumer
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        from pipeline.serde import EventDeserializer
+        from pipeline.serde.avro import readable
+
+        consumer = Consumer(
+            self.settings.kafka.client_config("consumer")
+            | {"group.id": f"cdcflow-demo-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "latest",
+               "isolation.level": "read_committed", "enable.auto.commit": False}
+        )
+        decode = EventDeserializer(SchemaRegistryClient(self.settings.registry.client_config()))
+        consumer.subscribe(["^shop\\..*\\.events$"])
+        shown = 0
+        try:
+            while shown < self.samples and not self.stop.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                event = readable(decode(msg.value(), msg.topic()))
+                meta = event.pop("metadata", {})
+                click.echo(
+                    f"  event  {msg.topic()}[{msg.partition()}] key={msg.key().decode()} "
+                    f"{meta.get('event_type')}: {json.dumps(event)}",
+                    err=True,
+                )
+                shown += 1
+        finally:
+            consumer.close()
+
+
 @click.group(name="demo", invoke_without_command=True)
 @click.option("--rate", default=50.0, show_default=True, help="Business operations per second.")
 @click.option("--duration", default=30.0, show_default=True, help="Seconds of workload.")
@@ -70,20 +139,102 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
     """The whole pipeline on the bundled shop domain.
 
     \b
-    Without a subcommand: bring the local stack up, create and seed the shop
-    database, then run the workload of business operations. Subcommands run
-    one step each.
+    Without a subcommand, step by step:
+      1. the local stack up (PostgreSQL, Kafka, Connect + Debezium, registry)
+      2. the shop database: schema and seed data
+      3. the shop's Avro contracts registered (cdcflow schemas register)
+      4. the shop's Debezium connector applied (cdcflow connectors apply --wait)
+      5. the transformer started, then the workload of business operations,
+         with the first domain events printed as they arrive
+      6. a summary: operations made, events produced, skipped, dead-lettered
+    Subcommands run one step each.
     """
     if click_ctx.invoked_subcommand is not None:
         return
+    from pipeline.transformer import Metrics, build_transformer
+
     settings = ctx.settings
-    click.echo("== 1/3 local stack", err=True)
+    _step(1, "local stack")
     LocalStack(settings).up(progress=_progress)
-    click.echo("== 2/3 shop database: schema and seed data", err=True)
-    added = _setup(settings)
-    _progress(f"seeded: {added}")
-    click.echo(f"== 3/3 workload: {rate:g} operations/s for {duration:g}s", err=True)
-    _print_report(ctx, _load(settings, rate, duration, None, None))
+    _step(2, "shop database: schema and seed data")
+    _progress(f"rows added: {_setup(settings)}")
+    _step(3, "Avro contracts of the shop's events")
+    _cli(ctx, "schemas", "register")
+    _step(4, "Debezium connector for the shop database")
+    _cli(ctx, "connectors", "apply", "--wait")
+    _step(5, f"transformer + workload: {rate:g} operations/s for {duration:g}s")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    metrics = Metrics()
+    transformer = build_transformer(settings, metrics=metrics)
+    failure: list[BaseException] = []
+
+    def run_transformer() -> None:
+        try:
+            transformer.run(stop)
+        except BaseException as exc:  # surfaced in the main thread below
+            failure.append(exc)
+            stop.set()
+
+    worker = threading.Thread(target=run_transformer, name="transformer", daemon=True)
+    worker.start()
+    tail = _SampleTail(settings, stop)
+    tail.start()
+
+    def show(r: WorkloadReport) -> None:
+        t = metrics.totals()
+        _progress(
+            f"{r.total} operations ({r.rate:.0f}/s) -> {int(sum(t['produced'].values()))} events, "
+            f"{int(sum(t['skipped'].values()))} skipped, {int(sum(t['dead_lettered'].values()))} dead-lettered"
+        )
+
+    try:
+        report = _load(settings, rate, duration, None, None, stop=stop, show=show)
+        _progress("workload done; letting the transformer catch up ...")
+        _drain(metrics, stop)
+    except KeyboardInterrupt:
+        report = WorkloadReport()
+    finally:
+        stop.set()
+        worker.join(60)
+        signal.signal(signal.SIGTERM, previous)
+    if failure:
+        raise failure[0]
+    _step(6, "summary")
+    _print_report(ctx, report)
+    _print_totals(ctx, metrics.totals())
+
+
+def _drain(metrics: Any, stop: threading.Event, quiet_s: float = 3.0, limit_s: float = 60.0) -> None:
+    """Wait until the transformer has had nothing to do for ``quiet_s``."""
+    started = time.monotonic()
+    last, since = None, time.monotonic()
+    while not stop.is_set() and time.monotonic() - started < limit_s:
+        now = sum(metrics.totals()["consumed"].values())
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.5)
+
+
+def _print_totals(ctx: CliContext, totals: dict[str, Any]) -> None:
+    if ctx.json_output:
+        ctx.emit_json(totals)
+        return
+    produced: Counter[str] = Counter({k: int(v) for k, v in totals["produced"].items()})
+    rows = [{"event type": k, "produced": n} for k, n in sorted(produced.items())]
+    click.echo()
+    click.echo(table(rows, ["event type", "produced"]))
+    consumed = int(sum(totals["consumed"].values()))
+    mapped = int(sum(totals["mapped"].values()))
+    skipped = int(sum(totals["skipped"].values()))
+    dead = int(sum(totals["dead_lettered"].values()))
+    click.echo(
+        f"CDC records consumed {consumed} = mapped {mapped} + skipped {skipped} + dead-lettered {dead}"
+        f"{'' if consumed == mapped + skipped + dead else '  (MISMATCH)'}"
+    )
+    click.echo("Read them back: cdcflow events tail --from-beginning")
 
 
 @command.command()
@@ -99,7 +250,7 @@ def setup(ctx: CliContext) -> None:
 
 @command.command()
 @click.option("--rate", default=200.0, show_default=True, help="Business operations per second.")
-@click.option("--duration", type=float, default=None, help="Seconds to run (default: until --count or Ctrl-C).")
+@click.option("--duration", type=float, default=None, help="Seconds to run (default: 60, or until --count).")
 @click.option("--count", type=int, default=None, help="Stop after this many operations.")
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed, for a repeatable sequence.")
 @pass_cli
@@ -108,7 +259,15 @@ def load(ctx: CliContext, rate: float, duration: float | None, count: int | None
 
     Register customers, change emails, place orders (with lines), pay, ship,
     cancel, change prices. Prints what was done and the rate reached.
+    SIGTERM or Ctrl-C stops after the operation in flight.
     """
     if duration is None and count is None:
         duration = 60.0
-    _print_report(ctx, _load(ctx.settings, rate, duration, count, rng_seed))
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        _print_report(ctx, _load(ctx.settings, rate, duration, count, rng_seed, stop=stop))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
