@@ -16,9 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.contracts import Level
+from pipeline.contracts import (
+    Level,
+    Problem,
+    Severity,
+    Version,
+    check_compatibility,
+    parse_schema,
+    render,
+)
 
-__all__ = ["ALL", "CASES", "FILE", "Case"]
+__all__ = ["ALL", "CASES", "FILE", "Case", "problems", "verdict"]
 
 FILE = "Event.avsc"
 
@@ -45,6 +53,24 @@ class Case:
     proposed: dict[str, Any]
     ok: frozenset[Level]
     report: tuple[str, ...] = ()
+
+
+def problems(case: Case, level: Level, *, latest_only: bool = False) -> list[Problem]:
+    """cdcflow's findings for ``case`` at ``level`` (``latest_only``: the last version only)."""
+    history = [
+        Version(f"v{i}", parse_schema(render(schema), f"v{i}"))
+        for i, schema in enumerate(case.history, start=1)
+    ]
+    if latest_only:
+        history = history[-1:]
+    new = parse_schema(render(case.proposed), FILE)
+    return check_compatibility(new, history, level, file=FILE)
+
+
+def verdict(case: Case, level: Level, *, latest_only: bool = False) -> bool:
+    """cdcflow's verdict: accepted when there are no errors (warnings do not fail a check)."""
+    found = problems(case, level, latest_only=latest_only)
+    return not [p for p in found if p.severity is Severity.ERROR]
 
 
 def record(

@@ -169,6 +169,7 @@ def _check_source(ctx: CliContext, domains: tuple[str, ...], report: Report) -> 
     from pipeline.contracts.source import check_source, column_needs, live_columns
     from pipeline.mapping import load_domain
 
+    settings = ctx.settings.source
     needs = []
     for domain in domains or (ctx.settings.transformer.domain,):
         found, notes = column_needs(domain, load_domain(domain))
@@ -177,7 +178,6 @@ def _check_source(ctx: CliContext, domains: tuple[str, ...], report: Report) -> 
     try:
         live = live_columns(ctx.settings.source.dsn(), {n.table for n in needs})
     except psycopg.Error as exc:
-        settings = ctx.settings.source
         report.add(
             Problem(
                 rule="source-unreachable",
@@ -188,7 +188,12 @@ def _check_source(ctx: CliContext, domains: tuple[str, ...], report: Report) -> 
         )
         return
     check_source(needs, live, report)
-    report.checked.extend(sorted({f"{n.table}.{n.column}" for n in needs}))
+    columns = {f"{n.table}.{n.column}" for n in needs}
+    settings = ctx.settings.source
+    report.notes.append(
+        f"source: {len(columns)} columns read by the mapping rules checked in "
+        f"{settings.host}:{settings.port}/{settings.database}"
+    )
 
 
 @command.command("register")

@@ -20,7 +20,13 @@ from pipeline.contracts.history import GitHistory, HistoryUnavailable
 from pipeline.contracts.levels import COMPATIBILITY_FILE, CompatibilityConfig, load_compatibility
 from pipeline.contracts.registry import ContractRegistry, RegistryUnreachable
 from pipeline.contracts.report import Problem, Report, Severity
-from pipeline.contracts.schemafile import ParsedSchema, json_path, parse_schema, read_schema_file
+from pipeline.contracts.schemafile import (
+    ParsedSchema,
+    json_path,
+    parse_schema,
+    read_schema_file,
+    same_schema,
+)
 from pipeline.errors import CdcflowError, RegistryError, SchemaContractError
 
 __all__ = [
@@ -363,8 +369,20 @@ def _register_one(
     dry_run: bool,
 ) -> Action:
     versions = _registered(registry, contract, report)
-    same = [v.label for v in versions if v.schema.data == parsed.data]
+    same = [v.label for v in versions if same_schema(v.schema.data, parsed.data)]
     level = contract.level
+    if same and same[-1] != versions[-1].label:
+        report.add(
+            Problem(
+                rule="registry-not-latest",
+                file=str(contract.path),
+                message=f"the contract is {same[-1]}, but {versions[-1].label} is newer",
+                subject=contract.subject,
+                severity=Severity.WARNING,
+                hint="producers keep writing the contract's version; check with "
+                "'cdcflow schemas check --registry' who registered the newer one",
+            )
+        )
     if same:
         if registry.level(contract.subject) != level:
             if not dry_run:

@@ -28,6 +28,7 @@ reported as warnings, because the decoded value means something else.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ from avro.compatibility import (
 
 from pipeline.contracts.levels import Direction, Level
 from pipeline.contracts.report import Problem, Report, Severity
-from pipeline.contracts.schemafile import ParsedSchema, qualify_aliases
+from pipeline.contracts.schemafile import ParsedSchema, full_names
 
 __all__ = ["Version", "check_compatibility", "describe", "is_compatible"]
 
@@ -134,7 +135,7 @@ def _recording(checker: _Checker) -> Iterator[None]:
 
 
 def _parse_for_check(schema: ParsedSchema) -> AvroSchema:
-    return avro.schema.make_avsc_object(qualify_aliases(schema.data))
+    return avro.schema.make_avsc_object(full_names(schema.data))
 
 
 def _check_pair(reader: AvroSchema, writer: AvroSchema) -> tuple[bool, list[_Finding]]:
@@ -216,16 +217,13 @@ def check_compatibility(
                 else (old_schema, new_schema)
             )
             _, findings = _check_pair(reader, writer)
-            for finding in findings:
-                problems.append(
-                    _translate(finding, reader, writer, direction, new).with_context(
-                        file=file,
-                        level=level.value,
-                        against=version.label,
-                        subject=subject,
-                        new=new,
-                    )
+            drafts = [_translate(f, reader, writer, direction, new) for f in findings]
+            problems.extend(
+                d.with_context(
+                    file=file, level=level.value, against=version.label, subject=subject, new=new
                 )
+                for d in _merge_branches(drafts)
+            )
         problems.extend(
             p.with_context(
                 file=file, level=level.value, against=version.label, subject=subject, new=new
@@ -486,6 +484,44 @@ def _translate(
         json_path=_json_location(new, place.path),
         hint=hint,
     )
+
+
+_BRANCH_DETAIL = re.compile(
+    r"^(?P<change>.*) \((?P<types>.+) in (?P<side>old|new) events "
+    r"cannot be read as (?P<reader>.+)\)$"
+)
+
+
+def _merge_branches(drafts: list[_Draft]) -> list[_Draft]:
+    """One line for the union branches one change breaks: "(string, long in new events ...)"."""
+    out: list[_Draft] = []
+    merged: dict[tuple[str, str, str, str, str, str], int] = {}
+    for draft in drafts:
+        match = _BRANCH_DETAIL.match(draft.message)
+        if match is None:
+            out.append(draft)
+            continue
+        key = (
+            draft.rule,
+            draft.path,
+            draft.impact,
+            match["change"],
+            match["side"],
+            match["reader"],
+        )
+        if key not in merged:
+            merged[key] = len(out)
+            out.append(draft)
+            continue
+        known = _BRANCH_DETAIL.match(out[merged[key]].message)
+        assert known is not None  # it matched when it was added
+        types = f"{known['types']}, {match['types']}"
+        message = (
+            f"{known['change']} ({types} in {known['side']} events "
+            f"cannot be read as {known['reader']})"
+        )
+        out[merged[key]] = replace(out[merged[key]], message=message)
+    return out
 
 
 def _base_type(schema: AvroSchema) -> str:

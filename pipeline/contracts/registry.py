@@ -25,6 +25,20 @@ __all__ = ["ContractRegistry", "RegistryUnreachable"]
 
 T = TypeVar("T")
 
+
+def _no_answer_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [httpx.TransportError, OSError]
+    try:  # the HTTP library the client really uses: httpx2 where installed, else httpx
+        from confluent_kafka.schema_registry.common._httpx_compat import httpx as used
+
+        errors.append(used.TransportError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+_NO_ANSWER = _no_answer_errors()
+
 # Confluent error codes (Apicurio's ccompat API answers with the same).
 SUBJECT_NOT_FOUND = 40401
 VERSION_NOT_FOUND = 40402
@@ -63,7 +77,7 @@ class ContractRegistry:
                 f"registry {what}{where}: HTTP {exc.http_status_code}, "
                 f"error {exc.error_code}: {exc.error_message}"
             ) from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except _NO_ANSWER as exc:
             raise RegistryUnreachable(
                 f"schema registry at {self.url} did not answer: {type(exc).__name__}: {exc}",
                 hint="is it running ('cdcflow stack status')? is registry.url "

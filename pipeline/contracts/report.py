@@ -53,6 +53,7 @@ RULES: dict[str, str] = {
     "history-unavailable": "the git ref or history to compare with cannot be read",
     "registry-unreachable": "the schema registry did not answer",
     "registry-error": "the schema registry refused a request",
+    "registry-not-latest": "the contract is registered, but the subject has newer versions",
     # the source database
     "source-table-missing": "a table the mapping rules read is gone",
     "source-column-missing": "a column the mapping rules read is gone",

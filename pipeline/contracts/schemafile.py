@@ -27,11 +27,12 @@ from pipeline.errors import SchemaContractError
 
 __all__ = [
     "ParsedSchema",
+    "full_names",
     "json_path",
     "line_of",
     "parse_schema",
-    "qualify_aliases",
     "read_schema_file",
+    "same_schema",
 ]
 
 JsonPath = tuple[str | int, ...]
@@ -114,35 +115,64 @@ def json_path(path: JsonPath) -> str:
     return out
 
 
-def qualify_aliases(data: Any, namespace: str | None = None) -> Any:
-    """A copy of schema JSON with every named type's aliases written as full names.
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+_NAMED = frozenset({"record", "error", "enum", "fixed"})
+_COMPLEX = _NAMED | {"array", "map"}
 
-    The Avro specification lets an alias be relative to the namespace of the
-    type it belongs to, and Java's parser resolves it so; the Python checker
-    compares aliases with full names as written. Qualifying them first makes
-    both read a schema the same way. Field aliases are plain names and stay.
+
+def full_names(data: Any, namespace: str | None = None) -> Any:
+    """A copy of schema JSON with every name, reference and alias written in full.
+
+    ``namespace`` keys are dropped, since every name carries its own. Two uses:
+
+    * Aliases: the Avro specification lets an alias be relative to the
+      namespace of the type it belongs to, and Java's parser resolves it so;
+      the Python checker compares aliases with full names as written.
+      Qualified, both read a schema the same way. (Field aliases are plain
+      names and stay.)
+    * Comparing: a registry may store a schema with redundant namespaces
+      dropped (Apicurio does); written in full, equal documents are equal
+      schemas (see :func:`same_schema`).
     """
+    if isinstance(data, str):
+        if data in _PRIMITIVES or "." in data or not namespace:
+            return data
+        return f"{namespace}.{data}"
     if isinstance(data, list):
-        return [qualify_aliases(item, namespace) for item in data]
+        return [full_names(item, namespace) for item in data]
     if not isinstance(data, dict):
         return data
     out = dict(data)
-    if out.get("type") in ("record", "error", "enum", "fixed") and isinstance(out.get("name"), str):
+    kind = out.get("type")
+    if kind in _NAMED and isinstance(out.get("name"), str):
         name = out["name"]
         space = name.rpartition(".")[0] if "." in name else out.get("namespace", namespace)
         namespace = space or None
-        aliases = out.get("aliases")
-        if isinstance(aliases, list):
-            out["aliases"] = [
-                a if not isinstance(a, str) or "." in a or not namespace else f"{namespace}.{a}"
-                for a in aliases
-            ]
-    for key in ("type", "items", "values"):
+        out["name"] = name if "." in name or not namespace else f"{namespace}.{name}"
+        out.pop("namespace", None)
+        if isinstance(out.get("aliases"), list):
+            out["aliases"] = [full_names(a, namespace) for a in out["aliases"]]
+    if kind not in _COMPLEX:
+        # A field's type, or a primitive with a logical type ({"type": "long", ...}).
+        out["type"] = full_names(kind, namespace)
+    for key in ("items", "values"):
         if key in out:
-            out[key] = qualify_aliases(out[key], namespace)
+            out[key] = full_names(out[key], namespace)
     if isinstance(out.get("fields"), list):
-        out["fields"] = [qualify_aliases(f, namespace) for f in out["fields"]]
+        out["fields"] = [
+            {**f, "type": full_names(f.get("type"), namespace)} if isinstance(f, dict) else f
+            for f in out["fields"]
+        ]
     return out
+
+
+def same_schema(a: Any, b: Any) -> bool:
+    """Whether two schema documents say the same, however their names are written.
+
+    Docs, defaults and aliases count (unlike Avro's parsing canonical form):
+    a changed default is a new version.
+    """
+    return bool(full_names(a) == full_names(b))
 
 
 # -- positions -------------------------------------------------------------

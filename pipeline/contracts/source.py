@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import importlib
+import sys
 import types
 import uuid
 from collections.abc import Iterable, Mapping
@@ -164,7 +165,10 @@ def column_needs(domain: str, rules: Iterable[Any]) -> tuple[list[ColumnNeed], l
     for rule in rules:
         reads = getattr(rule, "reads", None)
         if reads:
-            needs.extend(ColumnNeed(rule.table, str(col), rule.name, rule.origin) for col in reads)
+            origin = _shown(_module_file(rule)) or rule.origin
+            needs.extend(
+                ColumnNeed(rule.table, str(col), rule.name, origin) for col in sorted(reads)
+            )
         elif (rule.table, rule.name) not in yaml_rules:
             unchecked.append(f"{rule.name} ({rule.table})")
     notes = []
@@ -174,6 +178,22 @@ def column_needs(domain: str, rules: Iterable[Any]) -> tuple[list[ColumnNeed], l
             f"not checked: {', '.join(unchecked)}"
         )
     return needs, notes
+
+
+def _module_file(rule: Any) -> Path | None:
+    module = sys.modules.get(str(getattr(rule.fn, "__module__", "")))
+    file = getattr(module, "__file__", None)
+    return Path(file) if file else None
+
+
+def _shown(path: Path | None) -> str | None:
+    """A path as the report shows it: relative to the working directory where it can be."""
+    if path is None:
+        return None
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _rule_files(domain: str) -> list[Path]:
@@ -193,6 +213,7 @@ def _needs_from_yaml(path: Path) -> list[tuple[ColumnNeed, tuple[str, str]]]:
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         return []
     events = _events_module(data.get("events"))
+    origin = _shown(path) or str(path)
     out: list[tuple[ColumnNeed, tuple[str, str]]] = []
     for spec in data["rules"]:
         if not isinstance(spec, dict) or "table" not in spec:
@@ -210,9 +231,9 @@ def _needs_from_yaml(path: Path) -> list[tuple[ColumnNeed, tuple[str, str]]]:
                 continue
             need, required = _field_need(event, str(target))
             label = f"{event_name}.{target}" if event_name else str(target)
-            out.append((ColumnNeed(table, column, name, str(path), label, need, required), key))
+            out.append((ColumnNeed(table, column, name, origin, label, need, required), key))
         for column in _when_columns(spec.get("when")):
-            out.append((ColumnNeed(table, column, name, str(path), "its condition"), key))
+            out.append((ColumnNeed(table, column, name, origin, "its condition"), key))
     return out
 
 
