@@ -198,6 +198,23 @@ class TransformerSettings(_Section):
 class ProjectionSettings(_Section):
     dsn: str | None = Field(None, description="read-model database DSN (default: the source database)")
     group_prefix: str = "cdcflow-projection"
+    db_schema: str = Field(
+        "readmodel",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL schema of the read models, their tracking positions and checkpoints",
+    )
+    modules: list[str] = Field(
+        default_factory=lambda: ["pipeline.replay.shop"],
+        description="modules whose 'projections' list declares the projections",
+    )
+    batch_size: int = Field(1000, ge=1, description="most events applied in one database transaction")
+    checkpoint_every_s: float = Field(
+        900.0, ge=0, description="how often a runner copies its read model for 'rebuild --from' (0: never)"
+    )
+    checkpoints_keep: int = Field(4, ge=1, description="checkpoints kept per projection")
+    swap_lock_timeout_s: float = Field(
+        5.0, gt=0, description="how long a rebuild's swap waits for running queries before it retries"
+    )
 
 
 class Settings(BaseSettings):

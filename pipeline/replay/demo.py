@@ -1,0 +1,68 @@
+"""The consumer side in the demo: run the shop's projections and show what they hold.
+
+``run_projections(settings, stop)`` runs both shop projections (one thread
+each) until ``stop`` is set; ``read_model_report(settings)`` reads back a
+few rows of each read model for the demo's summary.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pipeline.replay.runner import RunStats
+from pipeline.replay.runner import run_projections as _run
+from pipeline.replay.shop import projections
+from pipeline.replay.status import projection_status
+from pipeline.replay.store import connect, read_model_dsn
+from pipeline.settings import Settings
+
+__all__ = ["read_model_report", "run_projections"]
+
+
+def run_projections(settings: Settings, stop: threading.Event) -> list[RunStats]:
+    """Run the shop's projections until ``stop`` is set; what each did (errors kept, not raised).
+
+    Meant to run in a thread beside the workload and the transformer: it
+    blocks until ``stop`` is set and the last batches are committed.
+    """
+    return _run(settings, projections, stop)
+
+
+def read_model_report(settings: Settings, limit: int = 5) -> dict[str, Any]:
+    """The projections' lag and a sample of each read model: top customers, the latest timelines.
+
+    Raises:
+        ProjectionError: the read-model database cannot be reached.
+        ReplayError: Kafka did not answer.
+    """
+    schema = settings.projections.db_schema
+    out: dict[str, Any] = {
+        "status": [s.as_dict() for s in projection_status(settings, projections)]
+    }
+    with connect(read_model_dsn(settings)) as conn:
+        customers = conn.execute(
+            f"SELECT customer_id, orders, cancelled, total, paid, last_order_at "
+            f"FROM {schema}.shop_orders_by_customer_customers "
+            "ORDER BY total DESC, customer_id LIMIT %s",
+            (limit,),
+        )
+        names = [d.name for d in customers.description or []]
+        out["top_customers"] = [dict(zip(names, row, strict=True)) for row in customers.fetchall()]
+        latest = conn.execute(
+            f"SELECT order_id FROM {schema}.shop_order_timeline_current "
+            "ORDER BY since DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+        timelines: dict[str, list[dict[str, Any]]] = {}
+        for (order_id,) in latest:
+            steps = conn.execute(
+                f"SELECT at, status, detail FROM {schema}.shop_order_timeline_steps "
+                "WHERE order_id = %s ORDER BY at, position",
+                (order_id,),
+            ).fetchall()
+            timelines[str(order_id)] = [
+                {"at": at, "status": st, "detail": d} for at, st, d in steps
+            ]
+        out["latest_timelines"] = timelines
+    return out
