@@ -343,11 +343,20 @@ class EventStream:
         code = err.code()
         if code == KafkaError._PARTITION_EOF:
             tp = cast(TP, (msg.topic(), msg.partition()))
-            # The end signal's offset is past any trailing transaction markers.
+            if tp in self._done:
+                return
+            # The end signal's offset is past any trailing transaction markers:
+            # every record before it has been delivered. A bounded read has
+            # dropped the records at or after its end, so it moves no further
+            # than its end, or the position would claim records never handed on.
             at = msg.offset()
-            if at is not None and at >= 0 and at > self.positions.get(tp, -1):
+            if at is None or at < 0:
+                return
+            if self.end is not None:
+                at = min(at, self.end_offsets[tp])
+            if at > self.positions.get(tp, -1):
                 self.positions[tp] = at
-            if self.end is not None and self.positions[tp] >= self.end_offsets.get(tp, 0):
+            if self.end is not None and self.positions[tp] >= self.end_offsets[tp]:
                 self.finish(tp)
             return
         where = f"{msg.topic()}[{msg.partition()}]" if msg.topic() else "consumer"
