@@ -68,6 +68,14 @@ def cli_env(prefix: str, topic: str, **extra: str) -> dict[str, str]:
     }
 
 
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    """What ``cdcflow -o json <args>`` prints, parsed."""
+    out = subprocess.run(
+        [CDCFLOW, "-o", "json", *args], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
 def db(settings: Settings) -> psycopg.Connection[Any]:
     return psycopg.connect(settings.source.dsn(), autocommit=True)
 
@@ -198,14 +206,7 @@ def test_sigkill_of_a_runner_mid_stream_then_restart_applies_every_event_once(
     assert 0 < applied_at_kill < total_now, "the kill must land mid-stream"
 
     # While stopped, status shows the lag in events and seconds.
-    status = subprocess.run(
-        [CDCFLOW, "-o", "json", "projections", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lag = {s["projection"]: s for s in json.loads(status.stdout)}
+    lag = {s["projection"]: s for s in cli_json(env, "projections", "status")}
     assert lag[f"{prefix}_ledger"]["events_behind"] >= total_now - applied_at_kill
     assert lag[f"{prefix}_ledger"]["seconds_behind"] > 0
     assert lag[f"{prefix}_ledger"]["running_pid"] is None
@@ -227,16 +228,8 @@ def test_sigkill_of_a_runner_mid_stream_then_restart_applies_every_event_once(
     steps = sum(isinstance(r.event, OrderPlaced | OrderPaid) for r in records)
     assert count(settings, f"{prefix}_tl_steps") == steps
 
-    status = subprocess.run(
-        [CDCFLOW, "-o", "json", "projections", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert all(
-        s["events_behind"] == 0 and s["seconds_behind"] == 0 for s in json.loads(status.stdout)
-    )
+    status = cli_json(env, "projections", "status")
+    assert all(s["events_behind"] == 0 and s["seconds_behind"] == 0 for s in status)
 
 
 # --------------------------------------------------------------------------- rebuild and swap
@@ -444,14 +437,7 @@ def test_a_second_runner_of_the_same_projection_is_refused(
         deadline = time.monotonic() + 30
         status: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            out = subprocess.run(
-                [CDCFLOW, "-o", "json", "projections", "status", f"{prefix}_ledger"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            status = json.loads(out.stdout)
+            status = cli_json(env, "projections", "status", f"{prefix}_ledger")
             if status[0]["running_pid"]:
                 break
             time.sleep(0.2)
