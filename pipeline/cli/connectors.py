@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import psycopg
 
 from pipeline.cli._context import CliContext, pass_cli, table
 from pipeline.connect import (
@@ -31,8 +30,8 @@ from pipeline.connect import (
 )
 from pipeline.connect import plan as make_plan
 from pipeline.connect.lifecycle import states
-from pipeline.connect.pg import connector_params, is_postgres_connector, open_source, slot_name
-from pipeline.connect.pg import drop_slot as pg_drop_slot
+from pipeline.connect.pg import is_postgres_connector, slot_name
+from pipeline.connect.remove import remove_connector
 from pipeline.connect.secrets import mask_value, plain_secrets
 from pipeline.errors import CdcflowError, ConfigError, ConnectError
 
@@ -307,6 +306,15 @@ def _print_plan(result: Plan) -> None:
     show_default=True,
     help="Seconds --wait waits.",
 )
+@click.option(
+    "--settle",
+    "settle_s",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds RUNNING must hold before --wait returns (a task that fails on start "
+    "reports RUNNING first).",
+)
 @click.option("--skip-preflight", is_flag=True, help="Do not check the source database first.")
 @click.argument("names", nargs=-1)
 @pass_cli
@@ -317,6 +325,7 @@ def apply_command(
     prune: bool,
     wait: bool,
     timeout_s: float,
+    settle_s: float,
     skip_preflight: bool,
     names: tuple[str, ...],
 ) -> None:
@@ -342,6 +351,7 @@ def apply_command(
             prune=prune,
             wait=wait,
             timeout_s=timeout_s,
+            settle_s=settle_s,
             preflight=not skip_preflight,
             only=names or None,
             progress=lambda msg: _err(f"  {msg}"),
@@ -354,8 +364,11 @@ def apply_command(
         click.echo("no changes: the deployed connectors match the files")
     for name in result.applied:
         click.echo(f"{name}: " + click.style("applied", fg="green"))
-    for name in result.deleted:
-        click.echo(f"{name}: " + click.style("deleted", fg="red"))
+    for change in result.plan.of(Action.DELETE):
+        click.echo(f"{change.name}: " + click.style("deleted", fg="red"))
+        config = {f.key: f.before for f in change.fields if f.before is not None}
+        if is_postgres_connector(config):
+            _slot_left(change.name, slot_name(config))
     for change in result.plan.of(Action.UNDECLARED):
         click.echo(f"{change.name}: deployed but not declared (kept; --prune deletes it)")
     for name in sorted(result.running):
@@ -631,60 +644,49 @@ def stop(ctx: CliContext, wait: bool, timeout_s: float, names: tuple[str, ...]) 
 
 @command.command()
 @click.option(
-    "--drop-slot", is_flag=True, help="Also drop the Debezium connector's replication slot."
+    "--drop-slot",
+    is_flag=True,
+    help="Forget the connector completely: stop it, reset its offsets, delete it, "
+    "and drop its Debezium replication slot.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("names", nargs=-1, required=True)
 @pass_cli
 def delete(ctx: CliContext, drop_slot: bool, yes: bool, names: tuple[str, ...]) -> None:
-    """Delete connectors (DELETE /connectors/{name}); their offsets stay in Connect.
+    """Delete connectors (DELETE /connectors/{name}).
 
-    A Debezium Postgres connector's replication slot outlives it and makes
-    PostgreSQL keep WAL for it: --drop-slot drops it too (once the task has
-    let go of it). Without it, the slot is reported. Deleting a connector
-    that is still declared in the files is undone by the next apply.
+    \b
+    Connect keeps a deleted connector's offsets, and a Debezium Postgres
+    connector's replication slot outlives it, making PostgreSQL keep WAL.
+    --drop-slot removes both: the connector is stopped, its offsets reset
+    (so one created again under the name snapshots afresh), it is deleted,
+    and its slot dropped. Without it the slot is reported.
+    A connector still declared in the files comes back with the next apply.
     """
     _confirm(f"delete {', '.join(names)}", yes)
-    out: list[dict[str, Any]] = []
+    out = []
     with _client(ctx) as client:
         for name in names:
-            config = client.get_config(name)
-            client.delete(name)
-            entry: dict[str, Any] = {"name": name, "deleted": True}
-            if is_postgres_connector(config):
-                entry["slot"] = _after_delete(ctx, config, drop_slot)
-            out.append(entry)
-            if not ctx.json_output:
-                click.echo(f"{name}: " + click.style("deleted", fg="red"))
+            removal = remove_connector(client, name, source=ctx.settings.source, forget=drop_slot)
+            out.append(removal.to_dict())
+            if ctx.json_output:
+                continue
+            click.echo(f"{name}: " + click.style("deleted", fg="red"))
+            if removal.slot and removal.slot_dropped is None:
+                _slot_left(name, removal.slot)
+            elif removal.slot:
+                _err(
+                    f"  replication slot {removal.slot!r} "
+                    + ("dropped" if removal.slot_dropped else "did not exist")
+                )
     if ctx.json_output:
         ctx.emit_json(out)
 
 
-def _after_delete(ctx: CliContext, config: dict[str, str], drop: bool) -> dict[str, Any]:
-    slot = slot_name(config)
-    if not drop:
-        _err(
-            f"  replication slot {slot!r} remains and retains WAL; drop it once the connector is "
-            f"gone for good: SELECT pg_drop_replication_slot('{slot}');"
-        )
-        return {"name": slot, "dropped": False}
-    params = connector_params(config, ctx.settings.source)
-    errors = []
-    for candidate in (params.own, params.fallback):
-        if candidate is None:
-            continue
-        try:
-            with open_source(candidate) as conn:
-                dropped = pg_drop_slot(conn, slot)
-        except (psycopg.Error, TimeoutError) as exc:
-            errors.append(f"{candidate.describe()}: {str(exc).strip().splitlines()[0]}")
-            continue
-        _err(f"  replication slot {slot!r} " + ("dropped" if dropped else "did not exist"))
-        return {"name": slot, "dropped": dropped}
-    raise CdcflowError(
-        f"the connector is deleted, but its replication slot {slot!r} could not be dropped: "
-        + ("; ".join(errors) or "no database login resolves here"),
-        hint=f"as a user with REPLICATION: SELECT pg_drop_replication_slot('{slot}');",
+def _slot_left(name: str, slot: str) -> None:
+    _err(
+        f"  {name}: replication slot {slot!r} remains and retains WAL; once the connector is "
+        f"gone for good: SELECT pg_drop_replication_slot('{slot}');"
     )
 
 

@@ -13,6 +13,7 @@ from pipeline.connect.files import ConnectorSpec, load_connectors, parse_connect
 from pipeline.connect.lifecycle import ConnectorFailed, ConnectorNotReady, wait_for_state
 from pipeline.connect.plan import Action, ConnectorChange, FieldChange, Plan, compute_plan
 from pipeline.connect.preflight import Check, Level, PreflightReport, run_preflight
+from pipeline.connect.remove import Removal, remove_connector
 from pipeline.connect.secrets import MASK, Redactor
 from pipeline.connect.status import ConnectorStatus, TaskStatus, collect_status
 from pipeline.connect.validate import ValidationResult, validate_connector, validate_connectors
@@ -34,6 +35,7 @@ __all__ = [
     "Plan",
     "PreflightReport",
     "Redactor",
+    "Removal",
     "TaskStatus",
     "ValidationResult",
     "apply",
@@ -43,6 +45,7 @@ __all__ = [
     "load_connectors",
     "parse_connector_file",
     "plan",
+    "remove_connector",
     "run_preflight",
     "validate_connector",
     "validate_connectors",

@@ -14,8 +14,8 @@ The apply protocol, step by step (nothing on the server changes before step 4):
 5. With ``prune``, ``DELETE /connectors/{name}`` for each deployed connector no
    longer declared; without it they are only reported.
 6. With ``wait``, poll until every declared connector and each of its tasks is
-   RUNNING (a connector someone paused or stopped is left as it is), or fail
-   with the trace of the first FAILED part.
+   RUNNING and stays so for ``settle_s`` (a connector someone paused or
+   stopped is left as it is), or fail with the trace of the first FAILED part.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def apply(
     prune: bool = False,
     wait: bool = False,
     timeout_s: float = 300.0,
+    settle_s: float = 5.0,
     preflight: bool = True,
     only: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -174,15 +175,16 @@ def apply(
                 to_wait.append(change.name)
         if to_wait:
             progress(f"waiting for {', '.join(to_wait)} to run")
-            updated = any(c.action is Action.UPDATE for c in declared)
             result.running = wait_for_state(
                 client,
                 to_wait,
                 "RUNNING",
                 timeout_s=timeout_s,
-                # After an update the old tasks may still report RUNNING for a
-                # moment before they are restarted with the new config.
-                settle_s=5.0 if updated else 0.0,
+                # A task reports RUNNING as soon as it starts, before it has
+                # read its offsets or the slot; and after an update the old
+                # tasks report RUNNING until they are restarted. Only a
+                # RUNNING that holds means the connector runs.
+                settle_s=settle_s,
                 redactor=redactor,
             )
     return result

@@ -106,7 +106,8 @@ def wait_for_state(
                 raise
             last[name] = status
             failed = failed_trace(status)
-            if failed is not None and want != "FAILED":
+            # Only a start can fail: a stop or pause ends the tasks either way.
+            if failed is not None and want == "RUNNING":
                 raise ConnectorFailed(name, failed[0], scrub(failed[1]))
             if not _reached(status, want):
                 reached_at.pop(name, None)

@@ -162,6 +162,7 @@ class _Run:
     deployed: bool
     user: str | None = None  # the connector's database.user, resolved
     checks: list[Check] = field(default_factory=list)
+    existing: dict[str, dict[str, Any]] = field(default_factory=dict)  # every table, by name
 
     def add(self, name: str, level: Level, detail: str, fix: str | None = None) -> None:
         self.checks.append(Check(name, level, detail, fix))
@@ -287,7 +288,7 @@ class _Run:
         tables = self._tables(conn, user)
         if tables is not None:
             self._publication(conn, user, tables, superuser)
-            self._heartbeat(tables)
+            self._heartbeat(tables, self.existing)
 
     def _role(self, user: str, role: Mapping[str, Any]) -> None:
         if not role["rolcanlogin"]:
@@ -394,6 +395,7 @@ class _Run:
 
     def _tables(self, conn: Conn, user: str) -> dict[str, dict[str, Any]] | None:
         rows = {r["qualified"]: r for r in conn.execute(_TABLES_SQL, {"user": user})}
+        self.existing = rows
         captured, unmatched = self._captured(list(rows))
         for pattern in unmatched:
             self.add(
@@ -555,7 +557,10 @@ class _Run:
             )
         )
 
-    def _heartbeat(self, tables: Mapping[str, Mapping[str, Any]]) -> None:
+    def _heartbeat(
+        self, tables: Mapping[str, Mapping[str, Any]], existing: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """``tables`` are the captured tables, ``existing`` every table of the database."""
         try:
             interval = int(self.config.get("heartbeat.interval.ms") or 0)
         except ValueError:
@@ -591,22 +596,33 @@ class _Run:
             return
         target = re.sub(r'[\s"]', "", match[1])
         qualified = target if "." in target else f"public.{target}"
-        row = next((r for t, r in tables.items() if t.lower() == qualified.lower()), None)
+        row = next((r for t, r in existing.items() if t.lower() == qualified.lower()), None)
+        captured = any(t.lower() == qualified.lower() for t in tables)
         user = self.user or "<database.user>"
         if row is None:
             self.add(
                 "heartbeat",
-                Level.WARN,
-                f"the action query writes {qualified}, which is not captured: its writes "
-                "never reach the connector, so they do not advance the slot",
-                f"add {qualified} to table.include.list (create the table if it does not exist)",
+                Level.FAIL,
+                f"the action query writes {qualified}, which does not exist: every heartbeat "
+                "fails (Debezium only logs it), and the slot does not advance",
+                f"CREATE TABLE {qualified} (id integer PRIMARY KEY, ts timestamptz NOT NULL), "
+                "and add it to table.include.list",
             )
         elif not (row["can_insert"] and row["can_update"]):
             self.add(
                 "heartbeat",
                 Level.FAIL,
-                f"{user} may not write {qualified}: the task fails at the first heartbeat",
+                f"{user} may not write {qualified}: every heartbeat fails (Debezium only "
+                "logs it), and the slot does not advance",
                 f"GRANT INSERT, UPDATE ON {_quote_ident(qualified)} TO {user}",
+            )
+        elif not captured:
+            self.add(
+                "heartbeat",
+                Level.WARN,
+                f"the action query writes {qualified}, which is not captured: its writes "
+                "never reach the connector, so they do not advance the slot",
+                f"add {qualified} to table.include.list",
             )
         else:
             self.add("heartbeat", Level.OK, f"every {interval} ms, writing {qualified} (captured)")

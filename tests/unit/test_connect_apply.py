@@ -36,7 +36,9 @@ def spec(name: str, **config: str) -> ConnectorSpec:
 
 def test_apply_creates_then_is_idempotent() -> None:
     fake = FakeConnect()
-    result = apply(fake.client(), [spec("one", a="1")], source=SOURCE, wait=True, timeout_s=5)
+    result = apply(
+        fake.client(), [spec("one", a="1")], source=SOURCE, wait=True, timeout_s=5, settle_s=0
+    )
     assert result.applied == ["one"]
     assert fake.configs["one"] == {"connector.class": FAKE_CLASS, "a": "1", "name": "one"}
     assert sorted(result.running) == ["one"]
@@ -235,22 +237,31 @@ def test_replica_identity_levels() -> None:
 
 
 @pytest.mark.parametrize(
-    ("config", "tables", "level", "words"),
+    ("config", "captured", "level", "words"),
     [
-        ({}, {}, Level.WARN, "not set"),
-        ({"heartbeat.interval.ms": "1000"}, {}, Level.WARN, "without heartbeat.action.query"),
+        ({}, [], Level.WARN, "not set"),
+        ({"heartbeat.interval.ms": "1000"}, [], Level.WARN, "without heartbeat.action.query"),
         (
             {"heartbeat.interval.ms": "1000", "heartbeat.action.query": "UPDATE hb SET ts = now()"},
-            {"public.other": ROW},
+            ["public.other"],
             Level.WARN,
             "not captured",
         ),
         (
             {
                 "heartbeat.interval.ms": "1000",
-                "heartbeat.action.query": 'INSERT INTO "public"."hb" VALUES (1)',
+                "heartbeat.action.query": "UPDATE nope SET ts = now()",
             },
-            {"public.hb": {**ROW, "can_update": False}},
+            ["public.hb"],
+            Level.FAIL,
+            "does not exist",
+        ),
+        (
+            {
+                "heartbeat.interval.ms": "1000",
+                "heartbeat.action.query": 'INSERT INTO "public"."ro" VALUES (1)',
+            },
+            ["public.ro"],
             Level.FAIL,
             "may not write",
         ),
@@ -259,17 +270,18 @@ def test_replica_identity_levels() -> None:
                 "heartbeat.interval.ms": "1000",
                 "heartbeat.action.query": "insert into public.hb values (1)",
             },
-            {"public.hb": ROW},
+            ["public.hb"],
             Level.OK,
             "captured",
         ),
     ],
 )
 def test_heartbeat_check(
-    config: dict[str, str], tables: dict[str, Any], level: Level, words: str
+    config: dict[str, str], captured: list[str], level: Level, words: str
 ) -> None:
+    existing = {"public.hb": ROW, "public.other": ROW, "public.ro": {**ROW, "can_update": False}}
     r = run(**config)
-    r._heartbeat(tables)
+    r._heartbeat({t: existing[t] for t in captured}, existing)
     (check,) = r.checks
     assert check.level is level and words in check.detail
     if level is not Level.OK:
