@@ -382,6 +382,11 @@ def test_a_secret_from_an_overlay_never_shows(deployment: Deployment) -> None:
     for result in outputs:
         assert secret not in result.stdout and secret not in result.stderr, result.args
     assert "DEBUG" in outputs[0].stderr  # -vv did log
+    # Nor in the stack's logs: Connect and Debezium log configs with passwords hidden.
+    for component in d.stack.components:
+        log = Path(component.info()["log"])
+        if log.exists():
+            assert secret.encode() not in log.read_bytes(), f"secret in {log}"
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=REPO,
