@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -75,7 +75,7 @@ class ConnectorStatus:
 
 
 def _from_rest(
-    name: str, info: Mapping[str, Any], status: Mapping[str, Any], scrub: Any
+    name: str, info: Mapping[str, Any], status: Mapping[str, Any], scrub: Callable[[str], str]
 ) -> ConnectorStatus:
     connector = status.get("connector") or {}
     tasks = tuple(
