@@ -145,7 +145,9 @@ class ValidationFailed(CdcflowError):
         for field, messages in sorted(errors.items()):
             for msg in messages:
                 lines.append(f"  {field}: {msg}")
-        super().__init__("\n".join(lines), hint="fix the fields above; nothing was changed on the server")
+        super().__init__(
+            "\n".join(lines), hint="fix the fields above; nothing was changed on the server"
+        )
         self.connector = connector
         self.errors = errors
 

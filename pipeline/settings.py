@@ -13,9 +13,9 @@ error at start-up, not a silently ignored setting.
 from __future__ import annotations
 
 import json
-from contextvars import ContextVar
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +53,7 @@ __all__ = [
 
 ENV_PREFIX = "CDCFLOW_"
 # The settings file's content while load_settings() builds a Settings object.
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("cdcflow_settings_file", default={})
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("cdcflow_settings_file", default={})  # noqa: B039 - never mutated
 
 
 class _Section(BaseModel):
@@ -68,7 +68,9 @@ class KafkaSettings(_Section):
     )
     producer_properties: dict[str, str] = Field(default_factory=dict)
     consumer_properties: dict[str, str] = Field(default_factory=dict)
-    replication_factor: int = Field(1, ge=1, description="replication factor of topics cdcflow creates")
+    replication_factor: int = Field(
+        1, ge=1, description="replication factor of topics cdcflow creates"
+    )
     min_insync_replicas: int = Field(1, ge=1)
 
     @field_validator("properties", "producer_properties", "consumer_properties", mode="before")
@@ -81,7 +83,9 @@ class KafkaSettings(_Section):
                 raise ValueError(f"expected a JSON object of librdkafka properties: {exc}") from exc
         return value
 
-    def client_config(self, kind: Literal["admin", "producer", "consumer"] = "admin") -> dict[str, Any]:
+    def client_config(
+        self, kind: Literal["admin", "producer", "consumer"] = "admin"
+    ) -> dict[str, Any]:
         """The librdkafka configuration for one client kind."""
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
         conf.update(self.properties)
@@ -100,7 +104,8 @@ class RegistrySettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     auto_register: bool = Field(
-        False, description="register schemas on first use (development only; CI and prod use 'schemas register')"
+        False,
+        description="register schemas on first use (development only; CI and prod use 'schemas register')",
     )
 
     def client_config(self) -> dict[str, Any]:
@@ -118,7 +123,9 @@ class ConnectSettings(_Section):
     timeout_s: float = Field(30.0, gt=0)
     retries: int = Field(5, ge=0, description="retries on 409 (rebalance) and 5xx")
     connectors_dir: Path = Field(Path("connectors"), description="where connector files live")
-    environment: str | None = Field(None, description="overlay under connectors/overlays/<environment>/")
+    environment: str | None = Field(
+        None, description="overlay under connectors/overlays/<environment>/"
+    )
 
 
 class SourceSettings(_Section):
@@ -142,7 +149,9 @@ class SourceSettings(_Section):
         if self.password is not None:
             return self.password.get_secret_value()
         if self.password_file is None:
-            raise ConfigError("no password for the source database", hint="set CDCFLOW_SOURCE__PASSWORD")
+            raise ConfigError(
+                "no password for the source database", hint="set CDCFLOW_SOURCE__PASSWORD"
+            )
         try:
             return self.password_file.read_text().strip()
         except OSError as exc:
@@ -171,8 +180,12 @@ class StackSettings(_Section):
     controller_port: int = Field(9093, ge=1, le=65535)
     connect_port: int = Field(8083, ge=1, le=65535)
     registry_port: int = Field(8080, ge=1, le=65535)
-    registry_management_port: int = Field(8081, ge=1, le=65535, description="registry health and metrics")
-    java_home: Path | None = Field(None, description="JDK for Kafka and Connect (default: the system java)")
+    registry_management_port: int = Field(
+        8081, ge=1, le=65535, description="registry health and metrics"
+    )
+    java_home: Path | None = Field(
+        None, description="JDK for Kafka and Connect (default: the system java)"
+    )
     registry_java_home: Path | None = Field(
         None, description="JDK 21+ for the registry (default: the newest JDK under /usr/lib/jvm)"
     )
@@ -183,20 +196,28 @@ class StackSettings(_Section):
 
 
 class TransformerSettings(_Section):
-    domain: str = Field("pipeline.domains.shop", description="module that declares the mapping rules")
+    domain: str = Field(
+        "pipeline.domains.shop", description="module that declares the mapping rules"
+    )
     group_id: str = "cdcflow-transformer"
     topics: str = Field(r"^shop\.public\..*", description="regex of CDC topics to consume")
     dead_letter_topic: str = "cdcflow.dlq"
     event_topic_partitions: int = Field(6, ge=1)
     batch_size: int = Field(500, ge=1)
     batch_timeout_ms: int = Field(100, ge=1)
-    transactional_id: str = Field("cdcflow-transformer", description="prefix of the transactional.id")
+    transactional_id: str = Field(
+        "cdcflow-transformer", description="prefix of the transactional.id"
+    )
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the HTTP endpoint")
-    schemas_dir: Path = Field(Path("schemas"), description="where the committed .avsc contracts live")
+    schemas_dir: Path = Field(
+        Path("schemas"), description="where the committed .avsc contracts live"
+    )
 
 
 class ProjectionSettings(_Section):
-    dsn: str | None = Field(None, description="read-model database DSN (default: the source database)")
+    dsn: str | None = Field(
+        None, description="read-model database DSN (default: the source database)"
+    )
     group_prefix: str = "cdcflow-projection"
     db_schema: str = Field(
         "readmodel",
@@ -207,13 +228,19 @@ class ProjectionSettings(_Section):
         default_factory=lambda: ["pipeline.replay.shop"],
         description="modules whose 'projections' list declares the projections",
     )
-    batch_size: int = Field(1000, ge=1, description="most events applied in one database transaction")
+    batch_size: int = Field(
+        1000, ge=1, description="most events applied in one database transaction"
+    )
     checkpoint_every_s: float = Field(
-        900.0, ge=0, description="how often a runner copies its read model for 'rebuild --from' (0: never)"
+        900.0,
+        ge=0,
+        description="how often a runner copies its read model for 'rebuild --from' (0: never)",
     )
     checkpoints_keep: int = Field(4, ge=1, description="checkpoints kept per projection")
     swap_lock_timeout_s: float = Field(
-        5.0, gt=0, description="how long a rebuild's swap waits for running queries before it retries"
+        5.0,
+        gt=0,
+        description="how long a rebuild's swap waits for running queries before it retries",
     )
 
 
@@ -257,13 +284,20 @@ class Settings(BaseSettings):
         st = self.stack
         follow: dict[str, tuple[BaseModel, dict[str, Any]]] = {
             "kafka": (self.kafka, {"bootstrap_servers": f"localhost:{st.kafka_port}"}),
-            "registry": (self.registry, {"url": f"http://localhost:{st.registry_port}/apis/ccompat/v7"}),
+            "registry": (
+                self.registry,
+                {"url": f"http://localhost:{st.registry_port}/apis/ccompat/v7"},
+            ),
             "connect": (self.connect, {"url": f"http://localhost:{st.connect_port}"}),
             "source": (self.source, {"port": st.postgres_port}),
         }
         for name, (section, derived) in follow.items():
             update = {k: v for k, v in derived.items() if k not in section.model_fields_set}
-            if name == "source" and self.source.password is None and self.source.password_file is None:
+            if (
+                name == "source"
+                and self.source.password is None
+                and self.source.password_file is None
+            ):
                 # Without an explicit password, the source database is the local
                 # stack's, whose passwords are generated into its state directory.
                 update["password_file"] = st.home / "secrets" / f"{self.source.user}.password"
@@ -283,7 +317,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         else:
             data = yaml.safe_load(text) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"settings file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+        raise ConfigError(
+            f"settings file {path} is not valid {path.suffix[1:].upper()}: {exc}"
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"settings file {path} must hold a mapping at the top level")
     return data
@@ -333,15 +369,20 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path), hint="see 'cdcflow settings' for every setting") from exc
+        raise ConfigError(
+            _describe(exc, path), hint="see 'cdcflow settings' for every setting"
+        ) from exc
     except SettingsError as exc:
         # Raised before validation when a structured value (a JSON object of
         # client properties) does not parse; name the variable that holds it.
-        culprits = [k for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and not _is_json_object(v)
-                    and k.endswith("PROPERTIES")]
+        culprits = [
+            k
+            for k, v in os.environ.items()
+            if k.startswith(ENV_PREFIX) and not _is_json_object(v) and k.endswith("PROPERTIES")
+        ]
         which = ", ".join(culprits) or "a CDCFLOW_* variable"
         raise ConfigError(
-            f"invalid settings: {which} must be a JSON object, e.g. '{{\"security.protocol\": \"SSL\"}}'",
+            f'invalid settings: {which} must be a JSON object, e.g. \'{{"security.protocol": "SSL"}}\'',
             hint="see 'cdcflow settings' for every setting",
         ) from exc
     finally:

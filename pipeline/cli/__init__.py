@@ -40,9 +40,7 @@ __all__ = ["cli", "main"]
     default=None,
     help="Output for people (text, the default) or for machines (json).",
 )
-@click.option(
-    "-v", "--verbose", count=True, help="More log output (-v info, -vv debug)."
-)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, output: str | None, verbose: int) -> None:
     """cdcflow turns PostgreSQL row changes captured by Debezium into Avro domain events.

@@ -55,5 +55,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
         for c in columns:
             widths[c] = max(widths[c], len(str(row.get(c, ""))))
     head = "  ".join(c.upper().ljust(widths[c]) for c in columns)
-    body = ["  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip() for row in rows]
+    body = [
+        "  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip() for row in rows
+    ]
     return "\n".join([head.rstrip(), *body])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -71,7 +70,10 @@ def _print_report(ctx: CliContext, report: WorkloadReport) -> None:
     if ctx.json_output:
         ctx.emit_json(report.as_dict())
         return
-    rows = [{"operation": n, "done": report.operations[n], "nothing to do": report.skipped[n]} for n in OPERATIONS]
+    rows = [
+        {"operation": n, "done": report.operations[n], "nothing to do": report.skipped[n]}
+        for n in OPERATIONS
+    ]
     click.echo(table(rows, ["operation", "done", "nothing to do"]))
     click.echo(f"{report.total} operations in {report.seconds:.1f}s = {report.rate:.1f}/s")
 
@@ -107,8 +109,12 @@ class _SampleTail(threading.Thread):
 
         consumer = Consumer(
             self.settings.kafka.client_config("consumer")
-            | {"group.id": f"cdcflow-demo-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "latest",
-               "isolation.level": "read_committed", "enable.auto.commit": False}
+            | {
+                "group.id": f"cdcflow-demo-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "latest",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
         )
         decode = EventDeserializer(SchemaRegistryClient(self.settings.registry.client_config()))
         consumer.subscribe(["^shop\\..*\\.events$"])
@@ -205,7 +211,9 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
     _print_totals(ctx, metrics.totals())
 
 
-def _drain(metrics: Any, stop: threading.Event, quiet_s: float = 3.0, limit_s: float = 60.0) -> None:
+def _drain(
+    metrics: Any, stop: threading.Event, quiet_s: float = 3.0, limit_s: float = 60.0
+) -> None:
     """Wait until the transformer has had nothing to do for ``quiet_s``."""
     started = time.monotonic()
     last, since = None, time.monotonic()
@@ -250,11 +258,17 @@ def setup(ctx: CliContext) -> None:
 
 @command.command()
 @click.option("--rate", default=200.0, show_default=True, help="Business operations per second.")
-@click.option("--duration", type=float, default=None, help="Seconds to run (default: 60, or until --count).")
+@click.option(
+    "--duration", type=float, default=None, help="Seconds to run (default: 60, or until --count)."
+)
 @click.option("--count", type=int, default=None, help="Stop after this many operations.")
-@click.option("--seed", "rng_seed", type=int, default=None, help="Random seed, for a repeatable sequence.")
+@click.option(
+    "--seed", "rng_seed", type=int, default=None, help="Random seed, for a repeatable sequence."
+)
 @pass_cli
-def load(ctx: CliContext, rate: float, duration: float | None, count: int | None, rng_seed: int | None) -> None:
+def load(
+    ctx: CliContext, rate: float, duration: float | None, count: int | None, rng_seed: int | None
+) -> None:
     """Perform shop business operations at a chosen rate, one transaction each.
 
     Register customers, change emails, place orders (with lines), pay, ship,
@@ -269,5 +283,3 @@ def load(ctx: CliContext, rate: float, duration: float | None, count: int | None
         _print_report(ctx, _load(ctx.settings, rate, duration, count, rng_seed, stop=stop))
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-

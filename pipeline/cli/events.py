@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import click
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipeline.cli._context import CliContext, pass_cli
@@ -25,13 +25,25 @@ def command() -> None:
 
 @command.command()
 @click.argument("topics", nargs=-1)
-@click.option("--from-beginning", is_flag=True, help="Start at the earliest event instead of the end.")
+@click.option(
+    "--from-beginning", is_flag=True, help="Start at the earliest event instead of the end."
+)
 @click.option("-n", "--max", "limit", type=int, default=None, help="Stop after this many events.")
-@click.option("--timeout", type=float, default=None, help="Stop after this many seconds without events.")
-@click.option("--dlq", is_flag=True, help="Read the dead-letter topic (raw values and the why-headers).")
+@click.option(
+    "--timeout", type=float, default=None, help="Stop after this many seconds without events."
+)
+@click.option(
+    "--dlq", is_flag=True, help="Read the dead-letter topic (raw values and the why-headers)."
+)
 @pass_cli
-def tail(ctx: CliContext, topics: tuple[str, ...], from_beginning: bool, limit: int | None,
-         timeout: float | None, dlq: bool) -> None:
+def tail(
+    ctx: CliContext,
+    topics: tuple[str, ...],
+    from_beginning: bool,
+    limit: int | None,
+    timeout: float | None,
+    dlq: bool,
+) -> None:
     """Print domain events as they arrive, decoded through the schema registry.
 
     \b
@@ -42,7 +54,9 @@ def tail(ctx: CliContext, topics: tuple[str, ...], from_beginning: bool, limit: 
     object per line, for jq).
     """
     settings = ctx.settings
-    subscribe = list(topics) or ([settings.transformer.dead_letter_topic] if dlq else ["^.*\\.events$"])
+    subscribe = list(topics) or (
+        [settings.transformer.dead_letter_topic] if dlq else ["^.*\\.events$"]
+    )
     consumer = Consumer(
         settings.kafka.client_config("consumer")
         | {
@@ -86,15 +100,19 @@ def tail(ctx: CliContext, topics: tuple[str, ...], from_beginning: bool, limit: 
             if ctx.json_output:
                 click.echo(json.dumps(row))
             elif dlq:
-                click.echo(f"{row['topic']}[{row['partition']}]@{row['offset']} "
-                           f"{headers.get('cdcflow.dlq.stage')} {headers.get('cdcflow.dlq.error.class')}: "
-                           f"{headers.get('cdcflow.dlq.error.message')} (from {headers.get('cdcflow.dlq.original.topic')}"
-                           f"[{headers.get('cdcflow.dlq.original.partition')}]@{headers.get('cdcflow.dlq.original.offset')})")
+                click.echo(
+                    f"{row['topic']}[{row['partition']}]@{row['offset']} "
+                    f"{headers.get('cdcflow.dlq.stage')} {headers.get('cdcflow.dlq.error.class')}: "
+                    f"{headers.get('cdcflow.dlq.error.message')} (from {headers.get('cdcflow.dlq.original.topic')}"
+                    f"[{headers.get('cdcflow.dlq.original.partition')}]@{headers.get('cdcflow.dlq.original.offset')})"
+                )
             else:
                 payload = {k: v for k, v in row["event"].items() if k != "metadata"}
                 meta = row["event"].get("metadata", {})
-                click.echo(f"{row['topic']}[{row['partition']}]@{row['offset']} key={row['key']} "
-                           f"{row['type']} at {meta.get('occurred_at')}: {json.dumps(payload)}")
+                click.echo(
+                    f"{row['topic']}[{row['partition']}]@{row['offset']} key={row['key']} "
+                    f"{row['type']} at {meta.get('occurred_at')}: {json.dumps(payload)}"
+                )
     except KeyboardInterrupt:
         pass
     finally:

@@ -19,7 +19,11 @@ log = logging.getLogger("cdcflow.transformer")
 
 
 @click.command(name="run")
-@click.option("--domain", default=None, help="Module that declares the mapping rules (default: transformer.domain).")
+@click.option(
+    "--domain",
+    default=None,
+    help="Module that declares the mapping rules (default: transformer.domain).",
+)
 @click.option(
     "--instance",
     default="0",
@@ -27,12 +31,27 @@ log = logging.getLogger("cdcflow.transformer")
     help="This process's stable name in the group; the transactional id is <transactional_id>-<instance>. "
     "Give each concurrent process its own, and a restarted process its old one.",
 )
-@click.option("--metrics-port", type=int, default=None, help="HTTP port for /metrics, /healthz, /readyz (0: off).")
-@click.option("--stop-when-idle", type=float, default=None, metavar="SECONDS",
-              help="Exit after this many seconds without records (for draining a backlog).")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="HTTP port for /metrics, /healthz, /readyz (0: off).",
+)
+@click.option(
+    "--stop-when-idle",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Exit after this many seconds without records (for draining a backlog).",
+)
 @pass_cli
-def command(ctx: CliContext, domain: str | None, instance: str, metrics_port: int | None,
-            stop_when_idle: float | None) -> None:
+def command(
+    ctx: CliContext,
+    domain: str | None,
+    instance: str,
+    metrics_port: int | None,
+    stop_when_idle: float | None,
+) -> None:
     """Run the transformer: CDC records in, Avro domain events out.
 
     \b
@@ -71,16 +90,22 @@ def command(ctx: CliContext, domain: str | None, instance: str, metrics_port: in
         if time.monotonic() - last_report >= 10:
             last_report = time.monotonic()
             t = metrics.totals()
-            log.info("consumed %d, produced %d events, skipped %d, dead-lettered %d",
-                     sum(t["consumed"].values()), sum(t["produced"].values()),
-                     sum(t["skipped"].values()), sum(t["dead_lettered"].values()))
+            log.info(
+                "consumed %d, produced %d events, skipped %d, dead-lettered %d",
+                sum(t["consumed"].values()),
+                sum(t["produced"].values()),
+                sum(t["skipped"].values()),
+                sum(t["dead_lettered"].values()),
+            )
 
     if stop_when_idle is not None:
+
         def idle_watch() -> None:
             while not stop.wait(0.5):
                 if time.monotonic() - last_records > stop_when_idle:
                     log.info("idle for %.0fs: stopping", stop_when_idle)
                     stop.set()
+
         threading.Thread(target=idle_watch, daemon=True).start()
     try:
         transformer.run(stop, on_batch=on_batch)
@@ -89,4 +114,6 @@ def command(ctx: CliContext, domain: str | None, instance: str, metrics_port: in
         sys.exit(3)
     finally:
         metrics.close()
-        click.echo(json.dumps({"transformer": transformer.transactional_id, **metrics.totals()}), err=True)
+        click.echo(
+            json.dumps({"transformer": transformer.transactional_id, **metrics.totals()}), err=True
+        )

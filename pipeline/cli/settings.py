@@ -10,7 +10,6 @@ from pydantic import BaseModel, SecretStr
 from pipeline.cli._context import CliContext, pass_cli, table
 from pipeline.settings import ENV_PREFIX
 
-
 _SECRET_HINTS = ("password", "secret", "token", "credentials", "basic.auth")
 
 
@@ -27,7 +26,9 @@ def _rows(model: BaseModel, prefix: tuple[str, ...] = ()) -> list[dict[str, Any]
             shown = "********"
         elif isinstance(value, dict):
             # librdkafka properties may hold sasl.password, ssl.key.password, ...
-            shown = {k: "********" if any(s in k for s in _SECRET_HINTS) else v for k, v in value.items()}
+            shown = {
+                k: "********" if any(s in k for s in _SECRET_HINTS) else v for k, v in value.items()
+            }
         rows.append(
             {
                 "setting": ".".join(path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -73,7 +74,11 @@ def _show(ctx: CliContext, stack: LocalStack) -> bool:
             row["rss"] = f"{row['rss_mib']} MiB" if row["rss_mib"] is not None else "-"
             row["pid"] = row["pid"] or "-"
             mark = "ok" if row["healthy"] else "DOWN"
-            row["health"] = click.style(mark, fg="green" if row["healthy"] else "red") if sys.stdout.isatty() else mark
+            row["health"] = (
+                click.style(mark, fg="green" if row["healthy"] else "red")
+                if sys.stdout.isatty()
+                else mark
+            )
         click.echo(table(rows, ["component", "health", "version", "port", "pid", "rss", "state"]))
     return all(r["healthy"] for r in rows)
 
@@ -88,7 +93,5 @@ def logs(ctx: CliContext, component: str, lines: int, follow: bool) -> None:
     comp = LocalStack(ctx.settings).component(component)
     path = comp.info()["log"]
     cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), path]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(cmd, check=False)
-    except KeyboardInterrupt:
-        pass

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -47,6 +47,11 @@ class RegistryUnavailable(CdcflowError):
 def _avro_value(value: Any) -> Any:
     # fastavro takes Decimal, datetime, date and UUID for their logical types;
     # enums go by value, nested models as dicts.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        # A naive datetime (a PostgreSQL timestamp without time zone) is the wall
+        # clock read as UTC, as Debezium sends it; fastavro would read it in the
+        # host's local zone (time.mktime) and shift it by the zone's offset.
+        return value.replace(tzinfo=UTC)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, DomainEvent | Mapping):
@@ -67,7 +72,11 @@ def event_to_record(event: DomainEvent) -> dict[str, Any]:
 
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, SchemaRegistryError):
-        return exc.http_status_code is None or exc.http_status_code >= 500 or exc.http_status_code in (-1, 408, 429)
+        return (
+            exc.http_status_code is None
+            or exc.http_status_code >= 500
+            or exc.http_status_code in (-1, 408, 429)
+        )
     # requests / httpx connection errors surface as their own types
     name = type(exc).__name__
     return any(s in name for s in ("Connection", "Timeout", "Transport", "Network"))
@@ -113,7 +122,9 @@ class EventSerializer:
                     "auto.register.schemas": self.auto_register,
                     "normalize.schemas": False,
                     "use.latest.version": False,
-                    "subject.name.strategy": lambda ctx, record_name: subject_name(ctx.topic, record_name),
+                    "subject.name.strategy": lambda ctx, record_name: subject_name(
+                        ctx.topic, record_name
+                    ),
                 },
             )
             self._serializers[key] = ser

@@ -83,7 +83,11 @@ def ensure_artifacts(cache: Path, versions: Versions, progress: Progress) -> Art
     registry = cache / f"registry-{versions.registry}"
     wanted = [
         (kafka, "dependency:copy-dependencies", f"Kafka {versions.kafka} (broker + Connect)"),
-        (debezium, "dependency:unpack@debezium", f"Debezium Postgres connector {versions.debezium}"),
+        (
+            debezium,
+            "dependency:unpack@debezium",
+            f"Debezium Postgres connector {versions.debezium}",
+        ),
         (registry, "dependency:unpack@registry", f"Apicurio Registry {versions.registry}"),
     ]
     fetched = []
@@ -97,4 +101,6 @@ def ensure_artifacts(cache: Path, versions: Versions, progress: Progress) -> Art
             f"{registry} holds no quarkus-run.jar",
             hint=f"remove {registry} and run 'cdcflow stack up' again",
         )
-    return Artifacts(kafka_libs=kafka, plugin_path=debezium, registry_home=registry, fetched=tuple(fetched))
+    return Artifacts(
+        kafka_libs=kafka, plugin_path=debezium, registry_home=registry, fetched=tuple(fetched)
+    )

@@ -84,7 +84,9 @@ class Component(ABC):
         self.stack = settings.stack
         self.paths = paths
         self.versions = versions
-        self.proc = ManagedProcess(self.name, paths.run / f"{self.name}.pid", paths.logs / f"{self.name}.log")
+        self.proc = ManagedProcess(
+            self.name, paths.run / f"{self.name}.pid", paths.logs / f"{self.name}.log"
+        )
 
     @property
     @abstractmethod
@@ -101,10 +103,10 @@ class Component(ABC):
     @abstractmethod
     def _launch(self, artifacts: Artifacts, progress: Progress) -> None: ...
 
-    def prepare(self, artifacts: Artifacts, progress: Progress) -> None:
+    def prepare(self, artifacts: Artifacts, progress: Progress) -> None:  # noqa: B027 - optional hook
         """Render configs and initialise state; idempotent."""
 
-    def after_ready(self, progress: Progress) -> None:
+    def after_ready(self, progress: Progress) -> None:  # noqa: B027 - optional hook
         """One-time set-up once the component answers; idempotent."""
 
     def start(self, artifacts: Artifacts, progress: Progress) -> bool:
@@ -133,7 +135,9 @@ class Component(ABC):
             alive=self.proc.running,
         )
         if reason is not None:
-            raise ComponentStartError(self.name, reason, str(self.proc.log_file), tail(self.proc.log_file))
+            raise ComponentStartError(
+                self.name, reason, str(self.proc.log_file), tail(self.proc.log_file)
+            )
         self.after_ready(progress)
         return True
 
@@ -225,7 +229,9 @@ class Postgres(Component):
             self.root.symlink_to(real)
 
     def prepare(self, artifacts: Artifacts, progress: Progress) -> None:
-        ensure_command("initdb", f"postgresql-{self.versions.postgresql_major}", progress, self.bin / "initdb")
+        ensure_command(
+            "initdb", f"postgresql-{self.versions.postgresql_major}", progress, self.bin / "initdb"
+        )
         self._place_root()
         (self.root / "run").mkdir(exist_ok=True)
         if self.user:
@@ -245,18 +251,23 @@ class Postgres(Component):
             self.user,
             [
                 str(self.bin / "initdb"),
-                "-D", str(self.data),
-                "-U", "postgres",
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 f"--pwfile={pwfile}",
-                "-E", "UTF8",
+                "-E",
+                "UTF8",
                 "--locale=C.UTF-8",
             ],
         )
         pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:
-            raise StackError(f"initdb failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise StackError(
+                f"initdb failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\n# cdcflow local stack\n"
@@ -306,7 +317,9 @@ class Postgres(Component):
     def stop(self) -> bool:
         if not self.proc.running():
             return self.proc.stop()
-        run_as(self.user, [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"])
+        run_as(
+            self.user, [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"]
+        )
         self.proc.stop(timeout=20)
         return True
 
@@ -368,7 +381,9 @@ class Kafka(_Jvm):
 
     def prepare(self, artifacts: Artifacts, progress: Progress) -> None:
         if port_in_use(self.stack.controller_port):
-            raise PortInUseError("kafka controller", self.stack.controller_port, "CDCFLOW_STACK__CONTROLLER_PORT")
+            raise PortInUseError(
+                "kafka controller", self.stack.controller_port, "CDCFLOW_STACK__CONTROLLER_PORT"
+            )
         data = self.paths.home / "kafka" / "data"
         _render(
             "server.properties.tmpl",
@@ -492,12 +507,16 @@ class Registry(_Jvm):
             return self.versions.registry
 
     def java(self) -> Path:
-        return find_java(self.versions.registry_java_min, self.stack.registry_java_home, newest=True)
+        return find_java(
+            self.versions.registry_java_min, self.stack.registry_java_home, newest=True
+        )
 
     def prepare(self, artifacts: Artifacts, progress: Progress) -> None:
         port = self.stack.registry_management_port
         if port_in_use(port):
-            raise PortInUseError("registry management interface", port, "CDCFLOW_STACK__REGISTRY_MANAGEMENT_PORT")
+            raise PortInUseError(
+                "registry management interface", port, "CDCFLOW_STACK__REGISTRY_MANAGEMENT_PORT"
+            )
 
     def _launch(self, artifacts: Artifacts, progress: Progress) -> None:
         pg = self.stack.postgres_port
@@ -535,5 +554,8 @@ class Registry(_Jvm):
             resp = requests.get(self.url + "/apis/ccompat/v7/subjects", timeout=3)
         except requests.RequestException:
             return f"HTTP on port {self.port} not answering yet"
-        return None if resp.status_code == 200 else f"GET /apis/ccompat/v7/subjects answered {resp.status_code}"
-
+        return (
+            None
+            if resp.status_code == 200
+            else f"GET /apis/ccompat/v7/subjects answered {resp.status_code}"
+        )

@@ -7,6 +7,7 @@ reuses an old pid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,7 +53,9 @@ class ManagedProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            log.write(f"\n=== cdcflow: starting {self.name} at {time.ctime()}\n$ {' '.join(cmd)}\n".encode())
+            log.write(
+                f"\n=== cdcflow: starting {self.name} at {time.ctime()}\n$ {' '.join(cmd)}\n".encode()
+            )
             log.flush()
             proc = subprocess.Popen(
                 cmd,
@@ -101,10 +104,8 @@ class ManagedProcess:
         try:
             total = proc.memory_info().rss
             for child in proc.children(recursive=True):
-                try:
+                with contextlib.suppress(psutil.Error):
                     total += child.memory_info().rss
-                except psutil.Error:
-                    pass
             return int(total)
         except psutil.Error:
             return None

@@ -84,7 +84,9 @@ def find_java(min_major: int, preferred: Path | None = None, newest: bool = Fals
         candidates.append(Path(preferred) / "bin" / "java")
     jvm = sorted(Path("/usr/lib/jvm").glob("*/bin/java")) if Path("/usr/lib/jvm").is_dir() else []
     system = [Path(p) for p in [shutil.which("java")] if p]
-    env_home = [Path(os.environ["JAVA_HOME"]) / "bin" / "java"] if os.environ.get("JAVA_HOME") else []
+    env_home = (
+        [Path(os.environ["JAVA_HOME"]) / "bin" / "java"] if os.environ.get("JAVA_HOME") else []
+    )
     rest = env_home + system + jvm
     seen: dict[Path, int] = {}
     for java in candidates + rest:
@@ -104,7 +106,7 @@ def find_java(min_major: int, preferred: Path | None = None, newest: bool = Fals
     ok.sort(key=lambda mj: mj[0], reverse=newest)
     if not newest:
         # The system java when it is new enough, for Kafka and Connect.
-        for major, java in ok:
+        for _major, java in ok:
             if system and java == system[0].resolve():
                 return java
     return ok[0][1]

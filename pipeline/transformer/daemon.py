@@ -122,7 +122,12 @@ class Transformer:
         wanted = sorted(set(self.topics.values()) | {self.cfg.dead_letter_topic})
         existing = set(admin.list_topics(timeout=30).topics)
         new = [
-            NewTopic(t, num_partitions=self.cfg.event_topic_partitions, replication_factor=kafka.replication_factor, config=config)
+            NewTopic(
+                t,
+                num_partitions=self.cfg.event_topic_partitions,
+                replication_factor=kafka.replication_factor,
+                config=config,
+            )
             for t in wanted
             if t not in existing
         ]
@@ -174,11 +179,17 @@ class Transformer:
             # Aborts whatever a previous instance with this id left open.
             self._producer.init_transactions(60)
         except KafkaException as exc:
-            raise CdcflowError(f"cannot initialise Kafka transactions: {exc}",
-                               hint="check the broker's transaction.state.log.* settings") from exc
+            raise CdcflowError(
+                f"cannot initialise Kafka transactions: {exc}",
+                hint="check the broker's transaction.state.log.* settings",
+            ) from exc
         self._consumer = Consumer(self._consumer_config())
-        self._consumer.subscribe([self.cfg.topics], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                 on_lost=self._on_revoke)
+        self._consumer.subscribe(
+            [self.cfg.topics],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         log.info("transformer %s subscribed to %s", self.transactional_id, self.cfg.topics)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -188,18 +199,25 @@ class Transformer:
             self.dedup.restore((tp.topic, tp.partition), getattr(tp, "metadata", None))
             self._assigned.add((tp.topic, tp.partition))
         self.metrics.assigned.set(len(self._assigned))
-        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in committed) or "nothing")
+        log.info(
+            "assigned %s",
+            ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in committed) or "nothing",
+        )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.dedup.forget((tp.topic, tp.partition))
             self._assigned.discard((tp.topic, tp.partition))
         self.metrics.assigned.set(len(self._assigned))
-        log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
+        log.info(
+            "revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
+        )
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, stop: threading.Event, on_batch: Callable[[BatchResult], None] | None = None) -> None:
+    def run(
+        self, stop: threading.Event, on_batch: Callable[[BatchResult], None] | None = None
+    ) -> None:
         """Run until ``stop`` is set; the batch in flight is committed or aborted, never half-written.
 
         Raises:
@@ -214,9 +232,8 @@ class Transformer:
                 msgs = self.consume()
                 if msgs:
                     result = self.process_with_retry(msgs, stop)
-                    if result is not None and self.commit(result):
-                        if on_batch:
-                            on_batch(result)
+                    if result is not None and self.commit(result) and on_batch:
+                        on_batch(result)
                 self._update_lag()
         finally:
             self.close()
@@ -287,19 +304,33 @@ class Transformer:
                     )
                 )
                 res.dead_lettered[err.stage] += 1
-                log.warning("dead-lettered %s[%d]@%d (%s): %s", topic, partition, offset, err.stage, err.reason)
+                log.warning(
+                    "dead-lettered %s[%d]@%d (%s): %s",
+                    topic,
+                    partition,
+                    offset,
+                    err.stage,
+                    err.reason,
+                )
         return res
 
     def _one(self, msg: Message, tp: TP, res: BatchResult) -> None:
         decoded = decode_record(
-            msg.value(), topic=tp[0], key=msg.key(), partition=tp[1], offset=msg.offset(), options=self.decoder
+            msg.value(),
+            topic=tp[0],
+            key=msg.key(),
+            partition=tp[1],
+            offset=msg.offset(),
+            options=self.decoder,
         )
         if isinstance(decoded, Skip):
             res.skipped[str(decoded.reason)] += 1
             return
         if self.dedup.is_repeat(tp, decoded):
             res.skipped[DUPLICATE] += 1
-            log.debug("dropped repeat %s[%d]@%d lsn=%s", tp[0], tp[1], msg.offset(), decoded.source.lsn)
+            log.debug(
+                "dropped repeat %s[%d]@%d lsn=%s", tp[0], tp[1], msg.offset(), decoded.source.lsn
+            )
             return
         mapped = map_change(self.rules, decoded)
         if isinstance(mapped, Skip):
@@ -342,14 +373,20 @@ class Transformer:
             for rec in res.out:  # 4
                 self._produce(rec)
             offsets = [self._offset(t, p, off) for (t, p), off in res.next_offsets.items()]
-            producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)  # 5
+            producer.send_offsets_to_transaction(
+                offsets, self._consumer.consumer_group_metadata(), 30
+            )  # 5
             self._commit_transaction()  # 6
         except KafkaException as exc:
             err = exc.args[0]
             if err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH):
                 self.metrics.transactions.labels("fenced").inc()
-                raise TransformerFenced(f"transformer {self.transactional_id} was fenced: {err}") from exc
-            log.warning("transaction aborted (%s); retrying the batch of %d records", err, res.records)
+                raise TransformerFenced(
+                    f"transformer {self.transactional_id} was fenced: {err}"
+                ) from exc
+            log.warning(
+                "transaction aborted (%s); retrying the batch of %d records", err, res.records
+            )
             self._abort(res)
             return False
         self.dedup.commit()
@@ -435,7 +472,9 @@ class Transformer:
             for tp in positions:
                 _, high = self._consumer.get_watermark_offsets(tp, cached=True)
                 if tp.offset >= 0 and high >= 0:
-                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                        max(0, high - tp.offset)
+                    )
         except KafkaException:
             pass
 

@@ -16,7 +16,11 @@ __all__ = ["build_transformer"]
 
 
 def build_transformer(
-    settings: Settings, *, domain: str | None = None, instance: str = "0", metrics: Metrics | None = None
+    settings: Settings,
+    *,
+    domain: str | None = None,
+    instance: str = "0",
+    metrics: Metrics | None = None,
 ) -> Transformer:
     """A transformer for ``domain`` (default ``settings.transformer.domain``).
 
@@ -27,7 +31,9 @@ def build_transformer(
     rules = load_domain(module)
     events = discover_events([module])
     if not events:
-        raise ConfigError(f"domain {module!r} declares no event types (DomainEvent subclasses with __aggregate__)")
+        raise ConfigError(
+            f"domain {module!r} declares no event types (DomainEvent subclasses with __aggregate__)"
+        )
     serializer = EventSerializer(
         SchemaRegistryClient(settings.registry.client_config()),
         settings.transformer.schemas_dir,

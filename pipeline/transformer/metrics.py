@@ -27,12 +27,30 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.consumed = Counter("cdcflow_records_consumed", "CDC records consumed (committed batches)", ["topic"], registry=r)
-        self.mapped = Counter("cdcflow_records_mapped", "CDC records that became domain events", ["topic"], registry=r)
-        self.produced = Counter("cdcflow_events_produced", "Domain events produced", ["event_type"], registry=r)
-        self.skipped = Counter("cdcflow_records_skipped", "Records deliberately skipped", ["reason"], registry=r)
-        self.dead_lettered = Counter("cdcflow_records_dead_lettered", "Records sent to the dead-letter topic", ["stage"], registry=r)
-        self.transactions = Counter("cdcflow_transactions", "Kafka transactions by outcome", ["outcome"], registry=r)
+        self.consumed = Counter(
+            "cdcflow_records_consumed",
+            "CDC records consumed (committed batches)",
+            ["topic"],
+            registry=r,
+        )
+        self.mapped = Counter(
+            "cdcflow_records_mapped", "CDC records that became domain events", ["topic"], registry=r
+        )
+        self.produced = Counter(
+            "cdcflow_events_produced", "Domain events produced", ["event_type"], registry=r
+        )
+        self.skipped = Counter(
+            "cdcflow_records_skipped", "Records deliberately skipped", ["reason"], registry=r
+        )
+        self.dead_lettered = Counter(
+            "cdcflow_records_dead_lettered",
+            "Records sent to the dead-letter topic",
+            ["stage"],
+            registry=r,
+        )
+        self.transactions = Counter(
+            "cdcflow_transactions", "Kafka transactions by outcome", ["outcome"], registry=r
+        )
         self.batch_seconds = Histogram(
             "cdcflow_batch_seconds",
             "Time to process and commit one batch",
@@ -40,7 +58,10 @@ class Metrics:
             registry=r,
         )
         self.batch_records = Histogram(
-            "cdcflow_batch_records", "Records per batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 5000), registry=r
+            "cdcflow_batch_records",
+            "Records per batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 5000),
+            registry=r,
         )
         self.lag_seconds = Histogram(
             "cdcflow_end_to_end_lag_seconds",
@@ -48,8 +69,12 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=r,
         )
-        self.consumer_lag = Gauge("cdcflow_consumer_lag", "Records behind the log end", ["topic", "partition"], registry=r)
-        self.assigned = Gauge("cdcflow_assigned_partitions", "Partitions assigned to this process", registry=r)
+        self.consumer_lag = Gauge(
+            "cdcflow_consumer_lag", "Records behind the log end", ["topic", "partition"], registry=r
+        )
+        self.assigned = Gauge(
+            "cdcflow_assigned_partitions", "Partitions assigned to this process", registry=r
+        )
         self.last_loop = time.monotonic()
         self.last_commit_ok = True
         self._server: ThreadingHTTPServer | None = None
@@ -88,7 +113,11 @@ class Metrics:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
-                    body, ctype, status = generate_latest(metrics.registry), CONTENT_TYPE_LATEST, 200
+                    body, ctype, status = (
+                        generate_latest(metrics.registry),
+                        CONTENT_TYPE_LATEST,
+                        200,
+                    )
                 elif self.path in ("/healthz", "/readyz"):
                     ok = metrics.alive() if self.path == "/healthz" else metrics.ready()
                     body = json.dumps({"ok": ok, **metrics.totals()}).encode()
@@ -105,7 +134,9 @@ class Metrics:
                 pass
 
         self._server = ThreadingHTTPServer((host, port), Handler)
-        threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, name="metrics-http", daemon=True
+        ).start()
         return int(self._server.server_address[1])
 
     def close(self) -> None:

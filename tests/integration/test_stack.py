@@ -74,7 +74,9 @@ def test_connect_lists_the_debezium_postgres_plugin(stack: LocalStack) -> None:
 
     plugins = requests.get(stack.connect.url + "/connector-plugins", timeout=10).json()
     classes = {p["class"]: p.get("version") for p in plugins}
-    assert classes.get("io.debezium.connector.postgresql.PostgresConnector") == stack.versions.debezium
+    assert (
+        classes.get("io.debezium.connector.postgresql.PostgresConnector") == stack.versions.debezium
+    )
 
 
 def test_postgres_is_ready_for_logical_decoding(stack: LocalStack, settings: Settings) -> None:
@@ -105,7 +107,9 @@ def test_a_taken_port_is_named_with_its_setting(stack: LocalStack, tmp_path: Pat
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        other = load_settings(stack={"home": tmp_path, "kafka_port": port, "controller_port": port + 1})
+        other = load_settings(
+            stack={"home": tmp_path, "kafka_port": port, "controller_port": port + 1}
+        )
         kafka = Kafka(other, StackPaths(tmp_path), stack.versions)
         with pytest.raises(PortInUseError) as info:
             kafka.start(stack.artifacts(), progress=print)

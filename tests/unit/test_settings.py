@@ -30,7 +30,10 @@ def test_defaults_point_at_the_local_stack() -> None:
 
 def test_environment_sets_nested_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CDCFLOW_KAFKA__BOOTSTRAP_SERVERS", "broker-1:9093")
-    monkeypatch.setenv("CDCFLOW_KAFKA__PROPERTIES", '{"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"}')
+    monkeypatch.setenv(
+        "CDCFLOW_KAFKA__PROPERTIES",
+        '{"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"}',
+    )
     monkeypatch.setenv("CDCFLOW_TRANSFORMER__BATCH_SIZE", "1000")
     s = load_settings()
     conf = s.kafka.client_config("producer")
@@ -49,7 +52,9 @@ def test_client_config_adds_kind_specific_properties(monkeypatch: pytest.MonkeyP
     assert "fetch.min.bytes" not in s.kafka.client_config("producer")
 
 
-def test_invalid_choice_names_the_variable_and_allowed_values(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_choice_names_the_variable_and_allowed_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CDCFLOW_LOG_LEVEL", "LOUD")
     with pytest.raises(ConfigError) as info:
         load_settings()
@@ -129,7 +134,9 @@ def test_password_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "password=generated" in s.source.dsn()
 
 
-def test_missing_password_file_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_password_file_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CDCFLOW_STACK__HOME", str(tmp_path))
     with pytest.raises(ConfigError) as info:
         load_settings().source.secret()
@@ -154,9 +161,13 @@ def test_an_explicit_endpoint_wins_over_the_stack_port(monkeypatch: pytest.Monke
     assert load_settings().kafka.bootstrap_servers == "kafka.prod:9092"
 
 
-def test_file_stack_port_moves_clients_and_env_still_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_stack_port_moves_clients_and_env_still_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tmp_path / "cdcflow.yaml"
-    cfg.write_text("stack:\n  kafka_port: 29092\nregistry:\n  url: http://file-registry/apis/ccompat/v7\n")
+    cfg.write_text(
+        "stack:\n  kafka_port: 29092\nregistry:\n  url: http://file-registry/apis/ccompat/v7\n"
+    )
     monkeypatch.setenv("CDCFLOW_REGISTRY__URL", "http://env-registry/apis/ccompat/v7")
     s = load_settings(cfg)
     assert s.kafka.bootstrap_servers == "localhost:29092"

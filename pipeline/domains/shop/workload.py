@@ -72,14 +72,20 @@ class Workload:
 
     def _load(self) -> None:
         with self.conn.transaction():
-            self.customers = [r[0] for r in self.conn.execute("SELECT id FROM customers WHERE status = 'active'")]
-            self.products = dict(self.conn.execute("SELECT id, price FROM products WHERE active").fetchall())
+            self.customers = [
+                r[0] for r in self.conn.execute("SELECT id FROM customers WHERE status = 'active'")
+            ]
+            self.products = dict(
+                self.conn.execute("SELECT id, price FROM products WHERE active").fetchall()
+            )
             for oid, status in self.conn.execute(
                 "SELECT id, status::text FROM orders WHERE status IN ('placed', 'paid')"
             ):
                 (self.placed if status == "placed" else self.paid).append(oid)
         if not self.customers or not self.products:
-            raise RuntimeError("the shop has no customers or products: run 'cdcflow demo setup' first")
+            raise RuntimeError(
+                "the shop has no customers or products: run 'cdcflow demo setup' first"
+            )
 
     # -- operations; each returns False when it had nothing to act on
 
@@ -87,7 +93,11 @@ class Workload:
         n = self.rng.randrange(10**9)
         row = self.conn.execute(
             "INSERT INTO customers (email, full_name, country) VALUES (%s, %s, %s) RETURNING id",
-            (f"new.{n}.{time.time_ns()}@example.com", f"Customer {n}", self.rng.choice(["DE", "FR", "NL"])),
+            (
+                f"new.{n}.{time.time_ns()}@example.com",
+                f"Customer {n}",
+                self.rng.choice(["DE", "FR", "NL"]),
+            ),
         ).fetchone()
         assert row is not None
         self.customers.append(row[0])
@@ -103,10 +113,16 @@ class Workload:
 
     def place_order(self) -> bool:
         cid = self.rng.choice(self.customers)
-        lines = self.rng.sample(sorted(self.products), k=min(len(self.products), self.rng.randint(1, 4)))
+        lines = self.rng.sample(
+            sorted(self.products), k=min(len(self.products), self.rng.randint(1, 4))
+        )
         qty = [self.rng.randint(1, 3) for _ in lines]
         total = sum((self.products[p] * q for p, q in zip(lines, qty, strict=True)), Decimal("0"))
-        address = {"street": f"{self.rng.randint(1, 200)} Main St", "city": "Berlin", "zip": "10115"}
+        address = {
+            "street": f"{self.rng.randint(1, 200)} Main St",
+            "city": "Berlin",
+            "zip": "10115",
+        }
         row = self.conn.execute(
             "INSERT INTO orders (customer_id, total, shipping_address) VALUES (%s, %s, %s) RETURNING id",
             (cid, total, json.dumps(address)),
@@ -116,7 +132,10 @@ class Workload:
             cur.executemany(
                 "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price)"
                 " VALUES (%s, %s, %s, %s, %s)",
-                [(row[0], i + 1, p, q, self.products[p]) for i, (p, q) in enumerate(zip(lines, qty, strict=True))],
+                [
+                    (row[0], i + 1, p, q, self.products[p])
+                    for i, (p, q) in enumerate(zip(lines, qty, strict=True))
+                ],
             )
         self.placed.append(row[0])
         return True
@@ -139,7 +158,8 @@ class Workload:
             (oid, row[0], self.rng.choice(["card", "paypal", "invoice"])),
         )
         self.conn.execute(
-            "UPDATE orders SET status = 'paid', paid_at = now(), updated_at = now() WHERE id = %s", (oid,)
+            "UPDATE orders SET status = 'paid', paid_at = now(), updated_at = now() WHERE id = %s",
+            (oid,),
         )
         self.paid.append(oid)
         return True
@@ -170,7 +190,9 @@ class Workload:
         pid = self.rng.choice(sorted(self.products))
         factor = Decimal(self.rng.choice(["0.90", "0.95", "1.05", "1.10"]))
         price = (self.products[pid] * factor).quantize(Decimal("0.01"))
-        self.conn.execute("UPDATE products SET price = %s, updated_at = now() WHERE id = %s", (price, pid))
+        self.conn.execute(
+            "UPDATE products SET price = %s, updated_at = now() WHERE id = %s", (price, pid)
+        )
         self.products[pid] = price
         return True
 
