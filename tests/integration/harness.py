@@ -1,0 +1,462 @@
+"""One isolated run of the whole chain on the real stack, for the end-to-end tests.
+
+PostgreSQL -> Debezium connector (Kafka Connect) -> CDC topics -> the transformer
+(``build_transformer(...).run(stop)`` in a thread) -> event topics / dead-letter
+topic, read back with a plain confluent-kafka ``AvroDeserializer``.
+
+A :class:`PipelineRun` owns names no other run uses: a database created from the
+domain's ``schema.sql``, a connector with its own ``topic.prefix``, replication
+slot and publication, a consumer group, a transactional id, a dead-letter topic,
+and event topics under a domain name of its own (``__domain__`` on the domain's
+event base class). :meth:`PipelineRun.close` removes all of it; the replication
+slot first, because a leftover slot retains WAL for every database on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from psycopg.rows import dict_row
+
+from pipeline.connect import ConnectClient, parse_connector_file, wait_for_state
+from pipeline.connect.pg import drop_slot
+from pipeline.contracts.catalog import discover_events
+from pipeline.contracts.generate import render, schema_for
+from pipeline.contracts.naming import event_subject, event_topic, schema_path
+from pipeline.contracts.registry import ContractRegistry
+from pipeline.errors import ConnectError, RegistryError
+from pipeline.events import DomainEvent
+from pipeline.settings import Settings, load_settings
+from pipeline.stack import LocalStack
+from pipeline.transformer import Metrics, Transformer, build_transformer
+from tests.domains.fidelity.events import _FidelityEvent
+
+REPO = Path(__file__).resolve().parents[2]
+SHOP_CONNECTOR = REPO / "connectors" / "shop-postgres.yaml"
+
+# Keys of the shop connector that describe the shop's tables, not how values are encoded.
+_SHOP_ONLY = re.compile(r"^(transforms|message\.key\.columns|heartbeat\.|table\.include\.list)")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One record read back from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: Any
+    headers: dict[str, bytes]
+
+
+def connector_config(
+    database: str, prefix: str, slot: str, tables: Iterable[str]
+) -> dict[str, str]:
+    """The shipped shop connector's config, pointed at ``database`` under names of a run's own.
+
+    The value handling (precise decimals, microsecond times, ISO intervals, bytes,
+    JSON with schemas) is what the transformer depends on, so it is taken from
+    ``connectors/shop-postgres.yaml`` as it is; the shop's routing, key columns and
+    heartbeat are left out.
+    """
+    base = parse_connector_file(SHOP_CONNECTOR).config
+    config = {k: v for k, v in base.items() if not _SHOP_ONLY.match(k)}
+    config.update(
+        {
+            "database.dbname": database,
+            "topic.prefix": prefix,
+            "slot.name": slot,
+            "publication.name": slot,
+            "table.include.list": ",".join(re.escape(t) for t in tables),
+            # One partition per CDC topic: the records of a table keep one order,
+            # so "the records after a poison record" is well defined.
+            "topic.creation.default.partitions": "1",
+        }
+    )
+    return config
+
+
+class PipelineRun:
+    """A database, a connector and a transformer of one test's own (see the module doc)."""
+
+    def __init__(
+        self,
+        stack: LocalStack,
+        base: Settings,
+        *,
+        domain: str,
+        event_base: type[DomainEvent],
+        schema_sql: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        label: str,
+    ) -> None:
+        self.stack = stack
+        self.token = uuid.uuid4().hex[:10]
+        self.label = label
+        self.domain = domain
+        self.database = f"it_{label}_{self.token}"
+        self.slot = f"it_{label}_{self.token}"
+        self.prefix = f"it{label}{self.token}"
+        self.connector = f"it-{label}-{self.token}"
+        # Event topics <name>.<aggregate>.events and the dead-letter topic <name>.dlq;
+        # unlike the CDC topics, they do not match the transformer's pattern.
+        self.name = f"it-{label}-{self.token}"
+        monkeypatch.setattr(event_base, "__domain__", self.name)
+        self.schemas_dir = tmp_path / "schemas"
+        self.settings = load_settings(
+            kafka={
+                "bootstrap_servers": base.kafka.bootstrap_servers,
+                # New CDC topics join the transformer's pattern subscription within
+                # seconds (librdkafka's default metadata refresh is five minutes).
+                "consumer_properties": {"topic.metadata.refresh.interval.ms": "1000"},
+            },
+            transformer={
+                "domain": domain,
+                "group_id": self.name,
+                "transactional_id": self.name,
+                "dead_letter_topic": f"{self.name}.dlq",
+                "topics": rf"^{re.escape(self.prefix)}\..*",
+                "event_topic_partitions": 3,
+                "batch_size": 50,
+                "metrics_port": 0,
+                "schemas_dir": str(self.schemas_dir),
+            },
+        )
+        self.events = discover_events([domain])
+        self.metrics = Metrics()
+        self.transformer: Transformer | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+        self._subjects: list[str] = []
+        self._connect = ConnectClient.from_settings(self.settings.connect)
+        self._admin = AdminClient(self.settings.kafka.client_config())
+        self._registry = SchemaRegistryClient(self.settings.registry.client_config())
+        self._deserialize = AvroDeserializer(self._registry)
+        self._schema_sql = schema_sql
+
+    # ------------------------------------------------------------ the source
+
+    def db(self, *, user: str = "cdcflow", database: str | None = None) -> psycopg.Connection[Any]:
+        """An autocommit connection to this run's database (or ``database``), rows as dicts."""
+        src = self.settings.source
+        password = self.stack.paths.password("debezium") if user == "debezium" else src.secret()
+        return psycopg.connect(
+            host=src.host,
+            port=src.port,
+            dbname=database or self.database,
+            user=user,
+            password=password,
+            autocommit=True,
+            row_factory=dict_row,
+        )
+
+    def create_database(self) -> None:
+        """Create the run's database and load the domain's ``schema.sql`` into it."""
+        with self.db(database=self.settings.source.database) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+            # Debezium creates the filtered publication: it needs CREATE on the database.
+            conn.execute(f'GRANT CREATE ON DATABASE "{self.database}" TO debezium')
+        with self.db() as conn:
+            conn.execute(self._schema_sql.read_text())
+
+    # ------------------------------------------------------------ the connector
+
+    def cdc_topic(self, table: str) -> str:
+        """The CDC topic of ``schema.table``."""
+        return f"{self.prefix}.{table}"
+
+    def start_connector(self, tables: Iterable[str]) -> None:
+        """Create the connector and wait until it and its task run."""
+        config = connector_config(self.database, self.prefix, self.slot, tables)
+        self._connect.create_connector(self.connector, config)
+        wait_for_state(self._connect, [self.connector], "RUNNING", timeout_s=120, poll_s=0.5)
+
+    # ------------------------------------------------------------ contracts
+
+    def register_contracts(self) -> None:
+        """Generate each event type's .avsc into the run's schemas dir and register it.
+
+        As in a deployment: ``cdcflow schemas generate`` writes the contracts,
+        ``cdcflow schemas register`` registers them; the transformer does not.
+        """
+        registry = ContractRegistry(self.settings.registry)
+        for event in self.events:
+            path = schema_path(self.schemas_dir, event.namespace(), event.event_type())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = render(schema_for(event))
+            path.write_text(text)
+            subject = event_subject(event)
+            registry.register(subject, text)
+            self._subjects.append(subject)
+
+    def topic_of(self, event: type[DomainEvent]) -> str:
+        return event_topic(event)
+
+    # ------------------------------------------------------------ the transformer
+
+    def start_transformer(self) -> None:
+        """Build the transformer from the run's settings and run it in a thread."""
+        self.transformer = build_transformer(
+            self.settings, domain=self.domain, metrics=self.metrics
+        )
+        transformer = self.transformer
+
+        def run() -> None:
+            try:
+                transformer.run(self._stop)
+            except BaseException as exc:
+                self._failure = exc
+
+        self._thread = threading.Thread(target=run, name=f"transformer-{self.token}", daemon=True)
+        self._thread.start()
+
+    def stop_transformer(self) -> None:
+        """Stop the transformer; its batch in flight is committed or aborted first.
+
+        Raises:
+            AssertionError: the transformer's thread died with an error.
+        """
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the transformer did not stop within 60 s"
+        self._thread = None
+        if self._failure is not None:
+            raise AssertionError(f"the transformer failed: {self._failure!r}") from self._failure
+
+    def check_transformer(self) -> None:
+        if self._failure is not None:
+            raise AssertionError(f"the transformer failed: {self._failure!r}") from self._failure
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        """The transformer's metrics counter totals (committed batches only)."""
+        totals: dict[str, dict[str, float]] = self.metrics.totals()
+        return totals
+
+    def wait_for(
+        self, what: str, done: Callable[[], bool], timeout_s: float = 120, poll_s: float = 0.5
+    ) -> None:
+        """Poll ``done`` until it holds; the transformer's own failure ends the wait early."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            self.check_transformer()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            time.sleep(poll_s)
+
+    # ------------------------------------------------------------ Kafka
+
+    def produce_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        producer = Producer(self.settings.kafka.client_config("producer"))
+        producer.produce(topic, value, key)
+        assert producer.flush(30) == 0
+
+    def end_offsets(self, topic: str) -> int:
+        """How many offsets ``topic`` has (the sum of its partitions' high watermarks)."""
+        meta = self._admin.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return 0
+        consumer = Consumer(self._consumer_config())
+        try:
+            return sum(
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in meta.partitions
+            )
+        finally:
+            consumer.close()
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return self.settings.kafka.client_config("consumer") | {
+            "group.id": f"it-reader-{self.token}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+
+    def read(
+        self, topic: str, count: int, *, avro: bool = False, timeout_s: float = 120
+    ) -> list[Received]:
+        """The first ``count`` committed records of ``topic``, from the beginning.
+
+        Avro values go through a plain ``AvroDeserializer`` pointed at the registry.
+        Reads on for a second after the last expected record, so that one too many
+        is seen.
+
+        Raises:
+            AssertionError: fewer than ``count`` records arrived in time.
+        """
+        consumer = Consumer(self._consumer_config())
+        out: list[Received] = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not self._admin.list_topics(topic, timeout=10).topics[topic].partitions:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"topic {topic} has no partitions")
+                time.sleep(0.5)
+            partitions = self._admin.list_topics(topic, timeout=10).topics[topic].partitions
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            settle_until: float | None = None
+            while settle_until is None or time.monotonic() < settle_until:
+                self.check_transformer()
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"{topic}: {len(out)} of {count} records after {timeout_s}s"
+                    )
+                for msg in consumer.consume(100, 0.5):
+                    if msg.error() is not None:
+                        continue
+                    out.append(self._received(msg, avro))
+                if len(out) >= count and settle_until is None:
+                    settle_until = time.monotonic() + 1.0
+        finally:
+            consumer.close()
+        return out
+
+    def _received(self, msg: Message, avro: bool) -> Received:
+        raw = msg.value()
+        topic = msg.topic()
+        value: Any = raw
+        if avro and raw is not None:
+            value = self._deserialize(raw, SerializationContext(topic, MessageField.VALUE))
+        return Received(
+            topic=topic,
+            partition=msg.partition(),
+            offset=msg.offset(),
+            timestamp_ms=msg.timestamp()[1],
+            key=msg.key(),
+            value=value,
+            headers={k: v for k, v in (msg.headers() or [])},
+        )
+
+    # ------------------------------------------------------------ clean-up
+
+    def close(self) -> None:
+        """Remove everything this run made; the replication slot first (it retains WAL)."""
+        errors: list[str] = []
+
+        def attempt(what: str, fn: Callable[[], object]) -> None:
+            try:
+                fn()
+            except Exception as exc:
+                errors.append(f"{what}: {type(exc).__name__}: {exc}")
+
+        attempt("stop the transformer", self.stop_transformer)
+        attempt("delete the connector", self._delete_connector)
+        attempt("drop the replication slot", self._drop_slot)
+        attempt("drop the database", self._drop_database)
+        attempt("delete the topics", self._delete_topics)
+        attempt("delete the subjects", self._delete_subjects)
+        attempt("delete the consumer groups", self._delete_groups)
+        self._connect.close()
+        assert not errors, "clean-up failed:\n" + "\n".join(errors)
+
+    def _delete_connector(self) -> None:
+        with contextlib.suppress(ConnectError):
+            self._connect.delete(self.connector)
+        deadline = time.monotonic() + 60
+        while self.connector in self._connect.list_connectors():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"connector {self.connector} still listed after 60 s")
+            time.sleep(0.5)
+
+    def _drop_slot(self) -> None:
+        with self.db(user="debezium") as conn:
+            drop_slot(conn, self.slot, wait_s=60)
+
+    def _drop_database(self) -> None:
+        with self.db(database=self.settings.source.database) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+
+    def _delete_topics(self) -> None:
+        mine = [
+            t
+            for t in self._admin.list_topics(timeout=10).topics
+            if t.startswith((f"{self.prefix}.", f"{self.name}."))
+        ]
+        if mine:
+            for future in self._admin.delete_topics(mine, operation_timeout=30).values():
+                future.result(60)
+
+    def _delete_subjects(self) -> None:
+        registry = ContractRegistry(self.settings.registry)
+        for subject in self._subjects:
+            with contextlib.suppress(RegistryError):
+                registry.delete_subject(subject, permanent=True)
+
+    def _delete_groups(self) -> None:
+        groups = [self.settings.transformer.group_id, f"it-reader-{self.token}"]
+        for future in self._admin.delete_consumer_groups(groups, request_timeout=30).values():
+            with contextlib.suppress(Exception):  # a group that never committed does not exist
+                future.result(30)
+
+
+@contextlib.contextmanager
+def pipeline_run(
+    stack: LocalStack,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    domain: str,
+    event_base: type[DomainEvent],
+    schema_sql: Path,
+    label: str,
+) -> Iterator[PipelineRun]:
+    """A :class:`PipelineRun`, closed (everything removed) however the test ends."""
+    run = PipelineRun(
+        stack,
+        settings,
+        domain=domain,
+        event_base=event_base,
+        schema_sql=schema_sql,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        label=label,
+    )
+    try:
+        run.create_database()
+        yield run
+    finally:
+        run.close()
+
+
+FIDELITY_SCHEMA = REPO / "tests" / "domains" / "fidelity" / "schema.sql"
+
+
+def fidelity_run(
+    stack: LocalStack,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    label: str,
+) -> contextlib.AbstractContextManager[PipelineRun]:
+    """A :func:`pipeline_run` of the ``tests.domains.fidelity`` domain."""
+    return pipeline_run(
+        stack,
+        settings,
+        tmp_path,
+        monkeypatch,
+        domain="tests.domains.fidelity",
+        event_base=_FidelityEvent,
+        schema_sql=FIDELITY_SCHEMA,
+        label=label,
+    )

@@ -1,0 +1,408 @@
+"""Type fidelity, end to end: a PostgreSQL value reaches the domain event unchanged.
+
+The real chain runs: rows are written to PostgreSQL; the Debezium connector
+(configured as connectors/shop-postgres.yaml is) writes them to a CDC topic;
+the transformer (``build_transformer(...).run(stop)``) maps them with the
+``tests.domains.fidelity`` rules and produces Avro events through the registry;
+a plain confluent-kafka ``AvroDeserializer`` reads them back. Each value is then
+compared with the row queried back from PostgreSQL with psycopg.
+
+How each type is carried in the event, and why, is in
+``tests/domains/fidelity/events.py``; the comparisons below say what "equal"
+means where the representations differ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import string
+import struct
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cdc import Interval
+from pipeline.cdc.temporal import parse_interval
+from pipeline.settings import Settings
+from pipeline.stack import LocalStack
+from tests.domains.fidelity.events import ToastedRowChanged, TypedRowCaptured
+from tests.integration.harness import PipelineRun, Received, fidelity_run
+
+PLACEHOLDER = "__debezium_unavailable_value"
+
+# Rows of fidelity.typed as SQL literals, column by column (absent columns are NULL).
+ROWS: dict[int, dict[str, str]] = {
+    # Every column NULL.
+    1: {},
+    # Ordinary values.
+    2: {
+        "c_smallint": "42",
+        "c_integer": "123456",
+        "c_bigint": "9876543210",
+        "c_numeric": "1234.5",
+        "c_numeric_any": "3.14",
+        "c_real": "1.1",
+        "c_double": "0.1",
+        "c_boolean": "true",
+        "c_text": "'plain text'",
+        "c_varchar": "'short'",
+        "c_char": "'ab'",
+        "c_uuid": "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+        "c_date": "'2024-02-29'",
+        "c_time": "'13:45:10.5'",
+        "c_timetz": "'10:15:30.123456+05:30'",
+        # A wall clock that does not exist in the transformer's local zone (a DST gap).
+        "c_timestamp": "'2024-03-10 02:30:00.000001'",
+        "c_timestamptz": "'2024-10-27 01:30:00.25+02'",
+        "c_interval": "'1 year 2 mons 3 days 04:05:06.789'",
+        "c_json": """'{"a": 1, "b": [true, null, "x"]}'""",
+        "c_jsonb": """'{"k": "v", "n": 12.50}'""",
+        "c_bytea": r"'\x0102'",
+        "c_text_array": "ARRAY['a', 'b']",
+        "c_int_array": "ARRAY[1, 2, 3]",
+        "c_mood": "'ok'",
+        "c_inet": "'192.168.0.1/24'",
+        "c_money": "1234.56",
+    },
+    # Lowest and negative values, the far past.
+    3: {
+        "c_smallint": "-32768",
+        "c_integer": "-2147483648",
+        "c_bigint": "-9223372036854775808",
+        "c_numeric": "-99999999999999.999999",
+        "c_numeric_any": "-123456789012345678901234567890.123456789012345678901234567890",
+        "c_real": "-3.4028235e38",
+        "c_double": "-1.7976931348623157e308",
+        "c_boolean": "false",
+        "c_text": "''",
+        "c_varchar": "''",
+        "c_char": "''",
+        "c_uuid": "'00000000-0000-0000-0000-000000000000'",
+        "c_date": "'0001-01-01'",
+        "c_time": "'00:00:00'",
+        "c_timetz": "'00:00:00+15:59'",
+        "c_timestamp": "'0001-01-01 00:00:00'",
+        "c_timestamptz": "'0001-01-01 00:00:00+00'",
+        "c_interval": "'-178000000 years -11 mons -3 days -04:05:06.5'",
+        "c_json": "'[]'",
+        "c_jsonb": "'{}'",
+        "c_bytea": r"'\x'",
+        "c_text_array": "ARRAY[]::text[]",
+        "c_int_array": "ARRAY[]::integer[]",
+        "c_mood": "'sad'",
+        "c_inet": "'0.0.0.0'",
+        "c_money": "-92233720368547758.08",
+    },
+    # Highest values, the far future, non-finite floats.
+    4: {
+        "c_smallint": "32767",
+        "c_integer": "2147483647",
+        "c_bigint": "9223372036854775807",
+        "c_numeric": "99999999999999.999999",
+        "c_numeric_any": "1e40",
+        "c_real": "'NaN'",
+        "c_double": "'Infinity'",
+        "c_boolean": "true",
+        "c_uuid": "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
+        "c_date": "'9999-12-31'",
+        "c_time": "'23:59:59.999999'",
+        "c_timetz": "'23:59:59.999999-15:59'",
+        "c_timestamp": "'9999-12-31 23:59:59.999999'",
+        "c_timestamptz": "'9999-12-31 23:59:59.999999+00'",
+        "c_interval": "'178000000 years 11 mons 30 days 23:59:59.999999'",
+        "c_bytea": "decode(repeat('ff', 70000), 'hex')",
+        "c_text_array": "ARRAY[NULL, NULL]::text[]",
+        "c_int_array": "ARRAY[-2147483648, 2147483647, NULL]",
+        "c_mood": "'happy'",
+        "c_inet": "'2001:db8::ff00:42:8329/128'",
+        "c_money": "92233720368547758.07",
+    },
+    # Precise numbers, unicode, awkward text.
+    5: {
+        "c_numeric": "0.000001",
+        "c_numeric_any": "0.000000000000000000000000000001",
+        "c_real": "'-Infinity'",
+        "c_double": "5e-324",
+        "c_text": "'Grüße, 世界! 👩‍👩‍👧 שלום e\u0301 \"q\" \\ ''s'",
+        "c_varchar": "'ünïcödé ✓'",
+        "c_char": "'日本語'",
+        "c_date": "'1969-12-31'",
+        "c_timestamp": "'1969-12-31 23:59:59.999999'",
+        "c_timestamptz": "'1969-12-31 23:59:59.999999-08'",
+        "c_interval": "'0 seconds'",
+        "c_json": """'{"a": 1.10, "a": "duplicate key", "deep": {"x": [1e400, -0.0]}}'""",
+        "c_jsonb": """'{"pi": 3.141592653589793238462643383279, "u": "\\u00e9✓", "e": ""}'""",
+        "c_bytea": "decode('00ff7f80', 'hex')",
+        "c_text_array": """ARRAY['a,b', 'q"uote', '{brace}', 'back\\slash', '', 'NULL', '✓']""",
+        "c_int_array": "ARRAY[0]",
+        "c_inet": "'::1'",
+        "c_money": "0.01",
+    },
+    # Trailing zeros, negative zero, small negatives, an interval of mixed signs.
+    6: {
+        "c_numeric": "-0.000001",
+        "c_numeric_any": "1.500",
+        "c_double": "-0.0",
+        "c_interval": "'-1 mons 1 day'",
+        "c_money": "-0.01",
+    },
+    # Beyond what Python represents: clamped as pipeline.cdc.temporal documents (CLAMPED).
+    # Not date 'infinity': Debezium 3.6 writes it as a negative day count, like -infinity.
+    7: {
+        "c_date": "'-infinity'",
+        "c_time": "'24:00:00'",
+        "c_timestamp": "'infinity'",
+        "c_timestamptz": "'-infinity'",
+    },
+}
+CLAMPED = {
+    "c_date": date.min,
+    "c_time": dtime.max,  # 24:00:00 is one microsecond after it
+    "c_timestamp": datetime.max.replace(tzinfo=UTC),
+    "c_timestamptz": datetime.min.replace(tzinfo=UTC),
+}
+# Streamed copies of the rows (op c) get these ids; the originals are snapshot reads (op r).
+STREAMED = 100
+
+COLUMNS = tuple(n for n in TypedRowCaptured.model_fields if n not in ("metadata", "id"))
+
+# The row as psycopg reads it, in forms that compare exactly (see compare_typed). inet is
+# PostgreSQL's output text (what Debezium sends: no /32 on a host), not text(inet).
+EXPECTED_SQL = """
+SELECT id, c_smallint, c_integer, c_bigint, c_numeric,
+       c_numeric_any::text AS c_numeric_any,
+       c_real, c_double, c_boolean, c_text, c_varchar, c_char, c_uuid, c_date, c_time,
+       c_timetz, c_timestamp, c_timestamptz,
+       (extract(year FROM c_interval) * 12 + extract(month FROM c_interval))::bigint
+           AS interval_months,
+       extract(day FROM c_interval)::bigint AS interval_days,
+       (extract(hour FROM c_interval) * 3600000000 + extract(minute FROM c_interval) * 60000000
+           + extract(microseconds FROM c_interval))::bigint AS interval_micros,
+       c_json::text AS c_json, c_jsonb::text AS c_jsonb, c_bytea, c_text_array, c_int_array,
+       c_mood::text AS c_mood, nullif(format('%s', c_inet), '') AS c_inet,
+       c_money::numeric AS c_money
+  FROM fidelity.typed
+ WHERE id % 100 <> 7 -- psycopg cannot read infinity into Python either
+ ORDER BY id
+"""
+
+
+def insert_typed(run: PipelineRun, offset: int = 0) -> None:
+    with run.db() as conn:
+        for row_id, values in ROWS.items():
+            columns = ", ".join(["id", *values])
+            literals = ", ".join([str(row_id + offset), *values.values()])
+            conn.execute(f"INSERT INTO fidelity.typed ({columns}) VALUES ({literals})")
+
+
+def as_float32(value: float) -> bytes:
+    return struct.pack("<f", value)
+
+
+def utc_time_of_day(value: dtime) -> dtime:
+    """A timetz as the UTC time of day (what Debezium's ZonedTime carries)."""
+    offset = value.utcoffset() or timedelta(0)
+    moment = datetime.combine(date(2000, 1, 1), value.replace(tzinfo=None)) - offset
+    return moment.time()
+
+
+def same_float(actual: float | None, expected: float | None) -> bool:
+    if actual is None or expected is None:
+        return actual is expected
+    if math.isnan(expected):
+        return math.isnan(actual)
+    # -0.0 == 0.0 in Python; the sign is part of the value.
+    return actual == expected and math.copysign(1, actual) == math.copysign(1, expected)
+
+
+def compare_typed(event: dict[str, Any], db: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Columns whose event value differs from the database's: {column: (event, db)}."""
+    diff: dict[str, tuple[Any, Any]] = {}
+
+    def check(column: str, ok: bool, expected: Any) -> None:
+        if not ok:
+            diff[column] = (event[column], expected)
+
+    for column in COLUMNS:
+        got, want = event[column], db.get(column)
+        if column == "c_interval":
+            # ISO 8601 text; compared as PostgreSQL's three parts (months, days,
+            # microseconds), which are never mixed (a month has no fixed length).
+            parts = (db["interval_months"], db["interval_days"], db["interval_micros"])
+            want_iv = None if parts[0] is None else Interval(*parts)
+            check(column, (None if got is None else parse_interval(got)) == want_iv, want_iv)
+        elif got is None or want is None:
+            check(column, got is None and want is None, want)
+        elif column == "c_real":
+            # A real is a float32; the event's double holds it exactly. Debezium writes
+            # the shortest text of the float32 (1.1), psycopg reads PostgreSQL's text
+            # (also 1.1): equal as float32, which is the value PostgreSQL stores.
+            check(column, as_float32(got) == as_float32(want) or same_float(got, want), want)
+        elif column == "c_double":
+            check(column, same_float(got, want), want)
+        elif column == "c_numeric":
+            check(column, got == want, want)  # Avro decimal(20, 6): the same number
+        elif column == "c_money":
+            # Debezium sends money as a decimal of scale 2 (money.fraction.digits), exact.
+            check(column, got == want and got.as_tuple().exponent == -2, want)
+        elif column == "c_numeric_any":
+            # No Avro decimal fits a numeric without scale: the number as positional text.
+            # The same number, every digit of it; not always PostgreSQL's text, because
+            # Debezium drops trailing fraction zeros (1.500 arrives as scale 1: 1.5).
+            check(column, Decimal(got) == Decimal(want) and "E" not in got.upper(), want)
+        elif column in ("c_json", "c_jsonb"):
+            # JSON text; equal as JSON, numbers compared with every digit (Decimal).
+            # Whitespace and (json) key order are not carried: the value is.
+            parse = lambda text: json.loads(text, parse_float=Decimal)  # noqa: E731
+            check(column, parse(got) == parse(want), want)
+        elif column == "c_timetz":
+            # time-micros, the time of day in UTC; the original offset is not sent by Debezium.
+            check(column, got == utc_time_of_day(want), utc_time_of_day(want))
+        elif column == "c_timestamp":
+            # timestamp-micros of the wall clock read as UTC; reads back tz-aware.
+            check(column, got.tzinfo is not None and got.replace(tzinfo=None) == want, want)
+        elif column == "c_timestamptz":
+            check(column, got == want, want)  # the same instant
+        else:
+            check(column, got == want and type(got) is type(want), want)
+    return diff
+
+
+@pytest.fixture
+def local_time_not_utc() -> Iterator[None]:
+    """Run with a local time zone far from UTC (and with a half-hour offset and DST).
+
+    The transformer must not depend on the zone of the host it runs on: a
+    ``timestamp`` (no time zone) must reach the event as the wall clock it is.
+    """
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/St_Johns"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def test_every_column_type_reaches_the_event_exactly(
+    stack: LocalStack,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    local_time_not_utc: None,
+) -> None:
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, "types") as run:
+        run.register_contracts()
+        insert_typed(run)  # before the connector: read by its snapshot (op r)
+        run.start_connector(["fidelity.typed"])
+        cdc = run.cdc_topic("fidelity.typed")
+        run.wait_for("the snapshot", lambda: run.end_offsets(cdc) >= len(ROWS))
+        insert_typed(run, STREAMED)  # after it: streamed from the WAL (op c)
+        run.start_transformer()
+
+        topic = run.topic_of(TypedRowCaptured)
+        received = run.read(topic, 2 * len(ROWS), avro=True)
+        with run.db() as conn:
+            db_rows = {row["id"]: row for row in conn.execute(EXPECTED_SQL)}
+        run.stop_transformer()
+
+    by_id = {r.value["id"]: r for r in received}
+    assert len(received) == len(by_id) == 2 * len(ROWS)
+    assert set(by_id) == set(db_rows) | {7, 7 + STREAMED}
+    for row_id in (7, 7 + STREAMED):
+        clamped = by_id.pop(row_id).value
+        assert {c: clamped[c] for c in CLAMPED} == CLAMPED
+        assert all(clamped[c] is None for c in COLUMNS if c not in CLAMPED)
+    diffs = {i: compare_typed(r.value, db_rows[i]) for i, r in sorted(by_id.items())}
+    assert {i: d for i, d in diffs.items() if d} == {}
+    for row_id, rec in sorted(by_id.items()):
+        meta = rec.value["metadata"]
+        assert meta["event_type"] == "TypedRowCaptured"
+        assert meta["aggregate_id"] == str(row_id) and rec.key == str(row_id).encode()
+        assert meta["source"]["snapshot"] is (row_id < STREAMED)
+        assert meta["source"]["table"] == "fidelity.typed"
+        assert rec.headers["cdcflow.event_type"] == b"TypedRowCaptured"
+    # The all-NULL rows: every field null, not a default or an empty value.
+    for row_id in (1, 1 + STREAMED):
+        assert all(by_id[row_id].value[c] is None for c in COLUMNS)
+    # Empty arrays stay empty arrays, distinct from NULL.
+    assert by_id[3].value["c_text_array"] == [] and by_id[3].value["c_int_array"] == []
+
+
+def random_text(size: int, seed: int) -> str:
+    # Random letters barely compress, so the value is stored out of line (TOASTed).
+    rng = random.Random(seed)
+    return "".join(rng.choices(string.ascii_letters + string.digits, k=size))
+
+
+def test_toasted_text_never_surfaces_the_placeholder(
+    stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = ("fidelity.toast_default", "fidelity.toast_full")
+    body, new_body = random_text(100_000, 1), random_text(100_000, 2)
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, "toast") as run:
+        run.register_contracts()
+        run.start_connector(tables)
+        run.start_transformer()
+        with run.db() as conn:
+            # id 1 under REPLICA IDENTITY DEFAULT, id 2 under FULL; each statement commits.
+            conn.execute("INSERT INTO fidelity.toast_default VALUES (1, 0, %s)", (body,))
+            conn.execute("INSERT INTO fidelity.toast_full VALUES (2, 0, %s)", (body,))
+            for table in tables:
+                toast_bytes = conn.execute(
+                    "SELECT pg_relation_size(reltoastrelid) AS n FROM pg_class"
+                    " WHERE oid = %s::regclass",
+                    (table,),
+                ).fetchone()
+                assert toast_bytes and toast_bytes["n"] > 100_000, f"{table}: body not TOASTed"
+            conn.execute("UPDATE fidelity.toast_default SET counter = 1 WHERE id = 1")
+            conn.execute("UPDATE fidelity.toast_full SET counter = 1 WHERE id = 2")
+            # Changing the large value itself sends it, under either identity.
+            conn.execute("UPDATE fidelity.toast_default SET counter = 2, body = %s", (new_body,))
+            conn.execute("UPDATE fidelity.toast_default SET counter = 3 WHERE id = 1")
+            final = conn.execute("SELECT counter, body FROM fidelity.toast_default").fetchone()
+        received = run.read(run.topic_of(ToastedRowChanged), 6, avro=True)
+        raw_default = run.read(run.cdc_topic("fidelity.toast_default"), 4)
+        raw_full = run.read(run.cdc_topic("fidelity.toast_full"), 2)
+        run.stop_transformer()
+
+    assert final == {"counter": 3, "body": new_body}
+
+    def sent(records: list[Received]) -> list[str]:
+        return [json.loads(r.value)["payload"]["after"]["body"] for r in records]
+
+    # The premise, as Debezium wrote it: under DEFAULT the unchanged value is the
+    # placeholder (and there is no before image); under FULL it is sent whole.
+    assert sent(raw_default) == [body, PLACEHOLDER, new_body, PLACEHOLDER]
+    assert sent(raw_full) == [body, body]
+
+    assert len(received) == 6
+    assert all(PLACEHOLDER not in json.dumps(r.value, default=str) for r in received)
+    seen = [
+        (e["id"], e["counter"], e["body"], e["body_unchanged"])
+        for e in sorted((r.value for r in received), key=lambda e: (e["id"], e["counter"]))
+    ]
+    assert seen == [
+        (1, 0, body, False),
+        # DEFAULT: the update leaves the TOASTed value out and there is no before image
+        # to fill it from, so the event says "unchanged, not carried" instead of a value.
+        (1, 1, None, True),
+        (1, 2, new_body, False),
+        (1, 3, None, True),
+        (2, 0, body, False),
+        # FULL: the value arrives whole.
+        (2, 1, body, False),
+    ]
