@@ -146,6 +146,10 @@ class Transformer:
         conf.update(
             {
                 "group.id": self.cfg.group_id,
+                # Static membership: a restarted instance takes its partitions back
+                # at once instead of waiting out the dead member's session.
+                "group.instance.id": self.transactional_id,
+                "session.timeout.ms": 15000,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",

@@ -1,6 +1,6 @@
 """The real local stack, brought up once per test session.
 
-Integration tests take the ``stack`` fixture: PostgreSQL, Kafka (KRaft),
+Integration and fault tests take the ``stack`` fixture: PostgreSQL, Kafka (KRaft),
 Kafka Connect with the Debezium plugin and Apicurio Registry, all running as
 plain processes started by ``pipeline.stack``. A stack that is already up
 (``cdcflow stack up`` by hand) is reused and left running; one this fixture
@@ -20,8 +20,11 @@ from pipeline.stack import LocalStack
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.fspath) or "tests/chaos" in str(item.fspath):
+        path = str(item.fspath)
+        if "tests/integration" in path:
             item.add_marker(pytest.mark.integration)
+        elif "tests/chaos" in path:
+            item.add_marker(pytest.mark.chaos)
 
 
 @pytest.fixture(scope="session")
