@@ -165,10 +165,12 @@ def validate(
 ) -> None:
     """Validate declared connectors on the worker, printing every field error.
 
-    Runs Connect's own validation (PUT /connector-plugins/{class}/config/validate)
-    on each connector (or only NAMES). The worker resolves placeholders
-    first, and Debezium logs in to the database, so a wrong password shows
-    up here. Nothing is changed. Exits 1 if any connector is invalid.
+    \b
+    Connect's own validation of each connector (or only NAMES):
+      PUT /connector-plugins/{class}/config/validate
+    The worker resolves placeholders first, and Debezium logs in to the
+    database, so a wrong password shows up here. Nothing is changed.
+    Exits 1 if any connector is invalid.
     """
     specs = _select(_specs(ctx, directory, environment), names)
     warnings = _warn_plain_secrets(specs)
@@ -579,7 +581,11 @@ def _each(
 @click.argument("name")
 @pass_cli
 def restart(ctx: CliContext, failed_only: bool, name: str) -> None:
-    """Restart a connector and its tasks (POST /restart?includeTasks=true)."""
+    """Restart a connector and its tasks (POST /restart?includeTasks=true).
+
+    With --failed-only (onlyFailed=true) only the instances that are FAILED
+    restart, after the cause is fixed; the others keep running.
+    """
     with _client(ctx) as client:
         answer = client.restart(name, include_tasks=True, only_failed=failed_only)
     if ctx.json_output:
