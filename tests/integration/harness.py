@@ -248,6 +248,16 @@ class PipelineRun:
         if self._failure is not None:
             raise AssertionError(f"the transformer failed: {self._failure!r}") from self._failure
 
+    def describe(self) -> str:
+        """The connector's state and the transformer's counters, for a timeout's message."""
+        try:
+            status = self._connect.status(self.connector)
+            tasks = [(t.get("state"), t.get("trace", "")[:2000]) for t in status.get("tasks", [])]
+            connector = f"connector {status['connector']['state']}, tasks {tasks}"
+        except ConnectError as exc:
+            connector = f"connector status unknown ({exc})"
+        return f"{connector}; transformer totals {self.totals()}"
+
     def totals(self) -> dict[str, dict[str, float]]:
         """The transformer's metrics counter totals (committed batches only)."""
         totals: dict[str, dict[str, float]] = self.metrics.totals()
@@ -261,7 +271,9 @@ class PipelineRun:
         while not done():
             self.check_transformer()
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+                raise AssertionError(
+                    f"timed out after {timeout_s:.0f}s waiting for {what}; {self.describe()}"
+                )
             time.sleep(poll_s)
 
     # ------------------------------------------------------------ Kafka
@@ -319,7 +331,8 @@ class PipelineRun:
                 self.check_transformer()
                 if time.monotonic() > deadline:
                     raise AssertionError(
-                        f"{topic}: {len(out)} of {count} records after {timeout_s}s"
+                        f"{topic}: {len(out)} of {count} records after {timeout_s}s; "
+                        f"{self.describe()}"
                     )
                 for msg in consumer.consume(100, 0.5):
                     if msg.error() is not None:
@@ -332,19 +345,24 @@ class PipelineRun:
         return out
 
     def _received(self, msg: Message, avro: bool) -> Received:
-        raw = msg.value()
-        topic = msg.topic()
+        raw, topic, partition, offset = msg.value(), msg.topic(), msg.partition(), msg.offset()
+        assert topic is not None and partition is not None and offset is not None
         value: Any = raw
         if avro and raw is not None:
             value = self._deserialize(raw, SerializationContext(topic, MessageField.VALUE))
+        headers: dict[str, bytes] = {}
+        raw_headers = msg.headers() or []  # a consumed record's headers are a list of pairs
+        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+        for name, data in pairs:
+            headers[name] = data if isinstance(data, bytes) else str(data or "").encode()
         return Received(
             topic=topic,
-            partition=msg.partition(),
-            offset=msg.offset(),
+            partition=partition,
+            offset=offset,
             timestamp_ms=msg.timestamp()[1],
             key=msg.key(),
             value=value,
-            headers={k: v for k, v in (msg.headers() or [])},
+            headers=headers,
         )
 
     # ------------------------------------------------------------ clean-up

@@ -14,6 +14,8 @@ means where the representations differ.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import os
@@ -21,6 +23,7 @@ import random
 import string
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from pipeline.cdc import Interval
 from pipeline.cdc.temporal import parse_interval
@@ -262,8 +266,8 @@ def compare_typed(event: dict[str, Any], db: dict[str, Any]) -> dict[str, tuple[
         elif column in ("c_json", "c_jsonb"):
             # JSON text; equal as JSON, numbers compared with every digit (Decimal).
             # Whitespace and (json) key order are not carried: the value is.
-            parse = lambda text: json.loads(text, parse_float=Decimal)  # noqa: E731
-            check(column, parse(got) == parse(want), want)
+            same = json.loads(got, parse_float=Decimal) == json.loads(want, parse_float=Decimal)
+            check(column, same, want)
         elif column == "c_timetz":
             # time-micros, the time of day in UTC; the original offset is not sent by Debezium.
             check(column, got == utc_time_of_day(want), utc_time_of_day(want))
@@ -342,67 +346,117 @@ def test_every_column_type_reaches_the_event_exactly(
     assert by_id[3].value["c_text_array"] == [] and by_id[3].value["c_int_array"] == []
 
 
-def random_text(size: int, seed: int) -> str:
-    # Random letters barely compress, so the value is stored out of line (TOASTed).
+TOASTED = ("body", "doc", "blob", "tags", "nums", "ids")
+
+
+def large_values(seed: int) -> dict[str, Any]:
+    """One large value of each kind; random, so that they barely compress and are TOASTed."""
     rng = random.Random(seed)
-    return "".join(rng.choices(string.ascii_letters + string.digits, k=size))
+
+    def text(size: int) -> str:
+        return "".join(rng.choices(string.ascii_letters + string.digits, k=size))
+
+    return {
+        "body": text(100_000),
+        "doc": {text(12): text(100) for _ in range(300)},
+        "blob": rng.randbytes(40_000),
+        "tags": [text(40) for _ in range(500)],
+        "nums": [rng.randint(-(2**31), 2**31 - 1) for _ in range(5000)],
+        "ids": [uuid.UUID(int=rng.getrandbits(128)) for _ in range(500)],
+    }
 
 
-def test_toasted_text_never_surfaces_the_placeholder(
+def insert_large(conn: Any, table: str, row_id: int, values: dict[str, Any]) -> None:
+    conn.execute(
+        f"INSERT INTO {table} (id, counter, body, doc, blob, tags, nums, ids)"
+        " VALUES (%s, 0, %s, %s, %s, %s, %s::integer[], %s)",
+        (row_id, values["body"], Jsonb(values["doc"]), values["blob"], values["tags"],
+         values["nums"], values["ids"]),
+    )  # fmt: skip
+
+
+def test_toasted_values_never_surface_the_placeholder(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tables = ("fidelity.toast_default", "fidelity.toast_full")
-    body, new_body = random_text(100_000, 1), random_text(100_000, 2)
+    first, second = large_values(1), large_values(2)
     with fidelity_run(stack, settings, tmp_path, monkeypatch, "toast") as run:
         run.register_contracts()
         run.start_connector(tables)
         run.start_transformer()
         with run.db() as conn:
             # id 1 under REPLICA IDENTITY DEFAULT, id 2 under FULL; each statement commits.
-            conn.execute("INSERT INTO fidelity.toast_default VALUES (1, 0, %s)", (body,))
-            conn.execute("INSERT INTO fidelity.toast_full VALUES (2, 0, %s)", (body,))
+            insert_large(conn, "fidelity.toast_default", 1, first)
+            insert_large(conn, "fidelity.toast_full", 2, first)
             for table in tables:
                 toast_bytes = conn.execute(
                     "SELECT pg_relation_size(reltoastrelid) AS n FROM pg_class"
                     " WHERE oid = %s::regclass",
                     (table,),
                 ).fetchone()
-                assert toast_bytes and toast_bytes["n"] > 100_000, f"{table}: body not TOASTed"
+                assert toast_bytes and toast_bytes["n"] > 200_000, f"{table}: nothing TOASTed"
             conn.execute("UPDATE fidelity.toast_default SET counter = 1 WHERE id = 1")
             conn.execute("UPDATE fidelity.toast_full SET counter = 1 WHERE id = 2")
-            # Changing the large value itself sends it, under either identity.
-            conn.execute("UPDATE fidelity.toast_default SET counter = 2, body = %s", (new_body,))
+            # Changing a large value itself sends it, under either identity.
+            conn.execute(
+                "UPDATE fidelity.toast_default SET counter = 2, body = %s", (second["body"],)
+            )
             conn.execute("UPDATE fidelity.toast_default SET counter = 3 WHERE id = 1")
-            final = conn.execute("SELECT counter, body FROM fidelity.toast_default").fetchone()
+            rows = {
+                r["id"]: r
+                for table in tables
+                for r in conn.execute(f"SELECT * FROM {table}")  # the final rows
+            }
         received = run.read(run.topic_of(ToastedRowChanged), 6, avro=True)
         raw_default = run.read(run.cdc_topic("fidelity.toast_default"), 4)
         raw_full = run.read(run.cdc_topic("fidelity.toast_full"), 2)
         run.stop_transformer()
 
-    assert final == {"counter": 3, "body": new_body}
+    assert rows[1]["counter"] == 3 and rows[1]["body"] == second["body"]
+    assert rows[2]["counter"] == 1 and rows[2]["body"] == first["body"]
 
-    def sent(records: list[Received]) -> list[str]:
-        return [json.loads(r.value)["payload"]["after"]["body"] for r in records]
+    # The premise, as Debezium wrote it: under DEFAULT an update that leaves the large
+    # values alone sends the placeholder for each (in the shape of its type: text,
+    # base64, a list, a list of its bytes, a name UUID) and no before image; under
+    # FULL it sends them whole.
+    def placeholders(record: Received) -> list[str]:
+        after = json.loads(record.value)["payload"]["after"]
+        return [c for c in TOASTED if PLACEHOLDER in json.dumps(after[c]) or _encoded(after[c])]
 
-    # The premise, as Debezium wrote it: under DEFAULT the unchanged value is the
-    # placeholder (and there is no before image); under FULL it is sent whole.
-    assert sent(raw_default) == [body, PLACEHOLDER, new_body, PLACEHOLDER]
-    assert sent(raw_full) == [body, body]
+    assert [placeholders(r) for r in raw_default] == [
+        [], list(TOASTED), [c for c in TOASTED if c != "body"], list(TOASTED),
+    ]  # fmt: skip
+    assert [placeholders(r) for r in raw_full] == [[], []]
 
     assert len(received) == 6
-    assert all(PLACEHOLDER not in json.dumps(r.value, default=str) for r in received)
-    seen = [
-        (e["id"], e["counter"], e["body"], e["body_unchanged"])
-        for e in sorted((r.value for r in received), key=lambda e: (e["id"], e["counter"]))
+    events = sorted((r.value for r in received), key=lambda e: (e["id"], e["counter"]))
+    assert all(PLACEHOLDER not in json.dumps(e, default=str) for e in events)
+    final = {"body": second["body"]}
+    expected = [
+        # (id, counter, values carried, columns named unchanged)
+        (1, 0, first, []),
+        # DEFAULT: the update leaves the TOASTed values out and there is no before image
+        # to fill them from, so the event names them as unchanged instead of a value.
+        (1, 1, {}, list(TOASTED)),
+        (1, 2, final, [c for c in TOASTED if c != "body"]),
+        (1, 3, {}, list(TOASTED)),
+        (2, 0, first, []),
+        (2, 1, first, []),  # FULL: the values arrive whole
     ]
-    assert seen == [
-        (1, 0, body, False),
-        # DEFAULT: the update leaves the TOASTed value out and there is no before image
-        # to fill it from, so the event says "unchanged, not carried" instead of a value.
-        (1, 1, None, True),
-        (1, 2, new_body, False),
-        (1, 3, None, True),
-        (2, 0, body, False),
-        # FULL: the value arrives whole.
-        (2, 1, body, False),
+    assert [(e["id"], e["counter"], e["unchanged"]) for e in events] == [
+        (i, n, unchanged) for i, n, _, unchanged in expected
     ]
+    for event, (_, _, carried, _) in zip(events, expected, strict=True):
+        got = {c: event[c] for c in TOASTED if c not in event["unchanged"]}
+        want = {c: carried[c] for c in got}
+        if "doc" in got:
+            got["doc"] = json.loads(got["doc"])
+        assert got == want, f"row {event['id']} counter {event['counter']}"
+        assert all(event[c] is None for c in event["unchanged"])
+
+
+def _encoded(raw: Any) -> bool:
+    """The placeholder as Debezium encodes it for bytea, integer[] and uuid[] columns."""
+    marker = PLACEHOLDER.encode()
+    name_uuid = str(uuid.UUID(bytes=hashlib.md5(marker).digest(), version=3))
+    return raw in (base64.b64encode(marker).decode(), list(marker), [name_uuid])

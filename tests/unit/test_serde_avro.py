@@ -41,7 +41,8 @@ def _round_trip(record: dict[str, Any]) -> dict[str, Any]:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, parsed, {k: v for k, v in record.items() if k != "metadata"})
     buf.seek(0)
-    out: dict[str, Any] = fastavro.schemaless_reader(buf, parsed, None)
+    out = fastavro.schemaless_reader(buf, parsed, None)
+    assert isinstance(out, dict)
     return out
 
 

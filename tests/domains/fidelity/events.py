@@ -103,7 +103,11 @@ class TypedRowCaptured(_FidelityEvent):
 
 
 class ToastedRowChanged(_FidelityEvent):
-    """A row with a large (TOASTed) text column was inserted or updated."""
+    """A row with large (TOASTed) values was inserted or updated.
+
+    An update under REPLICA IDENTITY DEFAULT does not send the large values it
+    left unchanged; they are named in ``unchanged`` and their fields are null.
+    """
 
     __aggregate__: ClassVar[str] = "toasted_row"
     __aggregate_id__: ClassVar[str] = "id"
@@ -111,13 +115,17 @@ class ToastedRowChanged(_FidelityEvent):
     id: int = Field(description="the row's key (unique across both toast tables)")
     source_table: str = Field(description="schema.table the row lives in")
     counter: int = Field(description="the column the updates change")
-    body: str | None = Field(
-        None, description="the large text; null when NULL or when not sent (see body_unchanged)"
-    )
-    body_unchanged: bool = Field(
-        False,
-        description="the source did not send body because the update left it unchanged "
-        "(a TOASTed value under REPLICA IDENTITY DEFAULT): body is null, not empty",
+    body: str | None = None
+    doc: str | None = Field(None, description="JSON text")
+    blob: bytes | None = None
+    tags: list[str | None] | None = None
+    nums: list[int | None] | None = None
+    ids: list[UUID | None] | None = None
+    unchanged: list[str] = Field(
+        default_factory=list,
+        description="columns the source did not send because the update left them "
+        "unchanged (TOASTed values under REPLICA IDENTITY DEFAULT): their fields are "
+        "null, which here means 'not carried', not NULL",
     )
 
 

@@ -5,9 +5,9 @@ row change                         event
 =================================  ===============================================
 typed insert / snapshot            TypedRowCaptured, every column converted to
                                    the field's type (see ``events``)
-toast_default / toast_full         ToastedRowChanged; an UNCHANGED body (TOASTed,
-insert / snapshot / update         not sent) is carried as null with
-                                   ``body_unchanged=True``, never as a placeholder
+toast_default / toast_full         ToastedRowChanged; an UNCHANGED value (TOASTed,
+insert / snapshot / update         not sent) is carried as null and named in
+                                   ``unchanged``, never as a placeholder
 probes insert / snapshot           ProbeRecorded; the label ``boom`` makes the rule
                                    raise (a mapping that fails, on purpose)
 probes update / delete             skipped: no rule matches
@@ -81,17 +81,22 @@ def typed_row_captured(change: Change) -> TypedRowCaptured:
     return TypedRowCaptured(**values)
 
 
-@rules.on("fidelity.toast_full", ops="cru", reads=("id", "counter", "body"))
-@rules.on("fidelity.toast_default", ops="cru", reads=("id", "counter", "body"))
+_TOASTED = ("body", "doc", "blob", "tags", "nums", "ids")
+
+
+@rules.on("fidelity.toast_full", ops="cru", reads=("id", "counter", *_TOASTED))
+@rules.on("fidelity.toast_default", ops="cru", reads=("id", "counter", *_TOASTED))
 def toasted_row_changed(change: Change) -> ToastedRowChanged:
-    body = change.new("body")
-    unchanged = body is UNCHANGED
+    unchanged = [c for c in _TOASTED if change.new(c) is UNCHANGED]
+    carried = {c: change.new(c) for c in _TOASTED if c not in unchanged}
+    if "doc" in carried:
+        carried["doc"] = _optional(carried["doc"], json_text)
     return ToastedRowChanged(
         id=change.new("id"),
         source_table=change.table,
         counter=change.new("counter"),
-        body=None if unchanged else body,
-        body_unchanged=unchanged,
+        unchanged=unchanged,
+        **carried,
     )
 
 

@@ -34,19 +34,21 @@ CREATE TABLE fidelity.typed (
     c_money         money
 );
 
--- A large text column (TOASTed out of line) in a row whose other column is updated.
--- REPLICA IDENTITY DEFAULT: an update's WAL record leaves the unchanged TOASTed value out.
+-- Large values (TOASTed: stored out of line) of each kind Debezium writes its
+-- unavailable-value placeholder for differently, in a row whose counter is updated.
+-- REPLICA IDENTITY DEFAULT: an update's WAL record leaves unchanged TOASTed values out.
 CREATE TABLE fidelity.toast_default (
     id      integer PRIMARY KEY,
     counter integer NOT NULL,
-    body    text
+    body    text,
+    doc     jsonb,
+    blob    bytea,
+    tags    text[],
+    nums    integer[],
+    ids     uuid[]
 );
 -- REPLICA IDENTITY FULL: the old row, TOASTed values included, is in every update.
-CREATE TABLE fidelity.toast_full (
-    id      integer PRIMARY KEY,
-    counter integer NOT NULL,
-    body    text
-);
+CREATE TABLE fidelity.toast_full (LIKE fidelity.toast_default INCLUDING ALL);
 ALTER TABLE fidelity.toast_full REPLICA IDENTITY FULL;
 
 -- Rows that become ProbeRecorded events, or poison on purpose (see the dead-letter test).
