@@ -226,7 +226,7 @@ class ProjectionSettings(_Section):
     )
     modules: list[str] = Field(
         default_factory=lambda: ["pipeline.replay.shop"],
-        description="modules whose 'projections' list declares the projections",
+        description="modules declaring projections (a list 'projections') and upcasters ('upcasters')",
     )
     batch_size: int = Field(
         1000, ge=1, description="most events applied in one database transaction"

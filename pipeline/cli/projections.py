@@ -14,9 +14,9 @@ from pipeline.errors import CdcflowError
 from pipeline.replay.errors import ProjectionError
 from pipeline.replay.positions import format_ms, parse_timestamp
 from pipeline.replay.progress import format_duration
-from pipeline.replay.projection import Projection, load_projections, select
+from pipeline.replay.projection import Projection, load_projections, load_upcasters, select
 from pipeline.replay.rebuild import rebuild as rebuild_projection
-from pipeline.replay.runner import RunStats, run_projections
+from pipeline.replay.runner import RunStats, projection_decoder, run_projections
 from pipeline.replay.status import projection_status
 from pipeline.replay.store import ReadModelStore, connect, read_model_dsn
 from pipeline.replay.stream import EventStream
@@ -33,8 +33,9 @@ def command() -> None:
     \b
     Each event is applied in the same database transaction as the
     projection's tracking position, so a restart never applies an event
-    twice or skips one. Projections are declared in the modules of
-    projections.modules (default: the shop's).
+    twice or skips one. Projections (a list 'projections') and upcasters of
+    old event versions (an 'upcasters' registry) are declared in the modules
+    of projections.modules (default: the shop's).
     """
 
 
@@ -81,7 +82,10 @@ def run(ctx: CliContext, names: tuple[str, ...], stop_when_idle: float | None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     click.echo(f"running {', '.join(p.name for p in chosen)}", err=True)
-    results = run_projections(ctx.settings, chosen, stop, stop_when_idle_s=stop_when_idle)
+    upcasters = load_upcasters(ctx.settings.projections.modules)
+    results = run_projections(
+        ctx.settings, chosen, stop, stop_when_idle_s=stop_when_idle, upcasters=upcasters
+    )
     _report_runs(ctx, results)
     failed = [r for r in results if r.error is not None]
     if failed:
@@ -248,7 +252,11 @@ def rebuild(ctx: CliContext, name: str, from_ts: str | None) -> None:
         )
         click.echo(("\r\x1b[2K" if tty else "") + line, err=True, nl=not tty)
 
-    report = rebuild_projection(ctx.settings, projection, from_ms=from_ms, progress=progress)
+    upcasters = load_upcasters(ctx.settings.projections.modules)
+    decoder = projection_decoder(ctx.settings, projection, upcasters)
+    report = rebuild_projection(
+        ctx.settings, projection, from_ms=from_ms, decoder=decoder, progress=progress
+    )
     if tty:
         click.echo("", err=True)
     if ctx.json_output:

@@ -17,6 +17,7 @@ from pipeline.contracts.naming import event_topic
 from pipeline.replay.errors import BadPosition
 from pipeline.replay.positions import EndAt, StartAt, format_ms, parse_offsets, parse_timestamp
 from pipeline.replay.progress import Progress, Summary
+from pipeline.replay.projection import load_upcasters
 from pipeline.replay.replay import replay
 from pipeline.replay.runner import make_decoder
 from pipeline.replay.stream import Delivered, EventStream
@@ -173,8 +174,9 @@ def command(
     if follow and until_ts:
         raise BadPosition("--follow and --until exclude each other")
     end = None if follow else EndAt(timestamp_ms=parse_timestamp(until_ts) if until_ts else None)
-    decoder = make_decoder(settings)
-    decoder.skip_unknown = skip_unknown
+    decoder = make_decoder(
+        settings, upcasters=load_upcasters(settings.projections.modules), skip_unknown=skip_unknown
+    )
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)

@@ -32,10 +32,16 @@ from pipeline.replay.errors import (
 )
 from pipeline.replay.positions import TP, EndAt, StartAt, parse_offsets, parse_timestamp
 from pipeline.replay.progress import Progress, Summary
-from pipeline.replay.projection import Projection, Tx, load_projections
+from pipeline.replay.projection import Projection, Tx, load_projections, load_upcasters
 from pipeline.replay.rebuild import RebuildReport, rebuild
 from pipeline.replay.replay import replay
-from pipeline.replay.runner import RunStats, make_decoder, run_projection, run_projections
+from pipeline.replay.runner import (
+    RunStats,
+    make_decoder,
+    projection_decoder,
+    run_projection,
+    run_projections,
+)
 from pipeline.replay.status import ProjectionStatus, projection_status
 from pipeline.replay.store import Checkpoint, ReadModelStore
 from pipeline.replay.stream import Delivered, EventStream, decode_batch
@@ -75,11 +81,13 @@ __all__ = [
     "decode_batch",
     "fold",
     "load_projections",
+    "load_upcasters",
     "make_decoder",
     "murmur2",
     "parse_offsets",
     "parse_timestamp",
     "partition_for_key",
+    "projection_decoder",
     "projection_status",
     "rebuild",
     "registry_lookup",

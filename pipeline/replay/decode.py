@@ -34,7 +34,7 @@ from pipeline.replay.errors import EventDecodeError, UnknownEventType, UpcastErr
 from pipeline.replay.upcast import Record, Upcasters
 from pipeline.serde import RegistryUnavailable
 
-__all__ = ["EventDecoder", "SchemaLookup", "registry_lookup"]
+__all__ = ["EventDecoder", "SchemaLookup", "located", "registry_lookup"]
 
 SchemaLookup = Callable[[int], str]
 """Schema id -> the schema's JSON text (a seam: unit tests pass a dict's ``__getitem__``)."""
@@ -122,25 +122,16 @@ class EventDecoder:
 
     # ------------------------------------------------------------ decoding
 
-    def record(self, value: bytes | None, **where: Any) -> tuple[str, Record]:
-        """The record full name and the plain decoded record (no upcasting, no model).
-
-        ``where`` (topic, partition, offset, key) is carried by the error.
-
-        Raises:
-            EventDecodeError: the value is empty, not Confluent-framed, or its body does not decode.
-            RegistryUnavailable / RegistryError: the writer schema could not be fetched.
-        """
+    def _body(self, value: bytes | None) -> tuple[_Writer, Record | None]:
+        """The writer of a value and its decoded record (None: an unknown type to skip)."""
         if not value or len(value) < 5:
-            raise EventDecodeError(
-                "value is empty or shorter than the 5-byte Confluent header", value=value, **where
-            )
+            raise EventDecodeError("value is empty or shorter than the 5-byte Confluent header")
         magic, schema_id = _HEADER.unpack_from(value)
         if magic != 0:
-            raise EventDecodeError(
-                f"unknown magic byte {magic} (not Confluent-framed Avro)", value=value, **where
-            )
-        writer = self._writer(schema_id)
+            raise EventDecodeError(f"unknown magic byte {magic} (not Confluent-framed Avro)")
+        writer = self._writers.get(schema_id) or self._writer(schema_id)
+        if writer.event_class is None and self.skip_unknown:
+            return writer, None  # not even decoded: nobody here wants it
         buf = io.BytesIO(value)
         buf.seek(5)
         try:
@@ -148,14 +139,25 @@ class EventDecoder:
         except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
             raise EventDecodeError(
                 f"body does not decode with schema id {schema_id} ({writer.full_name}): "
-                f"{type(exc).__name__}: {exc}",
-                value=value,
-                **where,
+                f"{type(exc).__name__}: {exc}"
             ) from exc
         if not isinstance(rec, dict):
-            raise EventDecodeError(
-                f"schema id {schema_id} is not a record schema", value=value, **where
-            )
+            raise EventDecodeError(f"schema id {schema_id} is not a record schema")
+        return writer, rec
+
+    def record(self, value: bytes | None) -> tuple[str, Record]:
+        """The record full name and the plain decoded record (no upcasting, no model).
+
+        Raises:
+            EventDecodeError: the value is empty, not Confluent-framed, or its body does not decode.
+            RegistryUnavailable / RegistryError: the writer schema could not be fetched.
+        """
+        skip, self.skip_unknown = self.skip_unknown, False
+        try:
+            writer, rec = self._body(value)
+        finally:
+            self.skip_unknown = skip
+        assert rec is not None
         return writer.full_name, rec
 
     def decode(
@@ -169,7 +171,9 @@ class EventDecoder:
     ) -> DomainEvent | None:
         """The event a value holds, in the current version of its class.
 
-        ``None`` only for an unknown type with ``skip_unknown``.
+        ``None`` only for an unknown type with ``skip_unknown``. ``topic``,
+        ``partition``, ``offset`` and ``key`` say where the value was read;
+        an error carries them (and the value).
 
         Raises:
             EventDecodeError: framing, Avro body or model validation failed.
@@ -179,63 +183,73 @@ class EventDecoder:
             RegistryUnavailable: the registry did not answer (retry later).
             RegistryError: the registry does not know the record's schema id.
         """
-        where: dict[str, Any] = {
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "key": key,
-        }
-        full_name, rec = self.record(value, **where)
-        where["value"] = value
-        cls = self.classes.get(full_name)
+        try:
+            return self._decode(value)
+        except EventDecodeError as exc:
+            if topic is None:
+                raise
+            raise located(exc, topic, partition, offset, key, value) from exc.__cause__
+
+    def _decode(self, value: bytes | None) -> DomainEvent | None:
+        writer, rec = self._body(value)
+        cls = writer.event_class
+        if rec is None:
+            return None
         if cls is None:
-            if self.skip_unknown:
-                return None
             raise UnknownEventType(
-                f"no event class for {full_name}",
+                f"no event class for {writer.full_name}",
                 hint="pass the event's module to the decoder (settings.transformer.domain), "
                 "or skip unknown types",
-                **where,
             )
         meta = rec.get("metadata")
         version = meta.get("schema_version", 1) if isinstance(meta, dict) else 1
         current = cls.__version__
         if version < current:
-            rec = self._upcast(cls, full_name, version, rec, where)
+            rec = self._upcast(cls, writer, version, rec)
         try:
             return cls.model_validate(rec)
         except ValidationError as exc:
             error = UpcastError if version < current else EventDecodeError
             raise error(
-                f"{full_name} v{version} does not fit {cls.__name__} v{current}: "
+                f"{writer.full_name} v{version} does not fit {cls.__name__} v{current}: "
                 f"{_first_error(exc)}",
-                hint=f"register an upcaster for ({cls.event_type()}, {version})"
+                hint=f"register an upcaster for ({writer.type_name}, {version})"
                 if version < current
                 else None,
-                **where,
             ) from exc
 
-    def _upcast(
-        self,
-        cls: type[DomainEvent],
-        full_name: str,
-        version: int,
-        rec: Record,
-        where: dict[str, Any],
-    ) -> Record:
-        type_name = full_name.rsplit(".", 1)[-1]
-        if not self.upcasters.has_path(type_name, version, cls.__version__):
+    def _upcast(self, cls: type[DomainEvent], writer: _Writer, version: int, rec: Record) -> Record:
+        if not self.upcasters.has_path(writer.type_name, version, cls.__version__):
             # No upcaster: a change Avro and pydantic absorb (a new field with a
             # default) needs none; validation says whether this one is such.
             return rec
         try:
-            return self.upcasters.upcast(type_name, version, rec, cls.__version__)
+            return self.upcasters.upcast(writer.type_name, version, rec, cls.__version__)
         except Exception as exc:
             raise UpcastError(
-                f"upcasting {full_name} v{version} -> v{cls.__version__} failed: "
-                f"{type(exc).__name__}: {exc}",
-                **where,
+                f"upcasting {writer.full_name} v{version} -> v{cls.__version__} failed: "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
+
+
+def located(
+    exc: EventDecodeError,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+    key: bytes | None,
+    value: bytes | None,
+) -> EventDecodeError:
+    """The same error, carrying where its record was read (raise it ``from exc.__cause__``)."""
+    return type(exc)(
+        exc.reason,
+        hint=exc.hint,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+    )
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -25,6 +25,11 @@ The names are placeholders because the same DDL and handlers also fill the
 *shadow* tables of a rebuild (:mod:`.rebuild`) and checkpoints are copies of
 them: a handler never knows, or needs to know, which generation it writes.
 
+A module lists its projections in ``projections`` (and may register
+upcasters of old event versions in ``upcasters``, an
+:class:`~pipeline.replay.upcast.Upcasters`); ``projections.modules`` names the
+modules the command line loads.
+
 Handlers run inside the database transaction that also moves the
 projection's tracking position (:mod:`.store`), so they must not commit, and
 must not talk to anything but this database. Events of types without a
@@ -43,8 +48,17 @@ import psycopg
 from pipeline.events import DomainEvent
 from pipeline.replay.errors import ProjectionError, UnknownProjection
 from pipeline.replay.stream import Delivered
+from pipeline.replay.upcast import Upcasters
 
-__all__ = ["Handler", "Projection", "Tx", "load_projections", "physical_name", "select"]
+__all__ = [
+    "Handler",
+    "Projection",
+    "Tx",
+    "load_projections",
+    "load_upcasters",
+    "physical_name",
+    "select",
+]
 
 E = TypeVar("E", bound=DomainEvent)
 Handler = Callable[["Tx", Any], None]
@@ -189,6 +203,16 @@ class Projection:
         ]
 
 
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ProjectionError(
+            f"cannot import projection module {module_name}: {exc}",
+            hint="check CDCFLOW_PROJECTIONS__MODULES",
+        ) from exc
+
+
 def load_projections(modules: Iterable[str]) -> dict[str, Projection]:
     """The projections each module lists in its ``projections`` attribute, by name.
 
@@ -198,14 +222,7 @@ def load_projections(modules: Iterable[str]) -> dict[str, Projection]:
     """
     found: dict[str, Projection] = {}
     for module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ProjectionError(
-                f"cannot import projection module {module_name}: {exc}",
-                hint="check CDCFLOW_PROJECTIONS__MODULES",
-            ) from exc
-        listed = getattr(module, "projections", None)
+        listed = getattr(_import(module_name), "projections", None)
         if not isinstance(listed, list | tuple) or not all(
             isinstance(p, Projection) for p in listed
         ):
@@ -217,6 +234,24 @@ def load_projections(modules: Iterable[str]) -> dict[str, Projection]:
                 raise ProjectionError(f"two projections are named {projection.name}")
             found[projection.name] = projection
     return found
+
+
+def load_upcasters(modules: Iterable[str]) -> Upcasters:
+    """The upcasters the modules declare (an optional ``upcasters`` attribute), merged.
+
+    Raises:
+        ProjectionError: a module cannot be imported, or two modules register
+            the same step.
+    """
+    merged = Upcasters()
+    for module_name in modules:
+        declared = getattr(_import(module_name), "upcasters", None)
+        if isinstance(declared, Upcasters):
+            try:
+                merged.update(declared)
+            except ValueError as exc:
+                raise ProjectionError(f"upcasters of {module_name}: {exc}") from exc
+    return merged
 
 
 def select(projections: Mapping[str, Projection], names: Iterable[str]) -> list[Projection]:

@@ -47,7 +47,7 @@ from pipeline.replay.decode import EventDecoder
 from pipeline.replay.errors import NoCheckpoint, ProjectionError
 from pipeline.replay.positions import TP, EndAt, StartAt, format_ms, ms_to_datetime
 from pipeline.replay.projection import Projection
-from pipeline.replay.runner import RunStats, apply_stream, make_decoder
+from pipeline.replay.runner import RunStats, apply_stream, projection_decoder
 from pipeline.replay.store import LIVE, Checkpoint, ReadModelStore, open_store
 from pipeline.replay.stream import EventStream
 from pipeline.settings import Settings
@@ -119,7 +119,7 @@ def rebuild(
         ReplayError: Kafka failed.
     """
     kafka = settings.kafka.client_config("consumer")
-    decoder = decoder or make_decoder(settings, [projection])
+    decoder = decoder or projection_decoder(settings, projection)
     try:
         with open_store(settings, projection, "rebuild") as store:
             return _rebuild(store, settings, kafka, decoder, from_ms, progress)

@@ -39,7 +39,14 @@ from pipeline.replay.upcast import Upcasters
 from pipeline.serde import RegistryUnavailable
 from pipeline.settings import Settings
 
-__all__ = ["RunStats", "apply_stream", "make_decoder", "run_projection", "run_projections"]
+__all__ = [
+    "RunStats",
+    "apply_stream",
+    "make_decoder",
+    "projection_decoder",
+    "run_projection",
+    "run_projections",
+]
 
 log = logging.getLogger("cdcflow.projections")
 
@@ -70,21 +77,33 @@ class RunStats:
 
 def make_decoder(
     settings: Settings,
-    projections: Iterable[Projection] = (),
+    event_types: Iterable[type[DomainEvent]] | None = None,
+    *,
     upcasters: Upcasters | None = None,
+    skip_unknown: bool = False,
 ) -> EventDecoder:
-    """A decoder for the domain's events and every event type the projections handle.
+    """A decoder for ``event_types`` (default: every event of ``settings.transformer.domain``).
 
-    Types nobody handles are passed over (their positions still advance).
+    A projection's decoder knows the types it handles and skips the others
+    without decoding them (their positions still advance).
 
     Raises:
         ConfigError: the domain module cannot be imported.
     """
-    types: set[type[DomainEvent]] = set(discover_events([settings.transformer.domain]))
-    for projection in projections:
-        types.update(projection.event_types)
+    types = (
+        list(event_types)
+        if event_types is not None
+        else discover_events([settings.transformer.domain])
+    )
     lookup = registry_lookup(SchemaRegistryClient(settings.registry.client_config()))
-    return EventDecoder(types, lookup, upcasters, skip_unknown=True)
+    return EventDecoder(types, lookup, upcasters, skip_unknown=skip_unknown)
+
+
+def projection_decoder(
+    settings: Settings, projection: Projection, upcasters: Upcasters | None = None
+) -> EventDecoder:
+    """The decoder a projection reads with: its handled types, others skipped undecoded."""
+    return make_decoder(settings, projection.event_types, upcasters=upcasters, skip_unknown=True)
 
 
 def decode_patiently(
@@ -165,7 +184,7 @@ def run_projection(
     """
     stats = RunStats(projection.name)
     started = time.monotonic()
-    decoder = decoder or make_decoder(settings, [projection])
+    decoder = decoder or projection_decoder(settings, projection)
     try:
         with open_store(settings, projection, "run") as store:
             _follow(settings, store, decoder, stats, stop, stop_when_idle_s)
@@ -240,7 +259,7 @@ def run_projections(
 
     def one(i: int, projection: Projection) -> None:
         try:
-            decoder = make_decoder(settings, [projection], upcasters)
+            decoder = projection_decoder(settings, projection, upcasters)
             results[i] = run_projection(
                 settings, projection, stop, decoder=decoder, stop_when_idle_s=stop_when_idle_s
             )

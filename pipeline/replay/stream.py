@@ -30,8 +30,8 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from pipeline.events import DomainEvent
-from pipeline.replay.decode import EventDecoder
-from pipeline.replay.errors import ReplayError, TopicNotFound
+from pipeline.replay.decode import EventDecoder, located
+from pipeline.replay.errors import EventDecodeError, ReplayError, TopicNotFound
 from pipeline.replay.positions import TP, EndAt, StartAt
 
 __all__ = ["Delivered", "EventStream", "decode_batch"]
@@ -67,14 +67,17 @@ def decode_batch(decoder: EventDecoder, msgs: Sequence[Message]) -> list[Deliver
     out: list[Delivered] = []
     decode = decoder.decode
     for msg in msgs:
-        # A record without an error always has its topic, partition and offset.
-        topic, partition, offset = cast(
-            tuple[str, int, int], (msg.topic(), msg.partition(), msg.offset())
-        )
-        key = msg.key()
-        event = decode(msg.value(), topic=topic, partition=partition, offset=offset, key=key)
+        value = msg.value()
+        try:
+            event = decode(value)
+        except EventDecodeError as exc:
+            raise located(
+                exc, msg.topic(), msg.partition(), msg.offset(), msg.key(), value
+            ) from exc.__cause__
         if event is not None:
-            out.append(Delivered(topic, partition, offset, msg.timestamp()[1], key, event))
+            # A record without an error always has its topic, partition and offset.
+            where = cast(tuple[str, int, int], (msg.topic(), msg.partition(), msg.offset()))
+            out.append(Delivered(*where, msg.timestamp()[1], msg.key(), event))
     return out
 
 

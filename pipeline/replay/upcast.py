@@ -68,6 +68,15 @@ class Upcasters:
 
         return decorate
 
+    def update(self, other: Upcasters) -> None:
+        """Take every step of ``other`` (from another module).
+
+        Raises:
+            ValueError: both register a step for the same type and version.
+        """
+        for (event_type, version), fn in other._steps.items():
+            self.add(event_type, version, fn)
+
     def has_path(self, event_type: str, version: int, target: int) -> bool:
         """True when every step from ``version`` up to ``target`` is registered."""
         return all((event_type, v) in self._steps for v in range(version, target))

@@ -398,9 +398,12 @@ def test_a_mistaken_price_corrected_at_the_source_and_rebuilt_from_before_it(
         assert rebuilt.returncode == 0, rebuilt.stderr
         report = json.loads(rebuilt.stdout)
         events = read_topic(settings, order_topic)
-        since = sum(1 for r in events if r.timestamp_ms >= before_the_mistake * 1000)
-        assert report["checkpoint"] is not None  # replayed on top of the state before the mistake
-        assert since <= report["events_applied"] < len(events)
+        # Replayed on top of the checkpoint from before the mistake: the events the
+        # projection handles since then, not the whole topic.
+        handled = [r for r in events if type(r.event) in obc.event_types]
+        since = sum(1 for r in handled if r.timestamp_ms >= before_the_mistake * 1000)
+        assert report["checkpoint"] is not None
+        assert since == report["events_applied"] < len(handled)
 
         with db(settings) as conn:
             rows = conn.execute(

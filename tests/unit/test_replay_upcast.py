@@ -231,3 +231,15 @@ def test_registering_a_step_twice_is_refused() -> None:
         upcasters.add("ParcelShipped", 0, _kg_to_grams)
     with pytest.raises(LookupError, match="v2 -> v3"):
         upcasters.upcast("ParcelShipped", 1, {"metadata": {}, "weight_kg": Decimal(1)}, 3)
+
+
+def test_upcasters_of_several_modules_merge_and_a_clash_is_refused() -> None:
+    first, second = Upcasters(), Upcasters()
+    first.add("ParcelShipped", 1, _kg_to_grams)
+    second.add("ParcelShipped", 2, lambda r: {**r, "carrier": "x"})
+    merged = Upcasters()
+    merged.update(first)
+    merged.update(second)
+    assert len(merged) == 2 and merged.has_path("ParcelShipped", 1, 3)
+    with pytest.raises(ValueError, match="already registered"):
+        merged.update(first)
