@@ -75,7 +75,9 @@ def run(ctx: CliContext, names: tuple[str, ...], stop_when_idle: float | None) -
     Each runner assigns every partition of its topics at its tracked position
     and applies batches of events (projections.batch_size) with their
     positions in one transaction. SIGTERM / Ctrl-C commit the batch in hand
-    and stop.
+    and stop. If one projection fails (a handler error, an event that does
+    not decode, the database gone), all stop and the exit code is 1; a
+    restart resumes each at its tracked position.
     """
     chosen = _chosen(ctx, names)
     stop = threading.Event()
@@ -84,7 +86,12 @@ def run(ctx: CliContext, names: tuple[str, ...], stop_when_idle: float | None) -
     click.echo(f"running {', '.join(p.name for p in chosen)}", err=True)
     upcasters = load_upcasters(ctx.settings.projections.modules)
     results = run_projections(
-        ctx.settings, chosen, stop, stop_when_idle_s=stop_when_idle, upcasters=upcasters
+        ctx.settings,
+        chosen,
+        stop,
+        stop_when_idle_s=stop_when_idle,
+        upcasters=upcasters,
+        stop_all_on_error=True,
     )
     _report_runs(ctx, results)
     failed = [r for r in results if r.error is not None]

@@ -249,11 +249,14 @@ def run_projections(
     *,
     stop_when_idle_s: float | None = None,
     upcasters: Upcasters | None = None,
+    stop_all_on_error: bool = False,
 ) -> list[RunStats]:
     """Run several projections, one thread each, until ``stop`` is set.
 
-    A projection that fails stops alone; its error is in its
-    :attr:`RunStats.error` (and logged), the others go on.
+    A projection that fails stops; its error is in its :attr:`RunStats.error`
+    (and logged). The others go on, or, with ``stop_all_on_error``, stop too
+    (``stop`` is set): a process that exits on the first failure is what a
+    supervisor notices and restarts.
     """
     results: list[RunStats] = [RunStats(p.name) for p in projections]
 
@@ -266,6 +269,8 @@ def run_projections(
         except Exception as exc:
             log.error("projection %s stopped: %s", projection.name, exc)
             results[i].error = exc
+            if stop_all_on_error:
+                stop.set()
 
     threads = [
         threading.Thread(target=one, args=(i, p), name=f"projection-{p.name}", daemon=True)

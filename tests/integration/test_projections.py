@@ -21,7 +21,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from pipeline.domains.shop.events import OrderCancelled, OrderPaid, OrderPlaced
+from pipeline.domains.shop.events import OrderCancelled, OrderLineAdded, OrderPaid, OrderPlaced
+from pipeline.events import DomainEvent
+from pipeline.replay.errors import HandlerError
+from pipeline.replay.projection import Projection, Tx
 from pipeline.replay.rebuild import rebuild
 from pipeline.replay.runner import run_projection, run_projections
 from pipeline.replay.shop import orders_by_customer
@@ -458,3 +461,36 @@ def test_a_second_runner_of_the_same_projection_is_refused(
         first.send_signal(signal.SIGTERM)
         first.wait(30)
     assert first.returncode == 0
+
+
+def test_a_failing_handler_stops_the_runner_at_that_event_and_a_restart_resumes_there(
+    settings: Settings, names: tuple[str, str]
+) -> None:
+    prefix, topic = names
+    produce_orders(EventProducer(settings), topic, 100, 0)
+    records = read_topic(settings, topic)
+    poison = records[len(records) // 2]
+    broken = {"on": True}
+    strict = ledger(f"{prefix}_ledger", topic)
+    recording = strict.handler(OrderPlaced)
+    assert recording is not None
+    # The same ledger table, with a handler that fails on one event.
+    flaky = Projection(strict.name, topics=strict.topics, tables=strict.tables)
+
+    @flaky.on(OrderPlaced, OrderLineAdded, OrderPaid)
+    def _maybe(db: Tx, event: DomainEvent) -> None:
+        if broken["on"] and event.metadata == poison.event.metadata:
+            raise RuntimeError("a bug in the handler")
+        recording(db, event)
+
+    settings = with_settings(settings, batch_size=25)
+    with pytest.raises(HandlerError) as info:
+        run_projection(settings, flaky, threading.Event(), stop_when_idle_s=2)
+    assert (info.value.partition, info.value.offset) == (poison.partition, poison.offset)
+    applied = {(p, o) for p, o, *_ in ledger_rows(settings, prefix)}
+    assert (poison.partition, poison.offset) not in applied
+    assert all(o < poison.offset for p, o in applied if p == poison.partition)
+
+    broken["on"] = False  # the fix is deployed
+    run_projection(settings, flaky, threading.Event(), stop_when_idle_s=2)
+    assert_each_event_applied_once(settings, prefix, records)
