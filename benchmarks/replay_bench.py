@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -180,7 +180,7 @@ def ensure_topic(settings: Settings, topic: str, events: int) -> int:
                 meta = event.metadata
                 assert meta is not None
                 value = serializer.serialize(event, topic)
-                headers = [
+                headers: list[tuple[str, str | bytes | None]] = [
                     ("cdcflow.event_type", meta.event_type.encode()),
                     ("cdcflow.event_id", str(meta.event_id).encode()),
                     ("cdcflow.schema_version", b"1"),

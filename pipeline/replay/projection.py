@@ -60,8 +60,8 @@ __all__ = [
     "select",
 ]
 
-E = TypeVar("E", bound=DomainEvent)
 Handler = Callable[["Tx", Any], None]
+H = TypeVar("H", bound=Handler)
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 # Physical names get suffixes (__g<N>, __old<N>, __ck<N>) and index names add
@@ -147,16 +147,17 @@ class Projection:
             f"Projection({self.name!r}, topics={list(self.topics)!r}, tables={list(self.tables)!r})"
         )
 
-    def on(
-        self, *event_types: type[E]
-    ) -> Callable[[Callable[[Tx, E], None]], Callable[[Tx, E], None]]:
+    def on(self, *event_types: type[DomainEvent]) -> Callable[[H], H]:
         """Register the decorated function as the handler of ``event_types``.
+
+        The handler is called as ``handler(db, event)`` with a :class:`Tx` and
+        an event of one of the types (annotate it with their union).
 
         Raises:
             ValueError: an event type already has a handler in this projection.
         """
 
-        def decorate(fn: Callable[[Tx, E], None]) -> Callable[[Tx, E], None]:
+        def decorate(fn: H) -> H:
             for event_type in event_types:
                 if event_type in self._handlers:
                     raise ValueError(

@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from psycopg.rows import dict_row
 
@@ -95,7 +95,7 @@ class EventProducer:
             meta = event.metadata
             assert meta is not None, "events are produced stamped"
             value = self.serializer.serialize(event, topic)
-            headers = [
+            headers: list[tuple[str, str | bytes | None]] = [
                 ("cdcflow.event_type", meta.event_type.encode()),
                 ("cdcflow.event_id", str(meta.event_id).encode()),
                 ("cdcflow.schema_version", str(meta.schema_version).encode()),

@@ -95,7 +95,7 @@ def _encode(event: DomainEvent, schema_id: int) -> tuple[bytes, str]:
 
 
 def _old_record() -> tuple[bytes, dict[int, str]]:
-    old = V1(parcel_id="p-1", weight_kg=Decimal("1.250"))
+    old = V1(parcel_id="p-1", weight_kg=Decimal("1.250"))  # type: ignore[call-arg]
     old = old.stamped(_metadata(V1, "p-1"))
     value, schema = _encode(old, 7)
     return value, {7: schema}
@@ -164,7 +164,7 @@ def test_a_change_pydantic_absorbs_needs_no_upcaster() -> None:
     event = EventDecoder([Widened], schemas.__getitem__).decode(value)
 
     assert isinstance(event, Widened)
-    assert (event.weight_kg, event.fragile) == (Decimal("1.250"), False)  # type: ignore[attr-defined]
+    assert (event.weight_kg, event.fragile) == (Decimal("1.250"), False)
 
 
 def test_an_upcaster_that_raises_is_an_upcast_error() -> None:
@@ -180,7 +180,7 @@ def test_an_upcaster_that_raises_is_an_upcast_error() -> None:
 
 
 def test_the_current_version_decodes_as_it_is() -> None:
-    event = V2(parcel_id="p-2", weight_grams=10).stamped(_metadata(V2, "p-2"))
+    event = V2(parcel_id="p-2", weight_grams=10).stamped(_metadata(V2, "p-2"))  # type: ignore[call-arg]
     value, schema = _encode(event, 9)
     decoded = EventDecoder([V2], {9: schema}.__getitem__).decode(value)
     assert decoded == event
