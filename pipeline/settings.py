@@ -126,6 +126,11 @@ class ConnectSettings(_Section):
     environment: str | None = Field(
         None, description="overlay under connectors/overlays/<environment>/"
     )
+    prune_prefix: str | None = Field(
+        None,
+        description="--prune deletes only undeclared connectors whose name starts with this "
+        "(a Connect cluster shared with connectors managed elsewhere)",
+    )
 
 
 class SourceSettings(_Section):

@@ -234,7 +234,13 @@ def plan(
     specs = _select(_specs(ctx, directory, environment), names)
     warnings = _warn_plain_secrets(specs)
     with _client(ctx) as client:
-        result = make_plan(client, specs, prune=prune, only=names or None)
+        result = make_plan(
+            client,
+            specs,
+            prune=prune,
+            only=names or None,
+            prune_prefix=ctx.settings.connect.prune_prefix,
+        )
     if ctx.json_output:
         ctx.emit_json({**result.to_dict(), "warnings": warnings})
     else:
@@ -356,6 +362,7 @@ def apply_command(
             settle_s=settle_s,
             preflight=not skip_preflight,
             only=names or None,
+            prune_prefix=ctx.settings.connect.prune_prefix,
             progress=lambda msg: _err(f"  {msg}"),
         )
     if ctx.json_output:

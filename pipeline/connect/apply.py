@@ -65,13 +65,16 @@ def plan(
     *,
     prune: bool = False,
     only: Iterable[str] | None = None,
+    prune_prefix: str | None = None,
 ) -> Plan:
     """The plan of declared against deployed; reads the worker, changes nothing.
 
     Raises:
         ConnectError / ConnectUnreachable: reading the deployed connectors failed.
     """
-    return compute_plan(specs, deployed_configs(client), prune=prune, only=only)
+    return compute_plan(
+        specs, deployed_configs(client), prune=prune, only=only, prune_prefix=prune_prefix
+    )
 
 
 @dataclass
@@ -109,6 +112,7 @@ def apply(
     settle_s: float = 5.0,
     preflight: bool = True,
     only: Iterable[str] | None = None,
+    prune_prefix: str | None = None,
     env: Mapping[str, str] | None = None,
     progress: Progress = _quiet,
 ) -> ApplyResult:
@@ -122,7 +126,7 @@ def apply(
         ConnectError / ConnectUnreachable: a REST request failed.
     """
     redactor = Redactor.for_configs((s.config for s in specs), env)
-    result = ApplyResult(plan(client, specs, prune=prune, only=only))
+    result = ApplyResult(plan(client, specs, prune=prune, only=only, prune_prefix=prune_prefix))
     to_put = result.plan.of(Action.CREATE, Action.UPDATE)
 
     # 2. validate

@@ -138,11 +138,14 @@ def compute_plan(
     *,
     prune: bool = False,
     only: Iterable[str] | None = None,
+    prune_prefix: str | None = None,
 ) -> Plan:
     """Compare ``desired`` with ``deployed`` (name -> stored config).
 
     With ``only``, just those connector names are planned and undeclared
-    connectors are not looked at (a partial plan never deletes).
+    connectors are not looked at (a partial plan never deletes). With
+    ``prune_prefix``, only undeclared connectors whose name starts with it are
+    deleted by a prune; the others are reported as undeclared, as without prune.
     """
     selected = set(only) if only else None
     changes: list[ConnectorChange] = []
@@ -166,6 +169,7 @@ def compute_plan(
                 for k, v in sorted(current.items())
                 if k not in SERVER_ADDED_KEYS
             )
-            action = Action.DELETE if prune else Action.UNDECLARED
-            changes.append(ConnectorChange(name, action, fields if prune else (), None))
+            owned = prune and (prune_prefix is None or name.startswith(prune_prefix))
+            action = Action.DELETE if owned else Action.UNDECLARED
+            changes.append(ConnectorChange(name, action, fields if owned else (), None))
     return Plan(tuple(changes), prune)

@@ -151,3 +151,14 @@ def test_redactor_scrubs_literal_and_resolved_secrets() -> None:
     text = redactor.scrub(f"login {SECRET} failed; also resolved-Pw-123 for io.debezium.connector")
     assert SECRET not in text and "resolved-Pw-123" not in text
     assert "io.debezium.connector" in text  # a user name placeholder is not treated as secret
+
+
+def test_prune_prefix_limits_what_prune_deletes() -> None:
+    from pipeline.connect.plan import Action, compute_plan
+
+    deployed = {"team-a-orders": {"connector.class": "x"}, "team-b-users": {"connector.class": "y"}}
+    plan = compute_plan([], deployed, prune=True, prune_prefix="team-a-")
+    actions = {c.name: c.action for c in plan.changes}
+    assert actions == {"team-a-orders": Action.DELETE, "team-b-users": Action.UNDECLARED}
+    unscoped = compute_plan([], deployed, prune=True)
+    assert {c.action for c in unscoped.changes} == {Action.DELETE}
