@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -39,6 +39,17 @@ __all__ = ["Delivered", "EventStream", "decode_batch"]
 log = logging.getLogger("cdcflow.replay")
 
 _OFFSET_END = -1  # what offsets_for_times answers when no record is at or after the time
+_TRANSIENT = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._WAIT_COORD,
+    KafkaError.NOT_COORDINATOR,
+}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +184,33 @@ class EventStream:
 
     # ------------------------------------------------------------------ offsets
 
+    def _ask(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``, tried again while the cluster answers with a transient error.
+
+        A broker restart or a leader election makes metadata and offset
+        requests fail for a few seconds; a replay should ride that out, not die.
+        """
+        deadline = time.monotonic() + self.metadata_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                transient = isinstance(err, KafkaError) and (
+                    err.retriable() or err.code() in _TRANSIENT
+                )
+                if not transient or time.monotonic() + delay > deadline:
+                    raise ReplayError(f"{what}: {exc}") from exc
+                log.info("%s: %s; asking again", what, err)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
     def _partitions(self, topic: str) -> list[int] | None:
-        try:
-            md = self.consumer.list_topics(topic, timeout=self.metadata_timeout_s)
-        except KafkaException as exc:
-            raise ReplayError(f"cannot read the metadata of {topic}: {exc}") from exc
+        md = self._ask(
+            f"cannot read the metadata of {topic}",
+            lambda: self.consumer.list_topics(topic, timeout=self.metadata_timeout_s),
+        )
         tmd = md.topics.get(topic)
         if tmd is None or tmd.error is not None:
             return None
@@ -187,23 +220,23 @@ class EventStream:
         """(low, high) offsets of a partition, asked of the broker (not cached).
 
         Raises:
-            ReplayError: the broker did not answer.
+            ReplayError: the broker did not answer (after retries of transient errors).
         """
-        try:
-            low, high = self.consumer.get_watermark_offsets(
+        low, high = self._ask(
+            f"cannot read the offsets of {tp[0]}[{tp[1]}]",
+            lambda: self.consumer.get_watermark_offsets(
                 TopicPartition(*tp), timeout=self.metadata_timeout_s, cached=False
-            )
-        except KafkaException as exc:
-            raise ReplayError(f"cannot read the offsets of {tp[0]}[{tp[1]}]: {exc}") from exc
+            ),
+        )
         return int(low), int(high)
 
     def _times(self, tps: list[TP], timestamp_ms: int) -> dict[TP, int]:
         """The first offset at or after ``timestamp_ms`` per partition; the end if none."""
         query = [TopicPartition(t, p, timestamp_ms) for t, p in tps]
-        try:
-            found = self.consumer.offsets_for_times(query, timeout=self.metadata_timeout_s)
-        except KafkaException as exc:
-            raise ReplayError(f"offsets_for_times failed: {exc}") from exc
+        found = self._ask(
+            "offsets_for_times failed",
+            lambda: self.consumer.offsets_for_times(query, timeout=self.metadata_timeout_s),
+        )
         out: dict[TP, int] = {}
         for tp in found:
             if tp.error is not None:
