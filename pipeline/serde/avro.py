@@ -77,9 +77,12 @@ def _is_unavailable(exc: BaseException) -> bool:
             or exc.http_status_code >= 500
             or exc.http_status_code in (-1, 408, 429)
         )
-    # requests / httpx connection errors surface as their own types
-    name = type(exc).__name__
-    return any(s in name for s in ("Connection", "Timeout", "Transport", "Network"))
+    # requests / httpx connection errors surface as their own types; httpx's
+    # ConnectError says so only through its bases (NetworkError, TransportError).
+    names = [cls.__name__ for cls in type(exc).__mro__]
+    return any(
+        s in name for name in names for s in ("Connection", "Timeout", "Transport", "Network")
+    )
 
 
 class EventSerializer:
