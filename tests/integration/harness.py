@@ -26,7 +26,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
@@ -379,8 +387,7 @@ class PipelineRun:
 
         attempt("stop the transformer", self.stop_transformer)
         attempt("delete the connector", self._delete_connector)
-        attempt("drop the replication slot", self._drop_slot)
-        attempt("drop the database", self._drop_database)
+        attempt("drop the replication slot and the database", self._drop_source)
         attempt("delete the topics", self._delete_topics)
         attempt("delete the subjects", self._delete_subjects)
         attempt("delete the consumer groups", self._delete_groups)
@@ -396,13 +403,34 @@ class PipelineRun:
                 raise TimeoutError(f"connector {self.connector} still listed after 60 s")
             time.sleep(0.5)
 
-    def _drop_slot(self) -> None:
-        with self.db(user="debezium") as conn:
-            drop_slot(conn, self.slot, wait_s=60)
+    def _drop_source(self) -> None:
+        """Drop the replication slot, then the database, retrying while the connector winds down.
 
-    def _drop_database(self) -> None:
-        with self.db(database=self.settings.source.database) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        Connect stops a deleted connector's task in the background: for a while it
+        may hold a session in the database, or even take its slot again. Once the
+        database is gone no slot can be left: PostgreSQL does not drop a database
+        that a replication slot (active or not) belongs to.
+        """
+        base = self.settings.source.database
+        deadline = time.monotonic() + 90
+        while True:
+            with self.db(user="debezium", database=base) as conn:
+                # Only debezium itself (or a superuser) may end its sessions; the
+                # database owner's DROP ... WITH (FORCE) may not.
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND usename = 'debezium' AND pid <> pg_backend_pid()",
+                    (self.database,),
+                )
+                drop_slot(conn, self.slot, wait_s=30)
+            try:
+                with self.db(database=base) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                return
+            except (psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def _delete_topics(self) -> None:
         mine = [
@@ -421,10 +449,20 @@ class PipelineRun:
                 registry.delete_subject(subject, permanent=True)
 
     def _delete_groups(self) -> None:
-        groups = [self.settings.transformer.group_id, f"it-reader-{self.token}"]
-        for future in self._admin.delete_consumer_groups(groups, request_timeout=30).values():
-            with contextlib.suppress(Exception):  # a group that never committed does not exist
-                future.result(30)
+        # The readers only assign partitions: their group never exists. The transformer is
+        # a static member (group.instance.id), which stays in its group for
+        # session.timeout.ms after it closed; waiting that out would double a test's
+        # time, so such a group is left to expire with its offsets (offsets.retention).
+        group = self.settings.transformer.group_id
+        future = self._admin.delete_consumer_groups([group], request_timeout=30)[group]
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() not in (
+                KafkaError.GROUP_ID_NOT_FOUND,
+                KafkaError.NON_EMPTY_GROUP,
+            ):
+                raise
 
 
 @contextlib.contextmanager
