@@ -247,9 +247,9 @@ def compare_typed(event: dict[str, Any], db: dict[str, Any]) -> dict[str, tuple[
         elif got is None or want is None:
             check(column, got is None and want is None, want)
         elif column == "c_real":
-            # A real is a float32; the event's double holds it exactly. Debezium writes
-            # the shortest text of the float32 (1.1), psycopg reads PostgreSQL's text
-            # (also 1.1): equal as float32, which is the value PostgreSQL stores.
+            # A real is a float32. Debezium writes the shortest decimal that reads back
+            # as that float32 (1.1, not 1.10000002384...), and the event's double is
+            # that decimal: narrowed to float32 it is exactly what PostgreSQL stores.
             check(column, as_float32(got) == as_float32(want) or same_float(got, want), want)
         elif column == "c_double":
             check(column, same_float(got, want), want)

@@ -14,8 +14,9 @@ numeric (no scale)     ``str``             ``string``, the exact number in posit
                                            notation: an Avro decimal has one fixed
                                            scale, the column has none (Debezium drops
                                            trailing fraction zeros: 1.500 is 1.5)
-real / double          ``float``           ``double``; a real is a float32, which a
-                                           double holds exactly
+real / double          ``float``           ``double``; a real arrives as the shortest
+                                           decimal of its float32 (1.1), which
+                                           narrows back to that float32 exactly
 boolean, text,         ``bool`` / ``str``  ``boolean`` / ``string``; char(n) keeps its
 varchar, char(n)                           blank padding, as PostgreSQL returns it
 uuid                   ``UUID``            ``string`` + ``uuid``
