@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -77,12 +78,8 @@ def _is_unavailable(exc: BaseException) -> bool:
             or exc.http_status_code >= 500
             or exc.http_status_code in (-1, 408, 429)
         )
-    # requests / httpx connection errors surface as their own types; httpx's
-    # ConnectError says so only through its bases (NetworkError, TransportError).
-    names = [cls.__name__ for cls in type(exc).__mro__]
-    return any(
-        s in name for name in names for s in ("Connection", "Timeout", "Transport", "Network")
-    )
+    # The registry client talks HTTP through httpx: refused, reset, timed out.
+    return isinstance(exc, httpx.TransportError | OSError)
 
 
 class EventSerializer:

@@ -150,6 +150,9 @@ class Transformer:
                 # at once instead of waiting out the dead member's session.
                 "group.instance.id": self.transactional_id,
                 "session.timeout.ms": 15000,
+                # New CDC topics (a table added to the connector) join the pattern
+                # subscription within 10 s, not librdkafka's default 5 minutes.
+                "topic.metadata.refresh.interval.ms": 10000,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
