@@ -283,23 +283,15 @@ def replay_fold(settings: Settings, topic: str, batch_size: int) -> int:
 
 
 def cli_replay(settings: Settings, topic: str, batch_size: int) -> int:
+    command = [CDCFLOW, "-o", "json", "replay", "--topic", topic, "--no-progress"]
     out = subprocess.run(
-        [
-            CDCFLOW,
-            "-o",
-            "json",
-            "replay",
-            "--topic",
-            topic,
-            "--no-progress",
-            "--batch-size",
-            str(batch_size),
-        ],
+        [*command, "--batch-size", str(batch_size)],
         capture_output=True,
         text=True,
-        check=True,
         env={**os.environ},
     )
+    if out.returncode != 0:
+        raise SystemExit(f"cdcflow replay failed ({out.returncode}):\n{out.stderr}")
     return int(json.loads(out.stdout)["events"])
 
 

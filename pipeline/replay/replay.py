@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.replay.decode import EventDecoder
 from pipeline.replay.positions import EndAt, StartAt
 from pipeline.replay.progress import Progress, Summary
-from pipeline.replay.stream import Delivered, EventStream, decode_batch
+from pipeline.replay.stream import Delivered, EventStream, decode_patiently
 
 __all__ = ["replay"]
 
@@ -42,14 +42,18 @@ def replay(
         BadPosition / ReplayError: a position is wrong, or Kafka failed.
         EventDecodeError: an event does not decode (unknown types are counted
             as skipped when the decoder skips them).
-        RegistryUnavailable / RegistryError: a writer schema could not be fetched.
+        RegistryError: the registry does not know a writer schema. (A registry
+            that does not answer is waited for, until ``should_stop()``.)
     """
     summary = Summary()
     started = time.monotonic()
     with EventStream(kafka_config, topics, start=start, end=end, batch_size=batch_size) as stream:
         progress = Progress(stream.remaining(), started)
         for batch in stream.batches(should_stop):
-            delivered = decode_batch(decoder, batch)
+            decoded = decode_patiently(decoder, batch, should_stop)
+            if decoded is None:
+                break
+            delivered = decoded
             summary.skipped += len(batch) - len(delivered)
             if delivered:
                 summary.per_type.update(Counter(type(d.event).__name__ for d in delivered))

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipeline.contracts.catalog import discover_events
@@ -34,9 +33,8 @@ from pipeline.replay.decode import EventDecoder, registry_lookup
 from pipeline.replay.positions import TP, StartAt
 from pipeline.replay.projection import Projection
 from pipeline.replay.store import LIVE, ReadModelStore, open_store
-from pipeline.replay.stream import Delivered, EventStream, decode_batch
+from pipeline.replay.stream import EventStream, decode_patiently
 from pipeline.replay.upcast import Upcasters
-from pipeline.serde import RegistryUnavailable
 from pipeline.settings import Settings
 
 __all__ = [
@@ -104,28 +102,6 @@ def projection_decoder(
 ) -> EventDecoder:
     """The decoder a projection reads with: its handled types, others skipped undecoded."""
     return make_decoder(settings, projection.event_types, upcasters=upcasters, skip_unknown=True)
-
-
-def decode_patiently(
-    decoder: EventDecoder, msgs: Sequence[Message], should_stop: Callable[[], bool]
-) -> list[Delivered] | None:
-    """Decode a batch, waiting out registry outages; None when stopped while waiting.
-
-    Raises:
-        EventDecodeError: a record is not a decodable event.
-    """
-    delay = 1.0
-    while True:
-        try:
-            return decode_batch(decoder, msgs)
-        except RegistryUnavailable as exc:
-            log.warning("%s; decoding the batch again in %.0fs", exc, delay)
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline:
-                if should_stop():
-                    return None
-                time.sleep(0.1)
-            delay = min(delay * 2, 15.0)
 
 
 def apply_stream(

@@ -33,8 +33,9 @@ from pipeline.events import DomainEvent
 from pipeline.replay.decode import EventDecoder, located
 from pipeline.replay.errors import EventDecodeError, ReplayError, TopicNotFound
 from pipeline.replay.positions import TP, EndAt, StartAt
+from pipeline.serde import RegistryUnavailable
 
-__all__ = ["Delivered", "EventStream", "decode_batch"]
+__all__ = ["Delivered", "EventStream", "decode_batch", "decode_patiently"]
 
 log = logging.getLogger("cdcflow.replay")
 
@@ -90,6 +91,28 @@ def decode_batch(decoder: EventDecoder, msgs: Sequence[Message]) -> list[Deliver
             where = cast(tuple[str, int, int], (msg.topic(), msg.partition(), msg.offset()))
             out.append(Delivered(*where, msg.timestamp()[1], msg.key(), event))
     return out
+
+
+def decode_patiently(
+    decoder: EventDecoder, msgs: Sequence[Message], should_stop: Callable[[], bool]
+) -> list[Delivered] | None:
+    """Decode a batch, waiting out registry outages; None when stopped while waiting.
+
+    Raises:
+        EventDecodeError: a record is not a decodable event.
+    """
+    delay = 1.0
+    while True:
+        try:
+            return decode_batch(decoder, msgs)
+        except RegistryUnavailable as exc:
+            log.warning("%s; decoding the batch again in %.0fs", exc, delay)
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if should_stop():
+                    return None
+                time.sleep(0.1)
+            delay = min(delay * 2, 15.0)
 
 
 class EventStream:
