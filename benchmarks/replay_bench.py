@@ -14,11 +14,12 @@ the end (manual assignment, read_committed), and reports events/s:
     raw consume          records fetched and their values touched, no decoding (the baseline)
     fastavro dicts       + Avro decoding with the cached writer schemas (EventDecoder.record)
     replay (models)      + upcasting and validation into the pydantic event classes: the
-                         library's replay(), what `cdcflow replay` runs
+                         library's replay()
+    replay, gc tuned     the same inside gc_tuned() (fewer cyclic-GC passes), as the CLI runs it
     cdcflow replay       the command itself, in a subprocess (process start included)
     confluent + models   confluent-kafka's AvroDeserializer instead of the fastavro decoder,
                          then the same model validation (the alternative, for comparison)
-    replay + fold        replay() folding every event into its Order aggregate
+    replay + fold        replay() (gc tuned) folding every event into its Order aggregate
 
 Run it on the local stack (``cdcflow stack up``); figures depend on the machine.
 """
@@ -54,6 +55,7 @@ from pipeline.domains.shop.events import (
 )
 from pipeline.events import DomainEvent, EventMetadata, SourcePosition, derive_event_id
 from pipeline.replay import EndAt, EventStream, make_decoder, replay
+from pipeline.replay.replay import gc_tuned
 from pipeline.replay.shop.order import Order, apply
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings, load_settings
@@ -246,6 +248,11 @@ def replay_models(settings: Settings, topic: str, batch_size: int) -> int:
     return summary.events
 
 
+def replay_models_gc_tuned(settings: Settings, topic: str, batch_size: int) -> int:
+    with gc_tuned():
+        return replay_models(settings, topic, batch_size)
+
+
 def confluent_models(settings: Settings, topic: str, batch_size: int) -> int:
     decoder = make_decoder(settings)  # only for its name -> class map
     deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry.client_config()))
@@ -271,13 +278,14 @@ def replay_fold(settings: Settings, topic: str, batch_size: int) -> int:
             if state is not None:
                 orders[key] = state
 
-    summary = replay(
-        settings.kafka.client_config("consumer"),
-        [topic],
-        make_decoder(settings),
-        batch_size=batch_size,
-        on_events=fold_in,
-    )
+    with gc_tuned():
+        summary = replay(
+            settings.kafka.client_config("consumer"),
+            [topic],
+            make_decoder(settings),
+            batch_size=batch_size,
+            on_events=fold_in,
+        )
     print(f"  folded {len(orders):,} orders", file=sys.stderr)
     return summary.events
 
@@ -299,6 +307,7 @@ PASSES: dict[str, Callable[[Settings, str, int], int]] = {
     "raw consume": raw_consume,
     "fastavro dicts": fastavro_dicts,
     "replay (models)": replay_models,
+    "replay, gc tuned": replay_models_gc_tuned,
     "cdcflow replay": cli_replay,
     "confluent + models": confluent_models,
     "replay + fold": replay_fold,

@@ -18,7 +18,7 @@ from pipeline.replay.errors import BadPosition
 from pipeline.replay.positions import EndAt, StartAt, format_ms, parse_offsets, parse_timestamp
 from pipeline.replay.progress import Progress, Summary
 from pipeline.replay.projection import load_upcasters
-from pipeline.replay.replay import replay
+from pipeline.replay.replay import gc_tuned, replay
 from pipeline.replay.runner import make_decoder
 from pipeline.replay.stream import Delivered, EventStream
 from pipeline.serde.avro import readable
@@ -204,17 +204,18 @@ def command(
         show(progress, stream)
 
     try:
-        summary = replay(
-            settings.kafka.client_config("consumer"),
-            chosen,
-            decoder,
-            start=start,
-            end=end,
-            batch_size=batch_size,
-            on_events=write if print_events else None,
-            on_progress=on_progress,
-            should_stop=stop.is_set,
-        )
+        with gc_tuned():
+            summary = replay(
+                settings.kafka.client_config("consumer"),
+                chosen,
+                decoder,
+                start=start,
+                end=end,
+                batch_size=batch_size,
+                on_events=write if print_events else None,
+                on_progress=on_progress,
+                should_stop=stop.is_set,
+            )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -34,7 +34,7 @@ from pipeline.replay.positions import TP, EndAt, StartAt, parse_offsets, parse_t
 from pipeline.replay.progress import Progress, Summary
 from pipeline.replay.projection import Projection, Tx, load_projections, load_upcasters
 from pipeline.replay.rebuild import RebuildReport, rebuild
-from pipeline.replay.replay import replay
+from pipeline.replay.replay import gc_tuned, replay
 from pipeline.replay.runner import (
     RunStats,
     make_decoder,
@@ -80,6 +80,7 @@ __all__ = [
     "Upcasters",
     "decode_batch",
     "fold",
+    "gc_tuned",
     "load_projections",
     "load_upcasters",
     "make_decoder",
