@@ -15,7 +15,7 @@ the end (manual assignment, read_committed), and reports events/s:
     fastavro dicts       + Avro decoding with the cached writer schemas (EventDecoder.record)
     replay (models)      + upcasting and validation into the pydantic event classes: the
                          library's replay()
-    replay, gc tuned     the same inside gc_tuned() (fewer cyclic-GC passes), as the CLI runs it
+    replay (gc tuned)    the same inside gc_tuned() (fewer cyclic-GC passes), as the CLI runs it
     cdcflow replay       the command itself, in a subprocess (process start included)
     confluent + models   confluent-kafka's AvroDeserializer instead of the fastavro decoder,
                          then the same model validation (the alternative, for comparison)
@@ -307,7 +307,7 @@ PASSES: dict[str, Callable[[Settings, str, int], int]] = {
     "raw consume": raw_consume,
     "fastavro dicts": fastavro_dicts,
     "replay (models)": replay_models,
-    "replay, gc tuned": replay_models_gc_tuned,
+    "replay (gc tuned)": replay_models_gc_tuned,
     "cdcflow replay": cli_replay,
     "confluent + models": confluent_models,
     "replay + fold": replay_fold,
