@@ -20,6 +20,7 @@ Failures are told apart, because they are handled differently:
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -29,7 +30,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -71,6 +71,22 @@ def event_to_record(event: DomainEvent) -> dict[str, Any]:
     return {name: _avro_value(getattr(event, name)) for name in type(event).model_fields}
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    # confluent-kafka's registry client talks HTTP through httpx, or through its
+    # own copy of it (module httpx2) in newer releases: accept both.
+    found: list[type[BaseException]] = [OSError]
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found.append(module.TransportError)
+    return tuple(found)
+
+
+_TRANSPORT_ERRORS = _transport_errors()
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, SchemaRegistryError):
         return (
@@ -78,8 +94,8 @@ def _is_unavailable(exc: BaseException) -> bool:
             or exc.http_status_code >= 500
             or exc.http_status_code in (-1, 408, 429)
         )
-    # The registry client talks HTTP through httpx: refused, reset, timed out.
-    return isinstance(exc, httpx.TransportError | OSError)
+    # Refused, reset, timed out: the registry client's HTTP transport errors.
+    return isinstance(exc, _TRANSPORT_ERRORS)
 
 
 class EventSerializer:
@@ -158,6 +174,8 @@ class EventSerializer:
                     hint="run 'cdcflow schemas register' (or set CDCFLOW_REGISTRY__AUTO_REGISTER=true in development)",
                 ) from exc
             raise SerializationError(f"registry refused {event_type.full_name()}: {exc}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise RegistryUnavailable(f"schema registry unavailable: {type(exc).__name__}: {exc}") from exc
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise SerializationError(
                 f"{event_type.full_name()} does not fit its schema: {type(exc).__name__}: {exc}"

@@ -54,6 +54,7 @@ def _contract(tmp_path: Path) -> Path:
     "exc",
     [
         httpx.ConnectError("[Errno 111] Connection refused"),
+        pytest.importorskip("httpx2").ConnectError("[Errno 111] Connection refused"),
         httpx.ReadTimeout("timed out"),
         ConnectionRefusedError(111, "refused"),
         SchemaRegistryError(503, 50301, "unavailable"),
@@ -103,3 +104,12 @@ def test_a_value_outside_the_schema_is_a_serialization_error(tmp_path: Path) -> 
     ser = EventSerializer(FakeRegistry(Registered()), _contract(tmp_path))  # type: ignore[arg-type]
     with pytest.raises(SerializationError, match="does not fit its schema"):
         ser.serialize(Drifted(thing_id="not a number"), "test.thing.events")
+
+
+def test_the_registry_clients_own_error_for_a_closed_port_is_unavailable(tmp_path: Path) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    closed = SchemaRegistryClient({"url": "http://127.0.0.1:9"})  # discard port: nothing listens
+    ser = EventSerializer(closed, _contract(tmp_path))
+    with pytest.raises(RegistryUnavailable):
+        ser.serialize(Thing(thing_id=1), "test.thing.events")
