@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test install unit integration lint stack-up stack-down clean
+.PHONY: demo test install unit integration chaos check-schemas lint stack-up stack-down clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +21,25 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/cdcflow demo
 
-test: install
-	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS)
+# Contracts first: the schema check runs before anything starts, then every
+# test tier in one pytest session (the local stack is brought up once).
+test: install check-schemas
+	$(BIN)/pytest tests/unit tests/integration tests/chaos $(PYTEST_ARGS)
 
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 integration: install
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+chaos: install
+	$(BIN)/pytest tests/chaos $(PYTEST_ARGS)
+
+# Offline: the committed .avsc files match the event models and are
+# compatible with the previous commit's (SCHEMAS_AGAINST=<git ref> to change).
+SCHEMAS_AGAINST ?= HEAD~1
+check-schemas: install
+	PATH=$(CURDIR)/$(BIN):$$PATH scripts/check-schemas $(SCHEMAS_AGAINST)
 
 lint: install
 	$(BIN)/ruff check pipeline tests
