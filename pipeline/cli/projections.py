@@ -136,6 +136,8 @@ def status(ctx: CliContext, names: tuple[str, ...], partitions: bool) -> None:
     rows = []
     for s in result:
         state = "rebuilding" if s.rebuilding_pid else "running" if s.running_pid else "stopped"
+        if s.note:
+            state += f" ({s.note})"
         rows.append(
             {
                 "projection": s.name,

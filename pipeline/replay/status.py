@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from pipeline.replay.errors import TopicNotFound
 from pipeline.replay.positions import TP, EndAt, StartAt, format_ms
 from pipeline.replay.projection import Projection
 from pipeline.replay.store import LIVE, ReadModelStore, connect, read_model_dsn
@@ -59,6 +60,7 @@ class ProjectionStatus:
     newest_checkpoint: datetime | None
     partitions: list[PartitionLag] = field(default_factory=list)
     now_ms: int = 0
+    note: str | None = None
 
     @property
     def behind(self) -> int:
@@ -108,9 +110,10 @@ def projection_status(
 ) -> list[ProjectionStatus]:
     """The status of each projection, read from its tracking rows and the topics' ends.
 
+    A projection whose topic does not exist yet has no partitions and a note.
+
     Raises:
         ProjectionError: the read-model database cannot be reached.
-        TopicNotFound: a projection's topic does not exist.
         ReplayError: Kafka did not answer.
     """
     kafka = settings.kafka.client_config("consumer")
@@ -132,27 +135,31 @@ def projection_status(
                 newest_checkpoint=checkpoints[0].taken_at if checkpoints else None,
             )
             positions = {tp: int(r["next_offset"]) for tp, r in rows.items()}
-            with EventStream(
-                kafka,
-                projection.topics,
-                start=StartAt(offsets=positions),
-                end=EndAt(),
-                batch_size=100,
-            ) as stream:
-                waiting = _first_timestamps(stream)
-                for tp, start in sorted(stream.start_offsets.items()):
-                    row = rows.get(tp, {})
-                    status.partitions.append(
-                        PartitionLag(
-                            topic=tp[0],
-                            partition=tp[1],
-                            next_offset=start,
-                            end_offset=stream.end_offsets[tp],
-                            applied=int(row.get("applied", 0)),
-                            last_applied_at=row.get("last_timestamp"),
-                            waiting_since_ms=waiting.get(tp),
+            try:
+                with EventStream(
+                    kafka,
+                    projection.topics,
+                    start=StartAt(offsets=positions),
+                    end=EndAt(),
+                    batch_size=100,
+                ) as stream:
+                    waiting = _first_timestamps(stream)
+                    for tp, start in sorted(stream.start_offsets.items()):
+                        row = rows.get(tp, {})
+                        status.partitions.append(
+                            PartitionLag(
+                                topic=tp[0],
+                                partition=tp[1],
+                                next_offset=start,
+                                end_offset=stream.end_offsets[tp],
+                                applied=int(row.get("applied", 0)),
+                                last_applied_at=row.get("last_timestamp"),
+                                waiting_since_ms=waiting.get(tp),
+                            )
                         )
-                    )
+            except TopicNotFound as exc:
+                # Nothing to be behind on yet (the transformer has not made the topic).
+                status.note = exc.message
             status.now_ms = int(time.time() * 1000)
             out.append(status)
     return out
