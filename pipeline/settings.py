@@ -261,13 +261,13 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     output: Literal["text", "json"] = "text"
-    kafka: KafkaSettings = KafkaSettings()
-    registry: RegistrySettings = RegistrySettings()
-    connect: ConnectSettings = ConnectSettings()
-    source: SourceSettings = SourceSettings()
-    stack: StackSettings = StackSettings()
-    transformer: TransformerSettings = TransformerSettings()
-    projections: ProjectionSettings = ProjectionSettings()
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    transformer: TransformerSettings = Field(default_factory=TransformerSettings)
+    projections: ProjectionSettings = Field(default_factory=ProjectionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -106,6 +106,7 @@ class _SampleTail(threading.Thread):
 
         from pipeline.serde import EventDeserializer
         from pipeline.serde.avro import readable
+        from pipeline.transformer.daemon import where
 
         consumer = Consumer(
             self.settings.kafka.client_config("consumer")
@@ -124,10 +125,11 @@ class _SampleTail(threading.Thread):
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error():
                     continue
-                event = readable(decode(msg.value(), msg.topic()))
+                topic, partition, _ = where(msg)
+                event = readable(decode(msg.value() or b"", topic))
                 meta = event.pop("metadata", {})
                 click.echo(
-                    f"  event  {msg.topic()}[{msg.partition()}] key={msg.key().decode()} "
+                    f"  event  {topic}[{partition}] key={(msg.key() or b'').decode()} "
                     f"{meta.get('event_type')}: {json.dumps(event)}",
                     err=True,
                 )

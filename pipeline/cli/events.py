@@ -16,6 +16,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pipeline.cli._context import CliContext, pass_cli
 from pipeline.serde import EventDeserializer
 from pipeline.serde.avro import readable
+from pipeline.transformer.daemon import where
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode(errors="replace")
 
 
 @click.group(name="events")
@@ -78,24 +85,28 @@ def tail(
                 if timeout is not None and time.monotonic() - last > timeout:
                     break
                 continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    click.echo(f"error: {msg.error()}", err=True)
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    click.echo(f"error: {err}", err=True)
                 continue
             last = time.monotonic()
             seen += 1
-            headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
+            topic, partition, offset = where(msg)
+            raw_headers: list[tuple[str, Any]] = list(msg.headers() or [])  # type: ignore[arg-type]
+            headers = {k: _text(v) for k, v in raw_headers}
+            key, value = msg.key(), msg.value()
             row: dict[str, Any] = {
-                "topic": msg.topic(),
-                "partition": msg.partition(),
-                "offset": msg.offset(),
-                "key": msg.key().decode(errors="replace") if msg.key() else None,
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "key": _text(key) if key else None,
             }
             if dlq:
                 row["headers"] = headers
-                row["value"] = msg.value().decode(errors="replace") if msg.value() else None
+                row["value"] = _text(value) if value else None
             else:
-                row["event"] = readable(deserialize(msg.value(), msg.topic()))
+                row["event"] = readable(deserialize(value or b"", topic))
                 row["type"] = headers.get("cdcflow.event_type", "?")
             if ctx.json_output:
                 click.echo(json.dumps(row))

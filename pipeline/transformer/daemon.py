@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from pipeline.cdc import Change, DecoderOptions, Skip, decode_record
 from pipeline.contracts.naming import event_topic
@@ -56,6 +56,13 @@ __all__ = ["BatchResult", "Transformer", "TransformerFenced"]
 log = logging.getLogger("cdcflow.transformer")
 
 DUPLICATE = "duplicate"
+
+
+def where(msg: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record (which always has all three)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
 
 
 class TransformerFenced(CdcflowError):
@@ -281,14 +288,15 @@ class Transformer:
     def _first_offsets(msgs: list[Message]) -> dict[TP, int]:
         first: dict[TP, int] = {}
         for msg in msgs:
-            first.setdefault((msg.topic(), msg.partition()), msg.offset())
+            topic, partition, offset = where(msg)
+            first.setdefault((topic, partition), offset)
         return first
 
     def process(self, msgs: list[Message]) -> BatchResult:
         """Step 2: every record to its events, a skip, or a dead letter (nothing produced yet)."""
         res = BatchResult()
         for msg in msgs:
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            topic, partition, offset = where(msg)
             tp = (topic, partition)
             res.first.setdefault(tp, offset)
             res.next_offsets[tp] = offset + 1
@@ -361,7 +369,7 @@ class Transformer:
             if ref is not None:
                 err.topic, err.partition, err.offset = ref.topic, ref.partition, ref.offset
             raise
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("cdcflow.event_type", meta.event_type.encode()),
             ("cdcflow.event_id", str(meta.event_id).encode()),
             ("cdcflow.schema_version", str(meta.schema_version).encode()),
