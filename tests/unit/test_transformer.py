@@ -1,0 +1,207 @@
+"""The transformer's pure parts: source de-duplication, dead letters, batch processing.
+
+Kafka is not involved: consumed records are plain objects with the
+confluent-kafka Message accessors, and the serializer is a function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pipeline.cdc import decode_record
+from pipeline.contracts.catalog import discover_events
+from pipeline.errors import SerializationError
+from pipeline.events import DomainEvent
+from pipeline.mapping import load_domain
+from pipeline.settings import load_settings
+from pipeline.transformer import SourceDedup, Transformer, dead_letter
+from pipeline.transformer.dedup import position_of
+from tests.unit import debezium as dbz
+
+CUSTOMER = {
+    "id": 7,
+    "email": "ada@example.com",
+    "full_name": "Ada L",
+    "country": "DE",
+    "status": "active",
+    "created_at": "2026-11-01T10:00:00.123456Z",
+    "updated_at": "2026-11-01T10:00:00.123456Z",
+}
+
+
+@dataclass
+class FakeMessage:
+    """The accessors of confluent_kafka.Message that the transformer reads."""
+
+    _topic: str
+    _partition: int
+    _offset: int
+    _key: bytes | None
+    _value: bytes | None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1718000000999)
+
+    def error(self) -> None:
+        return None
+
+
+class FakeSerializer:
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+        self.calls: list[str] = []
+
+    def prepare(self, pairs: Any) -> None:
+        pass
+
+    def serialize(self, event: DomainEvent, topic: str) -> bytes:
+        self.calls.append(type(event).event_type())
+        if type(event).event_type() == self.fail_on:
+            raise SerializationError(f"{type(event).event_type()} does not fit its schema")
+        return b"\x00avro:" + type(event).event_type().encode()
+
+
+def _transformer(serializer: FakeSerializer) -> Transformer:
+    settings = load_settings()
+    domain = "pipeline.domains.shop"
+    return Transformer(settings, load_domain(domain), discover_events([domain]), serializer)  # type: ignore[arg-type]
+
+
+def _msg(
+    offset: int, op: str = "c", lsn: int = 1000, partition: int = 0, **row: Any
+) -> FakeMessage:
+    after = {**CUSTOMER, **row}
+    before = {**CUSTOMER} if op == "u" else None
+    key, value = dbz.record(op, "customers", before=before, after=after, lsn=lsn)
+    return FakeMessage(dbz.topic("customers"), partition, offset, key, value)
+
+
+# -- source de-duplication
+
+
+def test_a_streamed_change_at_or_below_the_mark_is_a_repeat() -> None:
+    dedup = SourceDedup()
+    tp = ("t", 0)
+    first = decode_record(_msg(0, lsn=1000).value(), topic="shop.public.customers")
+    again = decode_record(_msg(5, lsn=1000).value(), topic="shop.public.customers")
+    later = decode_record(_msg(6, lsn=2000).value(), topic="shop.public.customers")
+    assert not dedup.is_repeat(tp, first)  # type: ignore[arg-type]
+    assert dedup.is_repeat(tp, again)  # type: ignore[arg-type]
+    assert not dedup.is_repeat(tp, later)  # type: ignore[arg-type]
+
+
+def test_marks_survive_through_offset_metadata_and_roll_back() -> None:
+    dedup = SourceDedup()
+    tp = ("t", 3)
+    change = decode_record(_msg(0, lsn=5000).value(), topic="shop.public.customers")
+    assert not dedup.is_repeat(tp, change)  # type: ignore[arg-type]
+    metadata = dedup.metadata(tp)
+    dedup.rollback()  # the transaction aborted: the mark is forgotten
+    assert dedup.metadata(tp) is None
+    assert not dedup.is_repeat(tp, change)  # type: ignore[arg-type]
+    dedup.commit()
+    restored = SourceDedup()
+    restored.restore(tp, metadata)
+    assert restored.is_repeat(tp, change)  # type: ignore[arg-type]
+    restored.restore(tp, "written by another tool")
+    assert restored.mark(tp) is None
+
+
+def test_snapshot_rows_are_never_dropped_by_position() -> None:
+    key, value = dbz.record("r", "customers", after=CUSTOMER, lsn=900, snapshot="true")
+    change = decode_record(value, topic="shop.public.customers", key=key)
+    assert position_of(change) is None  # type: ignore[arg-type]
+    dedup = SourceDedup()
+    assert not dedup.is_repeat(("t", 0), change)  # type: ignore[arg-type]
+    assert not dedup.is_repeat(("t", 0), change)  # type: ignore[arg-type]
+
+
+# -- batches
+
+
+def test_a_batch_maps_skips_and_dead_letters_and_balances() -> None:
+    ser = FakeSerializer(fail_on="CustomerEmailChanged")
+    t = _transformer(ser)
+    heartbeat = FakeMessage("__debezium-heartbeat.shop", 0, 0, None, b'{"payload": {"ts_ms": 1}}')
+    msgs = [
+        _msg(10, lsn=1000),  # CustomerRegistered
+        FakeMessage(dbz.topic("customers"), 0, 11, None, b"{not json"),  # decode error
+        _msg(12, op="u", lsn=1100, email="new@example.com"),  # serialize error
+        _msg(13, lsn=1000),  # a repeat of offset 10 (same position)
+        _msg(14, op="u", lsn=1200, country="FR"),  # no matching rule
+        heartbeat,
+    ]
+    res = t.process(msgs)  # type: ignore[arg-type]
+    assert res.records == 6
+    assert (
+        sum(res.mapped.values()) + sum(res.skipped.values()) + sum(res.dead_lettered.values()) == 6
+    )
+    assert res.produced == {"CustomerRegistered": 1}
+    assert res.dead_lettered == {"decode": 1, "serialize": 1}
+    assert res.skipped["duplicate"] == 1
+    assert res.next_offsets[(dbz.topic("customers"), 0)] == 15
+    assert res.first[(dbz.topic("customers"), 0)] == 10
+    events = [r for r in res.out if r.topic == "shop.customer.events"]
+    assert [(r.key, r.value) for r in events] == [(b"7", b"\x00avro:CustomerRegistered")]
+    headers = dict(events[0].headers)
+    assert headers["cdcflow.event_type"] == b"CustomerRegistered"
+    dead = [r for r in res.out if r.topic == t.cfg.dead_letter_topic]
+    assert [dict(r.headers)["cdcflow.dlq.original.offset"] for r in dead] == [b"11", b"12"]
+    assert dead[0].value == b"{not json"  # the original bytes, for a replay once fixed
+
+
+def test_dead_letter_headers_say_why() -> None:
+    err = SerializationError("OrderPaid does not fit its schema", hint="check the contract")
+    rec = dead_letter(
+        "dlq",
+        err,
+        topic="cdc",
+        partition=2,
+        offset=41,
+        timestamp_ms=1718000000999,
+        key=b"k",
+        value=b"v",
+        transformer="cdcflow-transformer-0",
+    )
+    headers = {k: v for k, v in rec.headers}
+    assert (rec.topic, rec.key, rec.value) == ("dlq", b"k", b"v")
+    assert headers == {
+        "cdcflow.dlq.stage": b"serialize",
+        "cdcflow.dlq.error.class": b"SerializationError",
+        "cdcflow.dlq.error.message": b"OrderPaid does not fit its schema",
+        "cdcflow.dlq.original.topic": b"cdc",
+        "cdcflow.dlq.original.partition": b"2",
+        "cdcflow.dlq.original.offset": b"41",
+        "cdcflow.dlq.original.timestamp": b"1718000000999",
+        "cdcflow.dlq.transformer": b"cdcflow-transformer-0",
+        "cdcflow.dlq.error.hint": b"check the contract",
+    }
+
+
+@pytest.mark.parametrize("instance", ["0", "b"])
+def test_transactional_id_and_static_membership_follow_the_instance(instance: str) -> None:
+    t = _transformer(FakeSerializer())
+    t.transactional_id = f"cdcflow-transformer-{instance}"
+    assert t._consumer_config()["group.instance.id"] == f"cdcflow-transformer-{instance}"
+    producer = t._producer_config()
+    assert producer["transactional.id"] == f"cdcflow-transformer-{instance}"
+    assert producer["enable.idempotence"] is True
+    assert producer["partitioner"] == "murmur2_random"
