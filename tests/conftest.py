@@ -35,9 +35,13 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[LocalStack]:
     local = LocalStack(settings)
-    started = local.up(progress=lambda msg: print(f"[stack] {msg}", flush=True))
+    # Only a stack this session started from nothing is stopped at the end: a
+    # stack that was (even partly) up belongs to someone else, e.g. a developer
+    # running tests beside 'cdcflow stack up', or another test session.
+    ours = not any(comp.proc.running() for comp in local.components)
+    local.up(progress=lambda msg: print(f"[stack] {msg}", flush=True))
     try:
         yield local
     finally:
-        if started and not os.environ.get("CDCFLOW_KEEP_STACK"):
+        if ours and not os.environ.get("CDCFLOW_KEEP_STACK"):
             local.down()
