@@ -18,7 +18,7 @@ from pipeline.errors import CdcflowError
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 
-STEPS = 6
+STEPS = 7
 
 
 def _progress(msg: str) -> None:
@@ -152,13 +152,16 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
       2. the shop database: schema and seed data
       3. the shop's Avro contracts registered (cdcflow schemas register)
       4. the shop's Debezium connector applied (cdcflow connectors apply --wait)
-      5. the transformer started, then the workload of business operations,
+      5. the transformer and the shop's projections (read models in
+         PostgreSQL) started, then the workload of business operations,
          with the first domain events printed as they arrive
       6. a summary: operations made, events produced, skipped, dead-lettered
+      7. the read models: top customers by total, the latest order timelines
     Subcommands run one step each.
     """
     if click_ctx.invoked_subcommand is not None:
         return
+    from pipeline.replay.demo import read_model_report, run_projections
     from pipeline.transformer import Metrics, build_transformer
 
     settings = ctx.settings
@@ -186,6 +189,10 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
 
     worker = threading.Thread(target=run_transformer, name="transformer", daemon=True)
     worker.start()
+    projector = threading.Thread(
+        target=run_projections, args=(settings, stop), name="projections", daemon=True
+    )
+    projector.start()
     tail = _SampleTail(settings, stop)
     tail.start()
 
@@ -200,17 +207,21 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
         report = _load(settings, rate, duration, None, None, stop=stop, show=show)
         _progress("workload done; letting the transformer catch up ...")
         _drain(metrics, stop)
+        _drain_projections(settings, stop)
     except KeyboardInterrupt:
         report = WorkloadReport()
     finally:
         stop.set()
         worker.join(60)
+        projector.join(60)
         signal.signal(signal.SIGTERM, previous)
     if failure:
         raise failure[0]
     _step(6, "summary")
     _print_report(ctx, report)
     _print_totals(ctx, metrics.totals())
+    _step(7, "read models (cdcflow projections status | rebuild)")
+    _print_read_models(ctx, read_model_report(settings))
 
 
 def _drain(
@@ -226,6 +237,22 @@ def _drain(
         elif time.monotonic() - since >= quiet_s:
             return
         time.sleep(0.5)
+
+
+def _drain_projections(settings: Settings, stop: threading.Event, limit_s: float = 120.0) -> None:
+    """Wait until the projections have applied every event (or ``limit_s`` passes)."""
+    from pipeline.replay.shop import projections
+    from pipeline.replay.status import projection_status
+
+    started = last = time.monotonic()
+    while not stop.is_set() and time.monotonic() - started < limit_s:
+        behind = sum(s.behind for s in projection_status(settings, projections))
+        if behind == 0:
+            return
+        if time.monotonic() - last >= 5:
+            _progress(f"projections: {behind} events still to apply")
+            last = time.monotonic()
+        time.sleep(1)
 
 
 def _print_totals(ctx: CliContext, totals: dict[str, Any]) -> None:
@@ -245,6 +272,23 @@ def _print_totals(ctx: CliContext, totals: dict[str, Any]) -> None:
         f"{'' if consumed == mapped + skipped + dead else '  (MISMATCH)'}"
     )
     click.echo("Read them back: cdcflow events tail --from-beginning")
+
+
+def _print_read_models(ctx: CliContext, report: dict[str, Any]) -> None:
+    if ctx.json_output:
+        ctx.emit_json(report)
+        return
+    click.echo(
+        table(report["top_customers"], ["customer_id", "orders", "cancelled", "total", "paid"])
+    )
+    for order_id, steps in list(report["latest_timelines"].items())[:3]:
+        path = " -> ".join(f"{s['status']}" for s in steps)
+        click.echo(f"order {order_id}: {path}")
+    for st in report["status"]:
+        click.echo(
+            f"projection {st['projection']}: {st['applied']} events applied, "
+            f"{st['events_behind']} behind ({st['seconds_behind']}s)"
+        )
 
 
 @command.command()
