@@ -77,7 +77,16 @@ def _render(template: str, target: Path, **values: object) -> None:
 
 class Component(ABC):
     name: str
-    port_setting: str
+
+    @property
+    def port(self) -> int:
+        """This component's port: the stack setting ``<name>_port``."""
+        return int(getattr(self.stack, f"{self.name}_port"))
+
+    @property
+    def port_setting(self) -> str:
+        """The environment variable that moves this component's port."""
+        return f"CDCFLOW_STACK__{self.name.upper()}_PORT"
 
     def __init__(self, settings: Settings, paths: StackPaths, versions: Versions) -> None:
         self.settings = settings
@@ -87,10 +96,6 @@ class Component(ABC):
         self.proc = ManagedProcess(
             self.name, paths.run / f"{self.name}.pid", paths.logs / f"{self.name}.log"
         )
-
-    @property
-    @abstractmethod
-    def port(self) -> int: ...
 
     @property
     def version(self) -> str:
@@ -165,11 +170,6 @@ class Component(ABC):
 
 class Postgres(Component):
     name = "postgres"
-    port_setting = "CDCFLOW_STACK__POSTGRES_PORT"
-
-    @property
-    def port(self) -> int:
-        return self.stack.postgres_port
 
     @property
     def version(self) -> str:
@@ -328,7 +328,10 @@ class Postgres(Component):
 
 
 class _Jvm(Component):
-    heap: str
+    @property
+    def heap(self) -> str:
+        """Maximum heap: the stack setting ``<name>_heap``."""
+        return str(getattr(self.stack, f"{self.name}_heap"))
     # Kafka and Connect log through log4j2 into <name>.app.log; the registry to stdout.
     app_log = True
 
@@ -361,15 +364,6 @@ class _Jvm(Component):
 
 class Kafka(_Jvm):
     name = "kafka"
-    port_setting = "CDCFLOW_STACK__KAFKA_PORT"
-
-    @property
-    def heap(self) -> str:  # type: ignore[override]
-        return self.stack.kafka_heap
-
-    @property
-    def port(self) -> int:
-        return self.stack.kafka_port
 
     @property
     def version(self) -> str:
@@ -422,15 +416,6 @@ class Kafka(_Jvm):
 
 class Connect(_Jvm):
     name = "connect"
-    port_setting = "CDCFLOW_STACK__CONNECT_PORT"
-
-    @property
-    def heap(self) -> str:  # type: ignore[override]
-        return self.stack.connect_heap
-
-    @property
-    def port(self) -> int:
-        return self.stack.connect_port
 
     @property
     def url(self) -> str:
@@ -484,15 +469,6 @@ class Connect(_Jvm):
 class Registry(_Jvm):
     name = "registry"
     app_log = False
-    port_setting = "CDCFLOW_STACK__REGISTRY_PORT"
-
-    @property
-    def heap(self) -> str:  # type: ignore[override]
-        return self.stack.registry_heap
-
-    @property
-    def port(self) -> int:
-        return self.stack.registry_port
 
     @property
     def url(self) -> str:
