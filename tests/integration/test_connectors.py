@@ -35,6 +35,7 @@ from psycopg.rows import dict_row
 from pipeline.connect import ConnectClient, apply, load_connectors, wait_for_state
 from pipeline.connect.lifecycle import states
 from pipeline.connect.pg import drop_slot
+from pipeline.domains.shop.source import apply_schema
 from pipeline.errors import ConnectError
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
@@ -160,6 +161,8 @@ def _cleanup(d: Deployment) -> None:
 @pytest.fixture
 def deployment(stack: LocalStack, settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
     d = Deployment(settings, stack, tmp_path, uuid.uuid4().hex[:8])
+    with d.db() as conn:  # the shop's tables, on a fresh stack too (idempotent)
+        apply_schema(conn)
     d.dir.mkdir()
     shutil.copy(REPO / "connectors" / "shop-postgres.yaml", d.dir / "shop-postgres.yaml")
     d.overlay()
