@@ -198,6 +198,50 @@ class StackSettings(_Section):
     connect_heap: str = "768m"
     registry_heap: str = "512m"
     start_timeout_s: float = Field(180.0, gt=0)
+    brokers: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Kafka nodes: 1 (one combined node on kafka_port), or a KRaft cluster of "
+        "combined nodes on cluster_kafka_port and up",
+    )
+    cluster_kafka_port: int = Field(
+        19092, ge=1, le=65000, description="first broker port of a cluster (node n: + n-1)"
+    )
+    cluster_controller_port: int = Field(
+        19192, ge=1, le=65000, description="first controller port of a cluster (node n: + n-1)"
+    )
+    cluster_heap: str = Field("384m", description="heap of each node of a cluster")
+    security: Literal["none", "sasl_ssl"] = Field(
+        "none",
+        description="sasl_ssl: Kafka listeners SASL/SCRAM-SHA-512 over TLS (a CA and certificates "
+        "generated into the state directory), Connect REST and the registry with basic auth",
+    )
+
+    @property
+    def broker_ports(self) -> list[int]:
+        """Client port of each Kafka node."""
+        if self.brokers == 1:
+            return [self.kafka_port]
+        return [self.cluster_kafka_port + i for i in range(self.brokers)]
+
+    @property
+    def controller_ports(self) -> list[int]:
+        """KRaft controller port of each Kafka node."""
+        if self.brokers == 1:
+            return [self.controller_port]
+        return [self.cluster_controller_port + i for i in range(self.brokers)]
+
+    @property
+    def replication(self) -> tuple[int, int]:
+        """(replication factor, min in-sync replicas) of the topics on this stack.
+
+        Three replicas with two in sync from three nodes on: a write is
+        acknowledged by two nodes, and one node may be lost without losing
+        it or stopping producers.
+        """
+        factor = min(self.brokers, 3)
+        return factor, max(1, factor - 1)
 
 
 class TransformerSettings(_Section):
@@ -288,7 +332,14 @@ class Settings(BaseSettings):
         # every client with it; an explicit endpoint always wins.
         st = self.stack
         follow: dict[str, tuple[BaseModel, dict[str, Any]]] = {
-            "kafka": (self.kafka, {"bootstrap_servers": f"localhost:{st.kafka_port}"}),
+            "kafka": (
+                self.kafka,
+                {
+                    "bootstrap_servers": ",".join(f"localhost:{p}" for p in st.broker_ports),
+                    "replication_factor": st.replication[0],
+                    "min_insync_replicas": st.replication[1],
+                },
+            ),
             "registry": (
                 self.registry,
                 {"url": f"http://localhost:{st.registry_port}/apis/ccompat/v7"},

@@ -19,7 +19,7 @@ from pipeline.errors import ArtifactError
 from pipeline.stack.system import ensure_command
 from pipeline.stack.versions import Versions
 
-__all__ = ["Artifacts", "ensure_artifacts"]
+__all__ = ["Artifacts", "ensure_artifacts", "ensure_rest_auth"]
 
 Progress = Callable[[str], None]
 
@@ -104,3 +104,25 @@ def ensure_artifacts(cache: Path, versions: Versions, progress: Progress) -> Art
     return Artifacts(
         kafka_libs=kafka, plugin_path=debezium, registry_home=registry, fetched=tuple(fetched)
     )
+
+
+def ensure_rest_auth(cache: Path, versions: Versions, progress: Progress) -> Path:
+    """The directory holding Connect's REST basic-auth extension, fetched on first use.
+
+    Only a secured stack needs it, so ``ensure_artifacts`` leaves it out and a
+    plain stack never fetches it. The directory goes on Connect's ``plugin.path``.
+
+    Raises:
+        ArtifactError: Maven is missing and cannot be installed, or the fetch failed.
+    """
+    final = cache.expanduser().resolve() / f"connect-rest-auth-{versions.kafka}"
+    if not final.is_dir():
+        ensure_command("mvn", "maven", progress)
+        _fetch(
+            final,
+            versions.pom,
+            "dependency:copy@rest-auth",
+            "Connect's REST basic-auth extension",
+            progress,
+        )
+    return final

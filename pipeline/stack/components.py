@@ -101,6 +101,11 @@ class Component(ABC):
     def version(self) -> str:
         return "?"
 
+    @property
+    def rest_auth(self) -> tuple[str, str] | None:
+        """Basic-auth credentials for the component's own HTTP probes (a secured stack's)."""
+        return None
+
     @abstractmethod
     def check(self) -> str | None:
         """None when ready, else a short reason."""
@@ -338,6 +343,10 @@ class _Jvm(Component):
     def java(self) -> Path:
         return find_java(17, self.stack.java_home)
 
+    def jvm_options(self) -> list[str]:
+        """System properties a variant of the component adds (a secured worker's JAAS file)."""
+        return []
+
     def jvm_command(self, artifacts: Artifacts, main: str, *args: str) -> list[str]:
         return [
             str(self.java()),
@@ -349,6 +358,7 @@ class _Jvm(Component):
             f"-Dlog4j2.configurationFile=file:{deploy_dir() / 'templates' / 'log4j2.properties'}",
             f"-Dcdcflow.log.file={self.paths.logs / (self.name + '.app.log')}",
             f"-Dkafka.logs.dir={self.paths.logs}",
+            *self.jvm_options(),
             "-cp",
             f"{artifacts.kafka_libs}/*",
             main,
@@ -424,8 +434,14 @@ class Connect(_Jvm):
     @property
     def version(self) -> str:
         try:
-            worker = requests.get(self.url + "/", timeout=2).json().get("version", "?")
-            plugins = requests.get(self.url + "/connector-plugins", timeout=2).json()
+            worker = (
+                requests.get(self.url + "/", timeout=2, auth=self.rest_auth)
+                .json()
+                .get("version", "?")
+            )
+            plugins = requests.get(
+                self.url + "/connector-plugins", timeout=2, auth=self.rest_auth
+            ).json()
             dbz = next((p.get("version") for p in plugins if p.get("class") == DEBEZIUM_CLASS), "?")
             return f"{worker} (debezium {dbz})"
         except (requests.RequestException, ValueError):
@@ -435,15 +451,22 @@ class Connect(_Jvm):
     def config(self) -> Path:
         return self.paths.home / "connect" / "worker.properties"
 
+    def worker_values(self, artifacts: Artifacts, progress: Progress) -> dict[str, object]:
+        """Values of the worker's config template: every Kafka node, its replication."""
+        return {
+            "bootstrap": ",".join(f"localhost:{p}" for p in self.stack.broker_ports),
+            "replication_factor": self.stack.replication[0],
+            "connect_port": self.port,
+            "plugin_path": artifacts.plugin_path,
+            "secrets_dir": self.paths.secrets.resolve(),
+        }
+
     def prepare(self, artifacts: Artifacts, progress: Progress) -> None:
         self.paths.secrets.mkdir(parents=True, exist_ok=True)
         _render(
             "connect-distributed.properties.tmpl",
             self.config,
-            kafka_port=self.stack.kafka_port,
-            connect_port=self.port,
-            plugin_path=artifacts.plugin_path,
-            secrets_dir=self.paths.secrets.resolve(),
+            **self.worker_values(artifacts, progress),
         )
 
     def _launch(self, artifacts: Artifacts, progress: Progress) -> None:
@@ -457,7 +480,7 @@ class Connect(_Jvm):
 
     def check(self) -> str | None:
         try:
-            resp = requests.get(self.url + "/connector-plugins", timeout=3)
+            resp = requests.get(self.url + "/connector-plugins", timeout=3, auth=self.rest_auth)
         except requests.RequestException:
             return f"REST API on port {self.port} not answering yet"
         if resp.status_code != 200:
@@ -477,7 +500,9 @@ class Registry(_Jvm):
     @property
     def version(self) -> str:
         try:
-            info = requests.get(self.url + "/apis/registry/v3/system/info", timeout=2).json()
+            info = requests.get(
+                self.url + "/apis/registry/v3/system/info", timeout=2, auth=self.rest_auth
+            ).json()
             return str(info.get("version", self.versions.registry))
         except (requests.RequestException, ValueError):
             return self.versions.registry
@@ -520,6 +545,7 @@ class Registry(_Jvm):
             "-Dapicurio.datasource.jdbc.initial-size=2",
             "-Dapicurio.datasource.jdbc.min-size=2",
             "-Dapicurio.datasource.jdbc.max-size=10",
+            *self.jvm_options(),
             "-jar",
             str(artifacts.registry_home / "quarkus-run.jar"),
         ]
@@ -527,7 +553,9 @@ class Registry(_Jvm):
 
     def check(self) -> str | None:
         try:
-            resp = requests.get(self.url + "/apis/ccompat/v7/subjects", timeout=3)
+            resp = requests.get(
+                self.url + "/apis/ccompat/v7/subjects", timeout=3, auth=self.rest_auth
+            )
         except requests.RequestException:
             return f"HTTP on port {self.port} not answering yet"
         return (
