@@ -18,6 +18,8 @@ Anything else raises :class:`~pipeline.errors.DecodeError` with the record.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, cast
@@ -26,9 +28,9 @@ from pydantic import ValidationError
 
 from pipeline.cdc.model import OPS, Change, Op, RecordRef, Skip, SkipReason, TransactionBlock
 from pipeline.cdc.numeric import ValueDecodeError
-from pipeline.cdc.rows import decode_row, fill_unchanged, frozen, row_fields
-from pipeline.cdc.toast import PlaceholderMatcher
-from pipeline.cdc.values import decode_value
+from pipeline.cdc.rows import RowPlan, decode_planned, fill_unchanged, frozen, row_fields, row_plan
+from pipeline.cdc.toast import matcher
+from pipeline.cdc.values import decode_schemaless, decode_value, struct_decoders
 from pipeline.errors import DecodeError
 from pipeline.events import SourcePosition
 
@@ -78,6 +80,93 @@ def _split(doc: Any) -> tuple[dict[str, Any] | None, Any]:
     return None, doc
 
 
+class _Schema:
+    """A Connect schema as parsed, with what decoding needs from it resolved once.
+
+    Resolved on first use, where the record is decoded, so a malformed schema
+    fails that record (a DecodeError) exactly where it did before the cache.
+    """
+
+    __slots__ = ("_key", "_rows", "schema")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._rows: tuple[RowPlan | None, RowPlan | None] | None = None
+        self._key: dict[Any, Callable[[Any], Any]] | None = None
+
+    def rows(self) -> tuple[RowPlan | None, RowPlan | None]:
+        """The plans of the before and after images."""
+        if self._rows is None:
+            self._rows = (
+                row_plan(row_fields(self.schema, "before")),
+                row_plan(row_fields(self.schema, "after")),
+            )
+        return self._rows
+
+    def key(self, payload: dict[str, Any]) -> Any:
+        """A key payload decoded as ``decode_value(schema, payload)`` would."""
+        if self._key is None:
+            fields = struct_decoders(self.schema)
+            if fields is None:
+                return decode_value(self.schema, payload)
+            self._key = fields
+        decoders = self._key
+        return {
+            k: None if v is None else decoders.get(k, decode_schemaless)(v)
+            for k, v in payload.items()
+        }
+
+
+# JsonConverter writes {"schema":<schema>,"payload":<payload>}, compact, the schema
+# first. A record's schema is ~80% of its bytes and is the same for every record
+# of a table (until the table changes), so it is parsed once: the text between
+# these two markers is looked up, and only the payload is parsed. The text is
+# cached only after a full parse proved it is exactly the record's schema, so a
+# marker inside a value can never split a record wrongly.
+_HEAD: Final = b'{"schema":'
+_SEPARATOR: Final = b',"payload":'
+_SCHEMAS: dict[bytes, _Schema] = {}
+_DECODER: Final = json.JSONDecoder(parse_float=Decimal)
+_SCHEMAS_MAX: Final = 512
+
+
+def _schema_text(data: bytes) -> tuple[bytes, int] | None:
+    if not data.startswith(_HEAD) or not data.endswith(b"}"):
+        return None
+    end = data.find(_SEPARATOR, len(_HEAD))
+    return (data[len(_HEAD) : end], end) if end > 0 else None
+
+
+def _envelope(data: bytes, what: str, ref: RecordRef) -> tuple[_Schema | None, Any]:
+    """The record's schema (parsed once per distinct schema) and its payload."""
+    cut = _schema_text(data)
+    if cut is not None:
+        known = _SCHEMAS.get(cut[0])
+        if known is not None:
+            try:
+                # As json.loads decodes UTF-8 bytes, without a decoder object per call.
+                text = data[cut[1] + len(_SEPARATOR) : -1].decode("utf-8", "surrogatepass")
+                return known, _DECODER.decode(text)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                pass  # the full parse below reports it
+    schema, payload = _split(_parse(data, what, ref))
+    if schema is None:
+        return None, payload
+    compiled = _Schema(schema)
+    if cut is not None and _loads_or_none(cut[0]) == schema:
+        if len(_SCHEMAS) >= _SCHEMAS_MAX:
+            _SCHEMAS.clear()  # schemas change rarely: a full cache is a sign of churn, start over
+        _SCHEMAS[cut[0]] = compiled
+    return compiled, payload
+
+
+def _loads_or_none(text: bytes) -> Any:
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
 def decode_record(
     value: bytes | str | None,
     *,
@@ -96,15 +185,15 @@ def decode_record(
     ref = RecordRef(topic, partition, offset, _as_bytes(key), _as_bytes(value))
     if not ref.value:
         return Skip(SkipReason.TOMBSTONE, "null value", ref)
-    schema, payload = _split(_parse(ref.value, "value", ref))
+    compiled, payload = _envelope(ref.value, "value", ref)
     if payload is None:
         return Skip(SkipReason.TOMBSTONE, "null payload", ref)
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         raise DecodeError(f"payload must be a JSON object, got {kind}", **ref.error_fields())
     try:
-        skip = _classify(topic, schema, payload, ref, options)
-        return skip if skip is not None else _change(schema, payload, ref, options)
+        skip = _classify(topic, compiled.schema if compiled else None, payload, ref, options)
+        return skip if skip is not None else _change(compiled, payload, ref, options)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
         # A record of an unexpected shape (a schema that is not a Connect schema, a block of
         # the wrong type) must be dead-lettered with its evidence, never crash the consumer.
@@ -134,18 +223,17 @@ def _classify(
 
 
 def _change(
-    schema: dict[str, Any] | None, payload: dict[str, Any], ref: RecordRef, options: DecoderOptions
+    schema: _Schema | None, payload: dict[str, Any], ref: RecordRef, options: DecoderOptions
 ) -> Change:
     op = payload.get("op")
     if op not in OPS:
         raise DecodeError(f"not a Debezium change event: op={op!r}", **ref.error_fields())
     source = _source(payload.get("source"), ref)
-    toast = PlaceholderMatcher(options.unavailable_value_placeholder)
+    toast = matcher(options.unavailable_value_placeholder)
     try:
-        before, toasted_before = decode_row(
-            payload.get("before"), row_fields(schema, "before"), toast
-        )
-        after, toasted_after = decode_row(payload.get("after"), row_fields(schema, "after"), toast)
+        before_plan, after_plan = schema.rows() if schema is not None else (None, None)
+        before, toasted_before = decode_planned(payload.get("before"), before_plan, toast)
+        after, toasted_after = decode_planned(payload.get("after"), after_plan, toast)
     except ValueDecodeError as exc:
         raise DecodeError(f"{source.table}: {exc}", **ref.error_fields()) from exc
     fill_unchanged(after, before)
@@ -197,10 +285,18 @@ def _source(raw: Any, ref: RecordRef) -> SourcePosition:
         raise DecodeError(f"source block is invalid: {exc}", **ref.error_fields()) from exc
 
 
+# The usual form of source.sequence, read without a JSON parse per record.
+_SEQUENCE: Final = re.compile(r'\["(\d+)","\d+"\]\Z')
+
+
 def _commit_lsn(sequence: Any, ref: RecordRef) -> int | None:
     """The first entry of ``source.sequence``, a JSON text ``["<last commit lsn>", "<lsn>"]``."""
     if sequence is None:
         return None
+    if isinstance(sequence, str):
+        quick = _SEQUENCE.match(sequence)
+        if quick is not None:
+            return int(quick.group(1))
     try:
         entries = json.loads(sequence) if isinstance(sequence, str) else sequence
         first = entries[0]
@@ -214,14 +310,14 @@ def _commit_lsn(sequence: Any, ref: RecordRef) -> int | None:
 def _key(ref: RecordRef) -> dict[str, Any] | None:
     if not ref.key:
         return None  # truncates and tables without a primary key have no key
-    schema, payload = _split(_parse(ref.key, "key", ref))
+    schema, payload = _envelope(ref.key, "key", ref)
     if payload is None:
         return None
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         raise DecodeError(f"record key must be a JSON object, got {kind}", **ref.error_fields())
     try:
-        decoded = decode_value(schema, payload)
+        decoded = schema.key(payload) if schema is not None else decode_value(None, payload)
     except ValueDecodeError as exc:
         raise DecodeError(f"record key: {exc}", **ref.error_fields()) from exc
     return cast(dict[str, Any], decoded)

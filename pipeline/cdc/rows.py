@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from pipeline.cdc.model import UNCHANGED
 from pipeline.cdc.numeric import ValueDecodeError
-from pipeline.cdc.toast import PlaceholderMatcher
-from pipeline.cdc.values import decode_value
+from pipeline.cdc.toast import PlaceholderMatcher, declared_placeholder
+from pipeline.cdc.values import decode_schemaless, decoder_for
 
-__all__ = ["ColumnError", "decode_row", "fill_unchanged", "frozen", "row_fields"]
+__all__ = [
+    "Column",
+    "ColumnError",
+    "RowPlan",
+    "decode_planned",
+    "decode_row",
+    "fill_unchanged",
+    "frozen",
+    "row_fields",
+    "row_plan",
+]
+
+Column = tuple[Callable[[Any], Any], dict[str, Any] | None, str | None]
+"""How one column is read: its value decoder, its Connect schema, its declared placeholder."""
+RowPlan = dict[str, Column]
+"""A row image's columns by name, resolved once per envelope schema (see :func:`row_plan`)."""
+
+_SCHEMALESS: Final[Column] = (decode_schemaless, None, None)
+# Only text, arrays and maps can be the placeholder when the schema does not declare its form.
+_PLACEHOLDER_SHAPES: Final = (str, list, dict)
 
 
 class ColumnError(ValueDecodeError):
@@ -34,6 +53,16 @@ def row_fields(
     return None
 
 
+def row_plan(fields: dict[str, dict[str, Any]] | None) -> RowPlan | None:
+    """Each column's decoder, schema and declared placeholder; None when schemaless."""
+    if fields is None:
+        return None
+    return {
+        name: (decoder_for(schema), schema, declared_placeholder(schema))
+        for name, schema in fields.items()
+    }
+
+
 def decode_row(
     raw: Any, fields: dict[str, dict[str, Any]] | None, toast: PlaceholderMatcher
 ) -> tuple[dict[str, Any] | None, set[str]]:
@@ -43,6 +72,17 @@ def decode_row(
         ValueDecodeError: the image is not an object, or a column does not decode
             (:class:`ColumnError` names the column).
     """
+    return decode_planned(raw, row_plan(fields), toast)
+
+
+def decode_planned(
+    raw: Any, plan: RowPlan | None, toast: PlaceholderMatcher
+) -> tuple[dict[str, Any] | None, set[str]]:
+    """:func:`decode_row` with the columns already resolved (the transformer's hot path).
+
+    Raises:
+        ValueDecodeError: as :func:`decode_row`.
+    """
     if raw is None:
         return None, set()
     if not isinstance(raw, dict):
@@ -50,13 +90,20 @@ def decode_row(
     row: dict[str, Any] = {}
     toasted: set[str] = set()
     for column, value in raw.items():
-        schema = fields.get(column) if fields is not None else None
-        if value is not None and toast.matches(value, schema):
+        if value is None:
+            row[column] = None
+            continue
+        decode, schema, declared = (
+            plan.get(column, _SCHEMALESS) if plan is not None else _SCHEMALESS
+        )
+        if (
+            declared is not None or isinstance(value, _PLACEHOLDER_SHAPES)
+        ) and toast.matches_declared(value, schema, declared):
             row[column] = UNCHANGED
             toasted.add(column)
             continue
         try:
-            row[column] = decode_value(schema, value)
+            row[column] = decode(value)
         except ValueDecodeError as exc:
             raise ColumnError(column, exc) from exc
     return row, toasted

@@ -20,10 +20,15 @@ import base64
 import hashlib
 import json
 import uuid
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
-__all__ = ["DECLARED_PLACEHOLDER_PARAMETER", "PlaceholderMatcher"]
+__all__ = [
+    "DECLARED_PLACEHOLDER_PARAMETER",
+    "PlaceholderMatcher",
+    "declared_placeholder",
+    "matcher",
+]
 
 DECLARED_PLACEHOLDER_PARAMETER = "__debezium.unavailable.value.placeholder"
 
@@ -66,7 +71,12 @@ class PlaceholderMatcher:
 
     def matches(self, raw: Any, schema: dict[str, Any] | None = None) -> bool:
         """True if ``raw`` (a JSON value as parsed) is the placeholder for its column."""
-        declared = _declared(schema)
+        return self.matches_declared(raw, schema, _declared(schema))
+
+    def matches_declared(
+        self, raw: Any, schema: dict[str, Any] | None, declared: str | None
+    ) -> bool:
+        """:meth:`matches` with the schema's declared form (:func:`declared_placeholder`) given."""
         if declared is not None:
             return _serialize(schema, raw) == declared
         if isinstance(raw, str):
@@ -76,6 +86,17 @@ class PlaceholderMatcher:
         if isinstance(raw, dict):
             return raw == {self.placeholder: self.placeholder}
         return False
+
+
+@cache
+def matcher(placeholder: str) -> PlaceholderMatcher:
+    """The matcher of ``placeholder``, built once: its forms are computed on first use."""
+    return PlaceholderMatcher(placeholder)
+
+
+def declared_placeholder(schema: dict[str, Any] | None) -> str | None:
+    """The placeholder's exact form a column schema declares, if it declares one."""
+    return _declared(schema)
 
 
 def _declared(schema: dict[str, Any] | None) -> str | None:
