@@ -53,3 +53,4 @@ stack-down: install
 
 clean: stack-down
 	rm -rf .cdcflow
+bench: install ; $(BIN)/python -m benchmarks $(BENCH_ARGS)  # figures in docs/BENCHMARKS.md; JSON in benchmarks/results/

@@ -1,0 +1,58 @@
+"""``python -m benchmarks [throughput] [latency] [scaling] [replay] [options]``.
+
+Each benchmark prints a table and writes ``benchmarks/results/<name>.json``.
+They run on the local stack (``cdcflow stack up``) and create only names of
+their own (``cdcbench*``). Figures depend on the machine: see docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from benchmarks import latency, replay, scaling, throughput
+
+ALL = ["throughput", "latency", "scaling", "replay"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "which", nargs="*", metavar="BENCHMARK", help=f"from {', '.join(ALL)}; default: all"
+    )
+    parser.add_argument("--records", type=int, default=500_000, help="CDC records to pre-load")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse an earlier pre-load (and its Debezium capture figure) when there is one",
+    )
+    parser.add_argument(
+        "--rates", default="500,2000", help="latency: business operations/s, comma-separated"
+    )
+    parser.add_argument("--duration", type=float, default=30.0, help="latency: seconds per rate")
+    parser.add_argument(
+        "--processes", default="1,2,4", help="scaling: transformer processes, comma-separated"
+    )
+    parser.add_argument(
+        "--replay-events", type=int, default=1_000_000, help="replay: events in its topic"
+    )
+    args = parser.parse_args()
+    which = args.which or ALL
+    unknown = set(which) - set(ALL)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; from {', '.join(ALL)}")
+    logging.basicConfig(level=logging.WARNING)
+    if "throughput" in which:
+        throughput.main(args.records, reuse=args.reuse)
+    if "latency" in which:
+        latency.main([float(r) for r in args.rates.split(",") if r.strip()], args.duration)
+    if "scaling" in which:
+        scaling.main([int(n) for n in args.processes.split(",") if n.strip()])
+    if "replay" in which:
+        replay.main(args.replay_events)
+
+
+if __name__ == "__main__":
+    main()

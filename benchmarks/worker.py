@@ -1,0 +1,263 @@
+"""Child processes of the benchmarks: a transformer (or the raw passthrough), and a timed workload.
+
+    python -m benchmarks.worker drain --mode transformer|passthrough --group G --instance I --report FILE
+    python -m benchmarks.worker workload --rate R --duration S --out FILE
+
+``drain`` builds the transformer exactly as ``cdcflow run`` does
+(:func:`pipeline.transformer.build_transformer` from the settings, then
+``Transformer.run``), with the bench's names, and reports what it measured:
+the time from the first record received to the last transaction committed,
+records and events, the time spent in each stage (``time.perf_counter``
+around consume, decode, de-duplication, map, serialize, produce, commit), and
+its resident memory sampled as the records go by. The passthrough mode is the
+same daemon with the processing step replaced by copying each record's key
+and value to one topic: same consumer, same producer, same transactions.
+
+``workload`` runs the shop's business operations at a steady rate and notes,
+for each, the source transaction id and the wall-clock time its commit
+returned, for the latency benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+import psycopg
+from confluent_kafka import Message
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from benchmarks.common import DOMAIN, PASSTHROUGH_TOPIC, bench_settings, use_event_domain
+from pipeline.contracts.catalog import discover_events
+from pipeline.domains.shop.workload import Workload
+from pipeline.mapping import load_domain
+from pipeline.serde import EventSerializer
+from pipeline.settings import Settings
+from pipeline.transformer import BatchResult, Metrics, OutRecord, Transformer, build_transformer
+from pipeline.transformer import daemon as daemon_module
+from pipeline.transformer.daemon import where
+
+F = TypeVar("F", bound=Callable[..., Any])
+RSS_EVERY = 10_000
+
+
+class Passthrough(Transformer):
+    """The daemon with step 2 replaced by a copy: the bytes in are the bytes out."""
+
+    def process(self, msgs: list[Message]) -> BatchResult:
+        res = BatchResult()
+        out = res.out
+        for msg in msgs:
+            topic, partition, offset = where(msg)
+            tp = (topic, partition)
+            res.first.setdefault(tp, offset)
+            res.next_offsets[tp] = offset + 1
+            res.consumed[topic] += 1
+            out.append(OutRecord(PASSTHROUGH_TOPIC, msg.key(), msg.value(), []))
+        return res
+
+
+def build(mode: str, settings: Settings, instance: str) -> Transformer:
+    if mode == "transformer":
+        return build_transformer(settings, instance=instance, metrics=Metrics())
+    serializer = EventSerializer(
+        SchemaRegistryClient(settings.registry.client_config()), settings.transformer.schemas_dir
+    )
+    return Passthrough(
+        settings,
+        load_domain(DOMAIN),
+        discover_events([DOMAIN]),
+        serializer,
+        instance=instance,
+        metrics=Metrics(),
+    )
+
+
+class Stages:
+    """Seconds spent in each stage, summed (perf_counter around each call)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def timed(self, name: str, fn: F) -> F:
+        seconds, calls, clock = self.seconds, self.calls, time.perf_counter
+        seconds.setdefault(name, 0.0)
+        calls.setdefault(name, 0)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[name] += clock() - started
+                calls[name] += 1
+
+        return wrapper  # type: ignore[return-value]
+
+
+def instrument(t: Transformer, stages: Stages) -> None:
+    """Time the daemon's stages where they are called, without changing what they do."""
+    t.consume = stages.timed("consume", t.consume)  # type: ignore[method-assign]
+    t.process = stages.timed("process", t.process)  # type: ignore[method-assign]
+    t.commit = stages.timed("produce+commit", t.commit)  # type: ignore[method-assign]
+    t._produce = stages.timed("produce", t._produce)  # type: ignore[method-assign]
+    t._commit_transaction = stages.timed("commit", t._commit_transaction)  # type: ignore[method-assign]
+    if isinstance(t, Passthrough):
+        return
+    daemon_module.decode_record = stages.timed("decode", daemon_module.decode_record)  # type: ignore[attr-defined]
+    daemon_module.map_change = stages.timed("map", daemon_module.map_change)  # type: ignore[attr-defined]
+    t.dedup.is_repeat = stages.timed("dedup", t.dedup.is_repeat)  # type: ignore[method-assign]
+    t.serializer.serialize = stages.timed("serialize", t.serializer.serialize)  # type: ignore[method-assign]
+
+
+def drain(args: argparse.Namespace) -> None:
+    use_event_domain()
+    settings = bench_settings(args.group, instance_prefix=args.group)
+    t = build(args.mode, settings, args.instance)
+    stages = Stages()
+    if not args.no_stages:
+        instrument(t, stages)
+    me = psutil.Process()
+    stop = threading.Event()
+    state: dict[str, Any] = {
+        "records": 0,
+        "events": 0,
+        "batches": 0,
+        "first_at": None,
+        "last_at": None,
+        "rss": [],
+    }
+    next_sample = 0
+    consume = t.consume
+
+    def consume_and_note() -> list[Message]:
+        msgs = consume()
+        if msgs and state["first_at"] is None:
+            state["first_at"] = time.time()
+        return msgs
+
+    t.consume = consume_and_note  # type: ignore[method-assign]
+
+    def on_batch(res: BatchResult) -> None:
+        nonlocal next_sample
+        state["records"] += res.records
+        state["events"] += (
+            sum(res.produced.values()) if args.mode == "transformer" else len(res.out)
+        )
+        state["batches"] += 1
+        state["last_at"] = time.time()
+        if state["records"] >= next_sample:
+            state["rss"].append((state["records"], me.memory_info().rss))
+            next_sample += RSS_EVERY
+        if args.expect and state["records"] >= args.expect:
+            stop.set()
+
+    def watch() -> None:
+        started = time.monotonic()
+        while not stop.wait(0.25):
+            last = state["last_at"]
+            if last is None:
+                if time.monotonic() - started > args.start_timeout:
+                    stop.set()
+            elif time.time() - last > args.idle:
+                stop.set()
+
+    def on_term(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    t.open()
+    rss_start = me.memory_info().rss
+    threading.Thread(target=watch, daemon=True).start()
+    gc_before = sum(s["collections"] for s in gc.get_stats())
+    t.run(stop, on_batch=on_batch)
+    report = {
+        "mode": args.mode,
+        "instance": args.instance,
+        "records": state["records"],
+        "events": state["events"],
+        "batches": state["batches"],
+        "first_at": state["first_at"],
+        "last_at": state["last_at"],
+        "stages": stages.seconds,
+        "stage_calls": stages.calls,
+        "rss_start": rss_start,
+        "rss": state["rss"],
+        "rss_end": me.memory_info().rss,
+        "gc_collections": sum(s["collections"] for s in gc.get_stats()) - gc_before,
+        "cpu_seconds": sum(me.cpu_times()[:2]),
+        "totals": t.metrics.totals(),
+    }
+    Path(args.report).write_text(json.dumps(report))
+
+
+class TimedWorkload(Workload):
+    """The shop workload, noting each operation's transaction id and commit time."""
+
+    def __init__(self, conn: psycopg.Connection[Any], rng_seed: int | None = None) -> None:
+        super().__init__(conn, rng_seed)
+        self.commits: list[tuple[int, float, str]] = []
+
+    def step(self, name: str) -> bool:
+        op: Callable[[], bool] = getattr(self, name)
+        with self.conn.transaction():
+            done = op()
+            row = (
+                self.conn.execute("SELECT pg_current_xact_id()::text").fetchone() if done else None
+            )
+        committed = time.time()
+        if row is not None:
+            # Debezium's source.txId is the 32-bit xid; pg_current_xact_id() adds the epoch.
+            self.commits.append((int(row[0]) & 0xFFFFFFFF, committed, name))
+        return done
+
+
+def workload(args: argparse.Namespace) -> None:
+    with psycopg.connect(args.dsn, autocommit=True) as conn:
+        w = TimedWorkload(conn, rng_seed=args.seed)
+        report = w.run(args.rate, duration=args.duration)
+    Path(args.out).write_text(json.dumps({"report": report.as_dict(), "commits": w.commits}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("drain")
+    d.add_argument("--mode", choices=["transformer", "passthrough"], default="transformer")
+    d.add_argument("--group", required=True)
+    d.add_argument("--instance", default="0")
+    d.add_argument("--report", required=True)
+    d.add_argument(
+        "--expect", type=int, default=0, help="stop once this many records are committed"
+    )
+    d.add_argument("--idle", type=float, default=10.0, help="stop after this long without records")
+    d.add_argument("--start-timeout", type=float, default=180.0)
+    d.add_argument("--no-stages", action="store_true", help="no stage timing")
+    w = sub.add_parser("workload")
+    w.add_argument("--dsn", required=True)
+    w.add_argument("--rate", type=float, required=True)
+    w.add_argument("--duration", type=float, required=True)
+    w.add_argument("--seed", type=int, default=1)
+    w.add_argument("--out", required=True)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.command == "drain":
+        drain(args)
+    else:
+        workload(args)
+
+
+if __name__ == "__main__":
+    main()
