@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
 __all__ = [
@@ -43,6 +43,9 @@ def _unscaled(value: Any) -> int:
     return int.from_bytes(decode_bytes(value), "big", signed=True)
 
 
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
 def decode_decimal(value: Any, scale: Any) -> Decimal:
     """``org.apache.kafka.connect.data.Decimal`` with the schema's ``scale`` parameter."""
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
@@ -52,10 +55,8 @@ def decode_decimal(value: Any, scale: Any) -> Decimal:
         exp = int(scale)
     except (TypeError, ValueError) as exc:
         raise ValueDecodeError(f"Decimal schema without an integer scale: {scale!r}") from exc
-    unscaled = _unscaled(value)
-    # Built from digits, not by arithmetic: the decimal context would round beyond 28 digits.
-    digits = tuple(int(d) for d in str(abs(unscaled)))
-    return Decimal((1 if unscaled < 0 else 0, digits, -exp))
+    # Scaled in a context of unlimited precision: the default one would round beyond 28 digits.
+    return Decimal(_unscaled(value)).scaleb(-exp, _EXACT)
 
 
 def decode_variable_decimal(value: Any) -> Decimal:

@@ -31,12 +31,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from pydantic import BaseModel
 
 from pipeline.contracts.naming import schema_path, subject_name
 from pipeline.errors import CdcflowError, SchemaContractError, SerializationError
@@ -68,20 +70,50 @@ def _avro_value(value: Any) -> Any:
         return value.replace(tzinfo=UTC)
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, DomainEvent | Mapping):
+    if isinstance(value, BaseModel):
+        return _model_record(value)
+    if isinstance(value, Mapping):
         return {k: _avro_value(v) for k, v in dict(value).items()}
     if isinstance(value, list | tuple):
         return [_avro_value(v) for v in value]
-    if hasattr(value, "model_dump"):
-        return {k: _avro_value(v) for k, v in value.__dict__.items()}
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
 
 
+def _is_as_is(annotation: Any) -> bool:
+    """True when every value a field so annotated holds after validation is written as it is."""
+    if annotation in _AS_IS:
+        return True
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return all(type(arg) in _AS_IS for arg in get_args(annotation))
+    if origin in (Union, UnionType):
+        return all(_is_as_is(arg) for arg in get_args(annotation))
+    if origin is Annotated:
+        return _is_as_is(get_args(annotation)[0])
+    return False
+
+
+# Per model class: each field's name, and whether its value goes to fastavro as it is.
+# Deciding that once per class, from the annotations, spares a type dispatch per value.
+_PLANS: dict[type[BaseModel], tuple[tuple[str, bool], ...]] = {}
+
+
+def _model_record(model: BaseModel) -> dict[str, Any]:
+    cls = type(model)
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple(
+            (name, _is_as_is(field.annotation)) for name, field in cls.model_fields.items()
+        )
+    values = model.__dict__
+    return {name: values[name] if as_is else _avro_value(values[name]) for name, as_is in plan}
+
+
 def event_to_record(event: DomainEvent) -> dict[str, Any]:
     """The Avro record of an event: its metadata and payload fields as plain values."""
-    return {name: _avro_value(getattr(event, name)) for name in type(event).model_fields}
+    return _model_record(event)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
