@@ -400,8 +400,23 @@ class Kafka(_Jvm):
             return
         progress("kafka: formatting KRaft storage (first start) ...")
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.format_storage(artifacts, cluster_id)
+
+    def format_storage(self, artifacts: Artifacts, cluster_id: str, *extra: str) -> None:
+        """``StorageTool format`` the storage ``self.config`` names, before its first start.
+
+        Raises:
+            StackError: the tool failed (its output is in the message).
+        """
         cmd = self.jvm_command(
-            artifacts, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
+            artifacts,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config),
+            *extra,
         )
         cmd = [c for c in cmd if not c.startswith(("-Xms", "-Xmx"))]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
