@@ -235,7 +235,8 @@ class Transformer:
         """Run until ``stop`` is set; the batch in flight is committed or aborted, never half-written.
 
         Raises:
-            TransformerFenced: a newer instance took over this transactional id.
+            TransformerFenced: a newer instance took over this transactional id or
+                this group instance id.
             SchemaContractError: an event type has no contract or is not registered.
         """
         if self._consumer is None:
@@ -265,7 +266,16 @@ class Transformer:
             if err is None:
                 msgs.append(msg)
             elif err.code() != KafkaError._PARTITION_EOF:
-                if err.fatal():
+                # A fatal consumer error reaches a message as code _FATAL, whose
+                # fatal() is False: librdkafka raises it when another member took
+                # this group.instance.id, and this consumer will never fetch again.
+                if err.code() == KafkaError._FATAL and "fenced" in err.str().lower():
+                    self.metrics.transactions.labels("fenced").inc()
+                    raise TransformerFenced(
+                        f"transformer {self.transactional_id} was fenced by a newer member "
+                        f"with the same instance: {err}"
+                    )
+                if err.fatal() or err.code() == KafkaError._FATAL:
                     raise CdcflowError(f"fatal consumer error: {err}")
                 log.warning("consumer error: %s", err)
         return msgs
