@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, cast
 
+import orjson
 from pydantic import ValidationError
 
 from pipeline.cdc.model import OPS, Change, Op, RecordRef, Skip, SkipReason, TransactionBlock
@@ -87,12 +88,14 @@ class _Schema:
     fails that record (a DecodeError) exactly where it did before the cache.
     """
 
-    __slots__ = ("_key", "_rows", "schema")
+    __slots__ = ("_key", "_rows", "fractions", "schema")
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
         self._rows: tuple[RowPlan | None, RowPlan | None] | None = None
         self._key: dict[Any, Callable[[Any], Any]] | None = None
+        self.fractions = _fractions(schema)
+        """Where a number with a fraction may be (see :func:`_fractions`); None: anywhere."""
 
     def rows(self) -> tuple[RowPlan | None, RowPlan | None]:
         """The plans of the before and after images."""
@@ -130,6 +133,102 @@ _DECODER: Final = json.JSONDecoder(parse_float=Decimal)
 _SCHEMAS_MAX: Final = 512
 
 
+_INTEGER_TYPES: Final = frozenset({"int8", "int16", "int32", "int64"})
+_EXACT_TEXT_TYPES: Final = frozenset({"string", "bytes", "boolean"})
+_NUMBER_NAMES: Final = ("Decimal",)  # Connect Decimal and VariableScaleDecimal: digits matter
+
+
+def _integers_only(schema: Any) -> bool:
+    """True when no value under ``schema`` can be a JSON number with a fraction or exponent.
+
+    Decimals (written as numbers with ``decimal.format=NUMERIC``), floats and any
+    type this does not know may be; integers, text, bytes and booleans may not.
+    """
+    if not isinstance(schema, dict):
+        return False
+    name = schema.get("name")
+    if isinstance(name, str) and name.endswith(_NUMBER_NAMES):
+        return False
+    kind = str(schema.get("type", "")).lower()
+    if kind in _INTEGER_TYPES or kind in _EXACT_TEXT_TYPES:
+        return True
+    if kind == "struct":
+        return all(_integers_only(f) for f in schema.get("fields") or [])
+    if kind == "array":
+        return _integers_only(schema.get("items"))
+    if kind == "map":
+        return _integers_only(schema.get("keys")) and _integers_only(schema.get("values"))
+    return False
+
+
+_FLOAT_TYPES: Final = frozenset({"float", "double", "float32", "float64"})
+
+
+def _fraction_columns(columns: list[Any]) -> frozenset[str] | None:
+    """Columns that may hold a number with a fraction (floats, decimals); None: nested ones too."""
+    names: set[str] = set()
+    for column in columns:
+        if not isinstance(column, dict) or _integers_only(column):
+            if isinstance(column, dict):
+                continue
+            return None
+        name = column.get("name")
+        kind = str(column.get("type", "")).lower()
+        if kind in _FLOAT_TYPES or (isinstance(name, str) and name.endswith(_NUMBER_NAMES)):
+            names.add(str(column.get("field")))
+            continue
+        return None
+    return frozenset(names)
+
+
+def _fractions(schema: dict[str, Any]) -> tuple[tuple[str, ...], frozenset[str]] | None:
+    """The row images and their columns where a JSON number may have a fraction.
+
+    ``((), columns)`` for a key (the payload is the row), ``(("before", "after"),
+    columns)`` for a change event whose other blocks hold no fractions; None
+    when fractions may be elsewhere (the payload is always parsed with Decimals).
+    """
+    if str(schema.get("type", "")).lower() != "struct":
+        return None
+    fields = [f for f in schema.get("fields") or [] if isinstance(f, dict)]
+    images = [f for f in fields if f.get("field") in ("before", "after")]
+    if not images:
+        columns = _fraction_columns(fields)
+        return None if columns is None else ((), columns)
+    if not all(_integers_only(f) for f in fields if f not in images):
+        return None
+    found: set[str] = set()
+    for image in images:
+        columns = _fraction_columns(image.get("fields") or [])
+        if columns is None:
+            return None
+        found |= columns
+    return tuple(str(f.get("field")) for f in images), frozenset(found)
+
+
+def _payload(known: _Schema, data: bytes) -> Any:
+    """Parse a payload whose schema is known; raises ValueError when it is not plain JSON.
+
+    orjson is several times faster than json, but reads a fraction as a float,
+    where cdcflow keeps every digit (``parse_float=Decimal``). Where the schema
+    says a fraction can only be in some columns, those are looked at, and a
+    payload with a float there is parsed again with Decimals.
+    """
+    where = known.fractions
+    if where is not None:
+        payload = orjson.loads(data)
+        images, columns = where
+        if not columns or not isinstance(payload, dict):
+            return payload
+        rows = [payload.get(i) for i in images] if images else [payload]
+        if not any(
+            isinstance(row, dict) and any(type(row.get(c)) is float for c in columns)
+            for row in rows
+        ):
+            return payload
+    return _DECODER.decode(data.decode("utf-8", "surrogatepass"))
+
+
 def _schema_text(data: bytes) -> tuple[bytes, int] | None:
     if not data.startswith(_HEAD) or not data.endswith(b"}"):
         return None
@@ -144,11 +243,11 @@ def _envelope(data: bytes, what: str, ref: RecordRef) -> tuple[_Schema | None, A
         known = _SCHEMAS.get(cut[0])
         if known is not None:
             try:
-                # As json.loads decodes UTF-8 bytes, without a decoder object per call.
-                text = data[cut[1] + len(_SEPARATOR) : -1].decode("utf-8", "surrogatepass")
-                return known, _DECODER.decode(text)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                pass  # the full parse below reports it
+                return known, _payload(known, data[cut[1] + len(_SEPARATOR) : -1])
+            except ValueError:
+                # Not plain JSON to orjson (NaN, a lone surrogate, an integer beyond 64
+                # bits) or not JSON at all: the full parse below decides, as before.
+                pass
     schema, payload = _split(_parse(data, what, ref))
     if schema is None:
         return None, payload
