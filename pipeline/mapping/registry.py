@@ -97,6 +97,8 @@ class Rules:
         self._rules: list[Rule] = []
         self._known: set[str] = set()
         self._ignored: set[str] = set()
+        # for_table() runs for every change the transformer maps: its answers are kept.
+        self._by_table: dict[str, tuple[Rule, ...]] = {}
 
     def on(
         self,
@@ -139,6 +141,7 @@ class Rules:
             raise ValueError(f"{rule.table} is ignored; rule {rule.name!r} would never run")
         self._rules.append(rule)
         self._known.add(rule.table)
+        self._by_table.clear()
 
     def known(self, *tables: str) -> None:
         """Declare tables whose changes are expected even where no rule produces an event."""
@@ -173,7 +176,10 @@ class Rules:
         return table in self._ignored
 
     def for_table(self, table: str) -> tuple[Rule, ...]:
-        return tuple(r for r in self._rules if r.table == table)
+        rules = self._by_table.get(table)
+        if rules is None:
+            rules = self._by_table[table] = tuple(r for r in self._rules if r.table == table)
+        return rules
 
     @property
     def tables(self) -> frozenset[str]:
