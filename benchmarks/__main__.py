@@ -33,6 +33,12 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=30.0, help="latency: seconds per rate")
     parser.add_argument(
+        "--debezium-poll-ms",
+        type=int,
+        default=None,
+        help="latency: run with the bench connector's poll.interval.ms set to this (default: as shipped)",
+    )
+    parser.add_argument(
         "--processes", default="1,2,4", help="scaling: transformer processes, comma-separated"
     )
     parser.add_argument(
@@ -47,7 +53,8 @@ def main() -> None:
     if "throughput" in which:
         throughput.main(args.records, reuse=args.reuse)
     if "latency" in which:
-        latency.main([float(r) for r in args.rates.split(",") if r.strip()], args.duration)
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+        latency.main(rates, args.duration, args.debezium_poll_ms)
     if "scaling" in which:
         scaling.main([int(n) for n in args.processes.split(",") if n.strip()])
     if "replay" in which:

@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ class Arrivals(threading.Thread):
         self.ready = threading.Event()
         self.seen: dict[int, float] = {}  # cdc: lsn -> time; events: lsn -> time
         self.tx_lsns: dict[int, list[int]] = defaultdict(list)  # cdc: txId -> lsns
+        self.batches: list[tuple[float, int]] = []  # (arrival, records) of each non-empty fetch
         self.consumer = Consumer(
             settings.kafka.client_config("consumer")
             | {
@@ -94,6 +96,8 @@ class Arrivals(threading.Thread):
             now = time.time()
             if not self.ready.is_set() and time.monotonic() - started > 2:
                 self.ready.set()  # the end offsets are resolved by now
+            if msgs:
+                self.batches.append((now, len(msgs)))
             for msg in msgs:
                 if msg.error():
                     continue
@@ -216,10 +220,32 @@ def run_rate(
         "transformer_added_ms": percentiles(added),
     }
     result["p99_difference_ms"] = result["end_to_end_ms"]["p99"] - result["debezium_ms"]["p99"]
+    result["cdc_bursts"] = bursts(cdc_arrivals.batches)
     return result
 
 
-def main(rates: list[float], duration: float) -> dict[str, Any]:
+def bursts(batches: list[tuple[float, int]], gap_s: float = 0.02) -> dict[str, Any]:
+    """How the CDC records arrive: records per burst (fetches less than ``gap_s`` apart)."""
+    sizes: list[float] = []
+    starts: list[float] = []
+    last = -1.0
+    for at, n in batches:
+        if at - last > gap_s:
+            sizes.append(0)
+            starts.append(at)
+        sizes[-1] += n
+        last = at
+    gaps = [(b - a) * 1000 for a, b in pairwise(starts)]
+    return {
+        "bursts": len(sizes),
+        "records_per_burst": percentiles(sizes),
+        "ms_between_bursts": percentiles(gaps),
+    }
+
+
+def main(
+    rates: list[float], duration: float, debezium_poll_ms: int | None = None
+) -> dict[str, Any]:
     settings = bench_settings(f"{NAME}-probe")
     source = BenchSource(settings)
     if not cdc_topics(settings):
@@ -228,7 +254,24 @@ def main(rates: list[float], duration: float) -> dict[str, Any]:
         source.resume_connector()
         time.sleep(10)
     register_bench_subjects(settings)
-    runs = [run_rate(settings, source, rate, duration) for rate in rates]
+    shipped = source.connect.get_config(source.connector)
+    if debezium_poll_ms is not None:
+        # Debezium hands records to Connect when max.batch.size is reached or
+        # poll.interval.ms (500 ms) has passed: a variant with a shorter wait shows
+        # what the transformer adds when records arrive in smaller bursts.
+        source.set_config({**shipped, "poll.interval.ms": str(debezium_poll_ms)})
+    try:
+        runs = [run_rate(settings, source, rate, duration) for rate in rates]
+    finally:
+        if debezium_poll_ms is not None:
+            source.set_config(shipped)
+    poll = (
+        debezium_poll_ms
+        if debezium_poll_ms is not None
+        else shipped.get("poll.interval.ms", "500 (default)")
+    )
+    for r in runs:
+        r["debezium_poll_interval_ms"] = poll
     rows: list[list[Any]] = []
     for r in runs:
         for label, key in (
@@ -251,12 +294,33 @@ def main(rates: list[float], duration: float) -> dict[str, Any]:
     print()
     print(
         table(
-            "Latency (ms) from the PostgreSQL commit to the record visible to a read_committed consumer",
+            "Latency (ms) from the PostgreSQL commit to the record visible to a read_committed "
+            f"consumer (Debezium poll.interval.ms {poll})",
             ["workload", "measured", "operations", "p50", "p95", "p99", "max"],
             rows,
         )
     )
-    figures = {"runs": runs}
-    path = write_result("latency", figures)
+    print()
+    print(
+        table(
+            "How Debezium delivers: CDC records per burst (fetches < 20 ms apart) and time between bursts",
+            ["workload", "bursts", "records p50", "records p95", "records max", "ms apart p50"],
+            [
+                [
+                    f"{r['target_rate']:,.0f}/s",
+                    r["cdc_bursts"]["bursts"],
+                    r["cdc_bursts"]["records_per_burst"]["p50"],
+                    r["cdc_bursts"]["records_per_burst"]["p95"],
+                    r["cdc_bursts"]["records_per_burst"]["max"],
+                    round(r["cdc_bursts"]["ms_between_bursts"]["p50"], 1),
+                ]
+                for r in runs
+            ],
+        )
+    )
+    figures = {"debezium_poll_interval_ms": poll, "runs": runs}
+    path = write_result(
+        "latency" if debezium_poll_ms is None else f"latency-poll{debezium_poll_ms}ms", figures
+    )
     say(f"wrote {path}")
     return figures

@@ -210,6 +210,13 @@ class BenchSource:
         self.connect.resume(self.connector)
         return started
 
+    def set_config(self, config: dict[str, str]) -> None:
+        """Replace the connector's config and wait until it runs with it."""
+        self.connect.put_config(self.connector, config)
+        wait_for_state(
+            self.connect, [self.connector], "RUNNING", timeout_s=120, poll_s=0.5, settle_s=3
+        )
+
     def is_running(self) -> bool:
         try:
             state = self.connect.status(self.connector)["connector"]["state"]
