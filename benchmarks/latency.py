@@ -119,7 +119,7 @@ class Arrivals(threading.Thread):
 def _transformer(group: str) -> tuple[subprocess.Popen[bytes], str]:
     report = str(RESULTS / f".{group}.json")
     proc = subprocess.Popen(
-        drain_command(group, report, idle=1e9, stages=False),
+        drain_command(group, report, idle=1e9),
         start_new_session=True,
     )
     return proc, report
@@ -188,7 +188,9 @@ def run_rate(
     event_arrivals.stop.set()
     cdc_arrivals.join(10)
     event_arrivals.join(10)
+    transformer: dict[str, Any] = {}
     if os.path.exists(report):
+        transformer = json.loads(Path(report).read_text())
         os.unlink(report)
     delete_groups(settings, [group])
 
@@ -221,6 +223,19 @@ def run_rate(
     }
     result["p99_difference_ms"] = result["end_to_end_ms"]["p99"] - result["debezium_ms"]["p99"]
     result["cdc_bursts"] = bursts(cdc_arrivals.batches)
+    if transformer.get("batches"):
+        # What the transformer did with the stream: its transactions and their cost.
+        n = transformer["batches"]
+        stages = transformer["stages"]
+        result["transformer"] = {
+            "transactions": n,
+            "records_per_transaction": round(transformer["records"] / n, 1),
+            "ms_per_transaction": {
+                name: round(stages.get(name, 0.0) / n * 1000, 2)
+                for name in ("process", "produce+commit", "commit")
+            },
+            "cpu_seconds": round(transformer["cpu_seconds"], 1),
+        }
     return result
 
 
@@ -318,6 +333,33 @@ def main(
             ],
         )
     )
+    with_tx = [r for r in runs if "transformer" in r]
+    if with_tx:
+        print()
+        print(
+            table(
+                "The transformer's transactions meanwhile (ms per transaction)",
+                [
+                    "workload",
+                    "transactions",
+                    "records each",
+                    "process",
+                    "produce+commit",
+                    "of it commit",
+                ],
+                [
+                    [
+                        f"{r['target_rate']:,.0f}/s",
+                        r["transformer"]["transactions"],
+                        r["transformer"]["records_per_transaction"],
+                        r["transformer"]["ms_per_transaction"]["process"],
+                        r["transformer"]["ms_per_transaction"]["produce+commit"],
+                        r["transformer"]["ms_per_transaction"]["commit"],
+                    ]
+                    for r in with_tx
+                ],
+            )
+        )
     figures = {"debezium_poll_interval_ms": poll, "runs": runs}
     path = write_result(
         "latency" if debezium_poll_ms is None else f"latency-poll{debezium_poll_ms}ms", figures

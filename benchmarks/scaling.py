@@ -23,6 +23,7 @@ from benchmarks.common import (
     bench_settings,
     delete_groups,
     drain_command,
+    end_offsets,
     record_count,
     register_bench_subjects,
     say,
@@ -71,6 +72,7 @@ def main(process_counts: list[int]) -> dict[str, Any]:
         raise SystemExit("no bench source: run the throughput benchmark first (it creates it)")
     register_bench_subjects(settings)
     have = record_count(settings, topics)
+    partitions = len(end_offsets(settings, topics))
     runs = []
     for n in process_counts:
         say(f"scaling: {n} process(es) draining {have:,} records")
@@ -92,8 +94,8 @@ def main(process_counts: list[int]) -> dict[str, Any]:
     print()
     print(
         table(
-            f"Scaling: transformer processes in one group over {len(topics)} CDC topics x 4 partitions "
-            f"({os.cpu_count()} CPUs)",
+            f"Scaling: transformer processes in one group over {len(topics)} CDC topics, "
+            f"{partitions} partitions ({os.cpu_count()} CPUs)",
             [
                 "processes",
                 "records",
@@ -106,7 +108,7 @@ def main(process_counts: list[int]) -> dict[str, Any]:
             rows,
         )
     )
-    figures = {"cpus": os.cpu_count(), "runs": runs}
+    figures = {"cpus": os.cpu_count(), "topics": topics, "partitions": partitions, "runs": runs}
     path = write_result("scaling", figures)
     say(f"wrote {path}")
     return figures
