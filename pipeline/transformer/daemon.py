@@ -512,5 +512,10 @@ class Transformer:
                 log.warning("closing the consumer: %s", exc)
             self._consumer = None
         if self._producer is not None:
-            self._producer.flush(10)
+            try:
+                self._producer.flush(10)
+            except KafkaException as exc:
+                # A fenced producer is in a fatal state and refuses even a flush;
+                # nothing of its open transaction may be written anyway.
+                log.warning("closing the producer: %s", exc)
             self._producer = None

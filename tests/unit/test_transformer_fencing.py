@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from pipeline.errors import CdcflowError
 from pipeline.transformer import TransformerFenced
@@ -58,3 +58,15 @@ def test_a_transient_consumer_error_is_only_logged() -> None:
     err = KafkaError(KafkaError._TRANSPORT, "broker down")
     t._consumer = OneBatchConsumer(ErrorMessage(err))  # type: ignore[assignment]
     assert t.consume() == []
+
+
+class FencedProducer:
+    def flush(self, timeout: float) -> int:
+        raise KafkaException(KafkaError(KafkaError._FENCED, "fenced by a newer instance"))
+
+
+def test_closing_a_fenced_producer_does_not_hide_the_fence() -> None:
+    t = _transformer(FakeSerializer())
+    t._producer = FencedProducer()  # type: ignore[assignment]
+    t.close()  # the flush's fatal error is logged; TransformerFenced stays the reason to exit
+    assert t._producer is None
