@@ -2,4 +2,6 @@
 
 from pipeline.cli import main
 
-main()
+# As the console script does: a command that ends with an exit code (click
+# returns it when not in standalone mode) must not exit 0.
+raise SystemExit(main())
