@@ -1,4 +1,4 @@
-"""``python -m benchmarks [throughput] [latency] [scaling] [replay] [options]``.
+"""``python -m benchmarks [throughput] [hotpath] [latency] [scaling] [replay] [options]``.
 
 Each benchmark prints a table and writes ``benchmarks/results/<name>.json``.
 They run on the local stack (``cdcflow stack up``) and create only names of
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from benchmarks import latency, replay, scaling, throughput
+from benchmarks import hotpath, latency, replay, scaling, throughput
 
-ALL = ["throughput", "latency", "scaling", "replay"]
+ALL = ["throughput", "hotpath", "latency", "scaling", "replay"]
 
 
 def main() -> None:
@@ -27,6 +27,9 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="reuse an earlier pre-load (and its Debezium capture figure) when there is one",
+    )
+    parser.add_argument(
+        "--sample", type=int, default=50_000, help="hotpath: records held in memory"
     )
     parser.add_argument(
         "--rates", default="500,2000", help="latency: business operations/s, comma-separated"
@@ -52,6 +55,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if "throughput" in which:
         throughput.main(args.records, reuse=args.reuse)
+    if "hotpath" in which:
+        hotpath.main(args.sample)
     if "latency" in which:
         rates = [float(r) for r in args.rates.split(",") if r.strip()]
         latency.main(rates, args.duration, args.debezium_poll_ms)

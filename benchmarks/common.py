@@ -315,7 +315,8 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     """``benchmarks/results/<name>.json``, with the machine and the command line."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    document = {"benchmark": name, "command": " ".join(sys.argv), "machine": machine(), **result}
+    command = " ".join(["python -m benchmarks", *sys.argv[1:]])
+    document = {"benchmark": name, "command": command, "machine": machine(), **result}
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path
 

@@ -232,7 +232,7 @@ def run_rate(
             "records_per_transaction": round(transformer["records"] / n, 1),
             "ms_per_transaction": {
                 name: round(stages.get(name, 0.0) / n * 1000, 2)
-                for name in ("process", "produce+commit", "commit")
+                for name in ("process", "produce+commit", "begin", "send offsets", "commit")
             },
             "cpu_seconds": round(transformer["cpu_seconds"], 1),
         }
@@ -345,7 +345,9 @@ def main(
                     "records each",
                     "process",
                     "produce+commit",
-                    "of it commit",
+                    "of it: begin",
+                    "send offsets",
+                    "commit",
                 ],
                 [
                     [
@@ -354,6 +356,8 @@ def main(
                         r["transformer"]["records_per_transaction"],
                         r["transformer"]["ms_per_transaction"]["process"],
                         r["transformer"]["ms_per_transaction"]["produce+commit"],
+                        r["transformer"]["ms_per_transaction"]["begin"],
+                        r["transformer"]["ms_per_transaction"]["send offsets"],
                         r["transformer"]["ms_per_transaction"]["commit"],
                     ]
                     for r in with_tx

@@ -151,10 +151,13 @@ def stage_rows(report: dict[str, Any]) -> list[list[Any]]:
         "map (rules + stamp)": stages.get("map", 0.0),
         "serialize (Avro)": stages.get("serialize", 0.0),
         "other processing": max(process - inner, 0.0) if inner else process,
+        "begin transaction": stages.get("begin", 0.0),
         "produce (enqueue)": stages.get("produce", 0.0),
+        "send offsets to transaction": stages.get("send offsets", 0.0),
         "commit (flush + commit)": stages.get("commit", 0.0),
-        "begin + offsets + metrics": max(
-            pc - stages.get("produce", 0.0) - stages.get("commit", 0.0), 0.0
+        "metrics, other": max(
+            pc - sum(stages.get(s, 0.0) for s in ("begin", "produce", "send offsets", "commit")),
+            0.0,
         ),
     }
     for name, seconds in named.items():

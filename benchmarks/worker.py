@@ -107,8 +107,29 @@ class Stages:
         return wrapper  # type: ignore[return-value]
 
 
+class TimedProducer:
+    """The daemon's producer, with its blocking transaction calls timed."""
+
+    def __init__(self, inner: Any, stages: Stages) -> None:
+        self._inner = inner
+        self.begin_transaction = stages.timed("begin", inner.begin_transaction)
+        self.send_offsets_to_transaction = stages.timed(
+            "send offsets", inner.send_offsets_to_transaction
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def instrument(t: Transformer, stages: Stages) -> None:
     """Time the daemon's stages where they are called, without changing what they do."""
+    open_ = t.open
+
+    def open_and_time_producer() -> None:
+        open_()
+        t._producer = TimedProducer(t._producer, stages)  # type: ignore[assignment]
+
+    t.open = open_and_time_producer  # type: ignore[method-assign]
     t.consume = stages.timed("consume", t.consume)  # type: ignore[method-assign]
     t.process = stages.timed("process", t.process)  # type: ignore[method-assign]
     t.commit = stages.timed("produce+commit", t.commit)  # type: ignore[method-assign]

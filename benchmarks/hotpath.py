@@ -1,0 +1,146 @@
+"""The transformer's processing step alone: CPU per record, and where it goes (cProfile).
+
+Reads ``--sample`` records of the bench CDC topics into memory (the pre-load
+of the throughput benchmark), then runs ``Transformer.process`` over them in
+batches of the configured size: decode, de-duplicate, map, serialize, with
+nothing consumed or produced. The figure is CPU time (``time.process_time``),
+so other processes on the machine disturb it less than wall time; a second
+pass runs under cProfile and prints the functions that cost most.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from benchmarks.common import NAME, bench_settings, say, table, use_event_domain, write_result
+from benchmarks.source import cdc_topics
+from pipeline.transformer import build_transformer
+from pipeline.transformer.dedup import SourceDedup
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A consumed record, held in memory with what ``Transformer.process`` asks of it."""
+
+    t: str
+    p: int
+    o: int
+    k: bytes | None
+    v: bytes | None
+
+    def topic(self) -> str:
+        return self.t
+
+    def partition(self) -> int:
+        return self.p
+
+    def offset(self) -> int:
+        return self.o
+
+    def key(self) -> bytes | None:
+        return self.k
+
+    def value(self) -> bytes | None:
+        return self.v
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+    def error(self) -> None:
+        return None
+
+
+def sample(count: int) -> list[Held]:
+    """Up to ``count`` records, spread over every partition of the bench CDC topics."""
+    settings = bench_settings(f"{NAME}-hotpath")
+    consumer = Consumer(
+        settings.kafka.client_config("consumer")
+        | {"group.id": f"{NAME}-hotpath", "enable.auto.commit": False}
+    )
+    out: list[Held] = []
+    try:
+        meta = consumer.list_topics(timeout=30).topics
+        parts = [TopicPartition(t, p) for t in cdc_topics(settings) for p in meta[t].partitions]
+        per = count // max(len(parts), 1) + 1
+        for tp in parts:
+            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            want = min(per, high - low)
+            consumer.assign([TopicPartition(tp.topic, tp.partition, max(low, high - want))])
+            got = 0
+            while got < want:
+                msgs = consumer.consume(1000, 5)
+                if not msgs:
+                    break
+                for m in msgs:
+                    if m.error() is None:
+                        out.append(
+                            Held(tp.topic, tp.partition, m.offset() or 0, m.key(), m.value())
+                        )
+                        got += 1
+    finally:
+        consumer.close()
+    return out[:count]
+
+
+def main(count: int) -> dict[str, Any]:
+    use_event_domain()
+    settings = bench_settings(f"{NAME}-hotpath")
+    records = sample(count)
+    t = build_transformer(settings, instance="hotpath")
+    t.serializer.prepare((et, t.topics[et]) for et in t.event_types)
+    size = settings.transformer.batch_size
+    batches = [records[i : i + size] for i in range(0, len(records), size)]
+
+    def run() -> int:
+        events = 0
+        for batch in batches:
+            t.dedup = SourceDedup()  # every pass sees the records as new
+            events += len(t.process(batch).out)  # type: ignore[arg-type]
+        return events
+
+    run()  # warm: schemas parsed, registry ids looked up
+    started = time.process_time()
+    events = run()
+    cpu = time.process_time() - started
+    profile = cProfile.Profile()
+    profile.runcall(run)
+    text = io.StringIO()
+    stats = pstats.Stats(profile, stream=text)
+    stats.sort_stats("tottime").print_stats(15)
+    figures = {
+        "records": len(records),
+        "events": events,
+        "cpu_seconds": round(cpu, 2),
+        "records_per_cpu_second": round(len(records) / cpu),
+        "us_per_record": round(cpu / len(records) * 1e6, 1),
+        "profile_top": text.getvalue(),
+    }
+    print()
+    print(
+        table(
+            "Hot path: Transformer.process on records held in memory (CPU time, no Kafka)",
+            ["records", "events", "CPU s", "records per CPU s", "us per record"],
+            [
+                [
+                    len(records),
+                    events,
+                    figures["cpu_seconds"],
+                    figures["records_per_cpu_second"],
+                    figures["us_per_record"],
+                ]
+            ],
+        )
+    )
+    print()
+    print("cProfile, by own time (a second pass):")
+    print("\n".join(line for line in text.getvalue().splitlines() if line.strip())[:6000])
+    path = write_result("hotpath", figures)
+    say(f"wrote {path}")
+    return figures
