@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.errors import StackError
 from pipeline.settings import Settings
 from pipeline.stack.artifacts import Artifacts, ensure_artifacts
-from pipeline.stack.cluster import kafka_nodes, launch_together
+from pipeline.stack.cluster import kafka_nodes, launch_together, stop_together
 from pipeline.stack.components import Component, Connect, Postgres, Registry, StackPaths
 from pipeline.stack.process import ManagedProcess
 from pipeline.stack.security import SecureConnect, SecureRegistry, StackSecurity
@@ -136,15 +136,19 @@ class LocalStack:
 
     def down(self, progress: Progress = _quiet) -> list[str]:
         """Stop the components this stack started (by pid file). Returns their names."""
-        stopped = []
+        stopped: list[str] = []
+
+        def done(names: list[str]) -> None:
+            for name in names:
+                stopped.append(name)
+                progress(f"{name}: stopped")
+
         for comp in reversed(self.components):
-            if comp.stop():
-                stopped.append(comp.name)
-                progress(f"{comp.name}: stopped")
-        for proc in self._other_kafka():
-            if proc.stop():
-                stopped.append(proc.name)
-                progress(f"{proc.name}: stopped")
+            if comp is self.brokers[0]:
+                done(stop_together(self.brokers))  # a quorum's nodes stop together
+            elif comp not in self.brokers and comp.stop():
+                done([comp.name])
+        done([proc.name for proc in self._other_kafka() if proc.stop()])
         (self.paths.run / "topology.json").unlink(missing_ok=True)
         return stopped
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from pipeline.stack.security import StackSecurity
 from pipeline.stack.system import port_in_use
 from pipeline.stack.versions import Versions
 
-__all__ = ["KafkaNode", "kafka_nodes", "launch_together"]
+__all__ = ["KafkaNode", "kafka_nodes", "launch_together", "stop_together"]
 
 
 class KafkaNode(Kafka):
@@ -207,3 +208,26 @@ def launch_together(nodes: list[Kafka], artifacts: Artifacts, progress: Progress
         if isinstance(node, KafkaNode) and node.launch(artifacts, progress):
             launched = True
     return launched
+
+
+def stop_together(nodes: list[Kafka]) -> list[str]:
+    """Stop every node at once; return the names of those that were running.
+
+    One after the other, the last node of a quorum has no majority left to
+    complete its controlled shutdown with, and only ends when it is killed
+    after the stop timeout; signalled together, all finish within seconds.
+    """
+    stopped: list[str] = []
+    lock = threading.Lock()
+
+    def stop(node: Kafka) -> None:
+        if node.stop():
+            with lock:
+                stopped.append(node.name)
+
+    threads = [threading.Thread(target=stop, args=(node,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(stopped)

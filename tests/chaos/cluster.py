@@ -27,19 +27,10 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import LocalStack
-from pipeline.stack.cluster import KafkaNode, launch_together
+from pipeline.stack.cluster import KafkaNode, launch_together, stop_together
 from pipeline.stack.system import port_in_use
 from tests.chaos.harness import FaultRun
 
-# Away from the defaults of `cdcflow stack up --brokers 3` (19092...), so a
-# developer's own cluster and the test's do not collide.
-PORTS = {
-    "cluster_kafka_port": 29092,
-    "cluster_controller_port": 29192,
-    "connect_port": 28083,
-    "registry_port": 28080,
-    "registry_management_port": 28081,
-}
 SLOT = "cdcflow_shop_cluster"
 OVERLAY = f"""\
 # The shop connector on the test cluster's worker: a slot and publication of
@@ -56,6 +47,27 @@ def _say(msg: str) -> None:
     print(f"[cluster] {msg}", flush=True)
 
 
+def ports(local: Settings) -> dict[str, int]:
+    """The test cluster's ports: the local stack's, moved by 20000.
+
+    Away from the defaults of `cdcflow stack up --brokers 3` (19092...), and
+    moving with the local stack: two checkouts whose stacks run side by side
+    on other ports get test clusters on other ports too.
+    """
+
+    def moved(port: int) -> int:
+        return port + 20000 if port < 45000 else port - 20000
+
+    st = local.stack
+    return {
+        "cluster_kafka_port": moved(st.kafka_port),
+        "cluster_controller_port": moved(st.controller_port) + 100,
+        "connect_port": moved(st.connect_port),
+        "registry_port": moved(st.registry_port),
+        "registry_management_port": moved(st.registry_management_port),
+    }
+
+
 class ClusterPipeline:
     def __init__(self, local: Settings, repo: Path) -> None:
         self.local = local
@@ -68,7 +80,7 @@ class ClusterPipeline:
             "postgres_port": local.stack.postgres_port,
             "connect_heap": "512m",
             "registry_heap": "384m",
-            **PORTS,
+            **ports(local),
         }
         self.stack = LocalStack(load_settings(stack=stack))
         self.env = {
@@ -94,9 +106,13 @@ class ClusterPipeline:
         """
         st = self.stack
         if not st.kafka.proc.running():
-            taken = [
-                p for p in [*st.settings.stack.broker_ports, *PORTS.values()] if port_in_use(p)
+            wanted = [*st.settings.stack.broker_ports, *st.settings.stack.controller_ports]
+            wanted += [
+                st.connect.port,
+                st.registry.port,
+                st.settings.stack.registry_management_port,
             ]
+            taken = [p for p in wanted if port_in_use(p)]
             assert not taken, f"ports {taken} are taken: the test cluster needs them"
         # The local stack's PostgreSQL, with its generated passwords.
         st.paths.secrets.mkdir(parents=True, exist_ok=True)
@@ -121,9 +137,14 @@ class ClusterPipeline:
         """Remove the connector and its slot, stop the processes (unless ``keep``)."""
         if keep:
             return
-        self.cli("connectors", "delete", "shop-postgres", "--drop-slot", "--yes", check=False)
-        for comp in reversed([*self.stack.brokers, self.stack.connect, self.stack.registry]):
-            comp.stop()
+        # The slot is dropped with the connector's own login (REPLICATION), its
+        # password resolved here as the worker resolves ${env:...}.
+        debezium = (self.stack.paths.secrets / "debezium.password").read_text().strip()
+        env = os.environ | self.env | {"CDCFLOW_SOURCE_DEBEZIUM_PASSWORD": debezium}
+        self.cli("connectors", "delete", "shop-postgres", "--drop-slot", "--yes", env=env)
+        self.stack.registry.stop()
+        self.stack.connect.stop()
+        stop_together(self.stack.brokers)
 
     # ------------------------------------------------------------------ commands
 
