@@ -11,8 +11,10 @@ import argparse
 import logging
 
 from benchmarks import hotpath, latency, replay, scaling, throughput
+from benchmarks.common import say
 
 ALL = ["throughput", "hotpath", "latency", "scaling", "replay"]
+CLEAN = "clean"
 
 
 def main() -> None:
@@ -20,9 +22,18 @@ def main() -> None:
         prog="python -m benchmarks", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
     parser.add_argument(
-        "which", nargs="*", metavar="BENCHMARK", help=f"from {', '.join(ALL)}; default: all"
+        "which",
+        nargs="*",
+        metavar="BENCHMARK",
+        help=f"from {', '.join(ALL)}; default: all. '{CLEAN}' removes what they made",
     )
     parser.add_argument("--records", type=int, default=500_000, help="CDC records to pre-load")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the bench source, its connector and topics after the run (for --reuse); "
+        "'python -m benchmarks clean' removes them",
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -49,9 +60,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     which = args.which or ALL
-    unknown = set(which) - set(ALL)
+    unknown = set(which) - {*ALL, CLEAN}
     if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; from {', '.join(ALL)}")
+        parser.error(
+            f"unknown benchmark(s): {', '.join(sorted(unknown))}; from {', '.join(ALL)}, {CLEAN}"
+        )
     logging.basicConfig(level=logging.WARNING)
     if "throughput" in which:
         throughput.main(args.records, reuse=args.reuse)
@@ -64,6 +77,15 @@ def main() -> None:
         scaling.main([int(n) for n in args.processes.split(",") if n.strip()])
     if "replay" in which:
         replay.main(args.replay_events)
+    bench = {"throughput", "hotpath", "latency", "scaling"} & set(which)
+    if CLEAN in which or (bench and not args.keep):
+        # The bench connector's replication slot would retain WAL for the whole
+        # server once nothing reads it: the source goes when the run is done.
+        from benchmarks.common import NAME, bench_settings
+        from benchmarks.source import BenchSource
+
+        say("removing the bench source (connector, slot, database), topics and subjects")
+        BenchSource(bench_settings(f"{NAME}-probe")).remove_all()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ EVENT_DOMAIN = f"{NAME}-ev"
 """Domain name the shop's event types are produced under: cdcbench-ev.<aggregate>.events."""
 PASSTHROUGH_TOPIC = f"{NAME}-raw.passthrough"
 DOMAIN = "pipeline.domains.shop"
+NO_SOURCE = (
+    "no bench source: run 'python -m benchmarks throughput --keep' first "
+    "(it makes the pre-load, and --keep leaves it for the others)"
+)
 
 
 def bench_settings(group: str, *, instance_prefix: str | None = None) -> Settings:
@@ -102,6 +106,22 @@ def drain_command(
     if not stages:
         command.append("--no-stages")
     return command
+
+
+def delete_bench_subjects(settings: Settings) -> None:
+    """Remove the subjects :func:`register_bench_subjects` made."""
+    use_event_domain()
+    from pipeline.contracts.naming import event_topic
+    from pipeline.errors import RegistryError
+
+    registry = ContractRegistry(settings.registry)
+    for event in discover_events([DOMAIN]):
+        subject = subject_name(event_topic(event), event.full_name())
+        for permanent in (False, True):  # a permanent delete needs a soft one first
+            try:
+                registry.delete_subject(subject, permanent=permanent)
+            except RegistryError:
+                break
 
 
 # ----------------------------------------------------------------------------- Kafka

@@ -19,7 +19,15 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from benchmarks.common import NAME, bench_settings, say, table, use_event_domain, write_result
+from benchmarks.common import (
+    NAME,
+    NO_SOURCE,
+    bench_settings,
+    say,
+    table,
+    use_event_domain,
+    write_result,
+)
 from benchmarks.source import cdc_topics
 from pipeline.transformer import build_transformer
 from pipeline.transformer.dedup import SourceDedup
@@ -93,6 +101,8 @@ def main(count: int) -> dict[str, Any]:
     use_event_domain()
     settings = bench_settings(f"{NAME}-hotpath")
     records = sample(count)
+    if not records:
+        raise SystemExit(NO_SOURCE)
     t = build_transformer(settings, instance="hotpath")
     t.serializer.prepare((et, t.topics[et]) for et in t.event_types)
     size = settings.transformer.batch_size

@@ -42,6 +42,7 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from benchmarks.common import (
     EVENT_DOMAIN,
     NAME,
+    NO_SOURCE,
     RESULTS,
     bench_settings,
     commit_group_at_end,
@@ -264,7 +265,7 @@ def main(
     settings = bench_settings(f"{NAME}-probe")
     source = BenchSource(settings)
     if not cdc_topics(settings):
-        raise SystemExit("no bench source: run the throughput benchmark first (it creates it)")
+        raise SystemExit(NO_SOURCE)
     if not source.is_running():
         source.resume_connector()
         time.sleep(10)

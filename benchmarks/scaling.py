@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks.common import (
     NAME,
+    NO_SOURCE,
     RESULTS,
     bench_settings,
     delete_groups,
@@ -69,7 +70,7 @@ def main(process_counts: list[int]) -> dict[str, Any]:
     settings = bench_settings(f"{NAME}-probe")
     topics = cdc_topics(settings)
     if not topics:
-        raise SystemExit("no bench source: run the throughput benchmark first (it creates it)")
+        raise SystemExit(NO_SOURCE)
     register_bench_subjects(settings)
     have = record_count(settings, topics)
     partitions = len(end_offsets(settings, topics))
