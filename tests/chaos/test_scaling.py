@@ -3,8 +3,8 @@
 While a workload of shop operations runs, the group changes three ways: a
 process joins (the partitions are spread again), one is SIGKILLed (its
 partitions wait for its session to expire, then move; its open transaction is
-aborted by the broker), and a second process is started with the SAME
-instance name as a running one. The newer process's ``init_transactions``
+aborted by the coordinator when it times out), and a second process is
+started with the SAME instance name as a running one. The newer process's ``init_transactions``
 fences the older one's producer and its join fences the older static member:
 the older process must stop with exit code 3, and whatever it had in flight
 must never become visible. Afterwards every change's events are checked
@@ -74,7 +74,7 @@ def _scale_kill_and_fence(
     wait_for_log(c, "assigned ")
 
     time.sleep(4)
-    b.kill()  # SIGKILL mid-batch: its transaction is left open, then aborted
+    b.kill()  # SIGKILL mid-batch: its transaction stays open until it times out (60 s)
 
     time.sleep(4)
     a2 = process("a", "a-again")  # the same instance name as a running process
