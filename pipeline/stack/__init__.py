@@ -106,6 +106,8 @@ class LocalStack:
 
         Raises:
             ArtifactError, PortInUseError, ComponentStartError: see ``pipeline.errors``.
+            StackError: Kafka of another layout runs in this home, or its storage was
+                formatted for another layout.
         """
         started_at = time.monotonic()
         running = [p.name for p in self._other_kafka() if p.running()]

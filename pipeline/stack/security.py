@@ -114,7 +114,13 @@ class StackSecurity:
         return self.paths.password("kafka-keystore")
 
     def ensure_tls(self, nodes: int) -> None:
-        """Make the CA (once) and a certificate for each of ``nodes`` Kafka nodes (once)."""
+        """Make the CA (once) and a certificate for each of ``nodes`` Kafka nodes (once).
+
+        A new CA (its key lost) replaces every node certificate it did not sign.
+
+        Raises:
+            OSError: the state directory cannot be written.
+        """
         self.paths.secrets.mkdir(parents=True, exist_ok=True)
         os.chmod(self.paths.secrets, 0o700)
         ca_key_file = self.tls_dir / "ca.key"
