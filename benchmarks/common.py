@@ -211,6 +211,12 @@ def commit_group_at_end(settings: Settings, group: str, topics: Sequence[str]) -
         consumer.close()
 
 
+def bench_groups(settings: Settings) -> list[str]:
+    """Every consumer group the benchmarks made (a static member's outlives its run a while)."""
+    listed = admin(settings).list_consumer_groups(request_timeout=30).result()
+    return sorted(g.group_id for g in listed.valid if g.group_id.startswith(NAME))
+
+
 def delete_groups(settings: Settings, groups: Iterable[str]) -> None:
     """Delete consumer groups; a static member's group that is not empty yet is left to expire."""
     names = list(groups)

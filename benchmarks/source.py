@@ -176,12 +176,18 @@ class BenchSource:
         )
 
     def remove_all(self) -> None:
-        """Everything the benchmarks made: the source (slot first), every cdcbench topic, subjects."""
-        from benchmarks.common import delete_bench_subjects, delete_topics
+        """Everything the benchmarks made: the source (slot first), topics, subjects, groups."""
+        from benchmarks.common import (
+            bench_groups,
+            delete_bench_subjects,
+            delete_groups,
+            delete_topics,
+        )
 
         self.remove()
         delete_topics(self.settings, topics_matching(self.settings, rf"^{re.escape(NAME)}[-.]"))
         delete_bench_subjects(self.settings)
+        delete_groups(self.settings, bench_groups(self.settings))
 
     def create(self) -> None:
         """The database with the shop's schema and seed rows; the connector, snapshot done."""
