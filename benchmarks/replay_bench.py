@@ -43,7 +43,6 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipeline.domains.shop.events import (
@@ -58,6 +57,7 @@ from pipeline.replay import EndAt, EventStream, make_decoder, replay
 from pipeline.replay.replay import gc_tuned
 from pipeline.replay.shop.order import Order, apply
 from pipeline.serde import EventSerializer
+from pipeline.serde.avro import reader
 from pipeline.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,7 +255,7 @@ def replay_models_gc_tuned(settings: Settings, topic: str, batch_size: int) -> i
 
 def confluent_models(settings: Settings, topic: str, batch_size: int) -> int:
     decoder = make_decoder(settings)  # only for its name -> class map
-    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry.client_config()))
+    deserialize = reader(SchemaRegistryClient(settings.registry.client_config()))
     ctx = SerializationContext(topic, MessageField.VALUE)
     classes = {cls.event_type(): cls for cls in decoder.classes.values()}
     n = 0

@@ -103,13 +103,14 @@ class RegistrySettings(_Section):
     )
     username: str | None = None
     password: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0, description="timeout of one registry request")
     auto_register: bool = Field(
         False,
         description="register schemas on first use (development only; CI and prod use 'schemas register')",
     )
 
     def client_config(self) -> dict[str, Any]:
-        conf: dict[str, Any] = {"url": self.url}
+        conf: dict[str, Any] = {"url": self.url, "timeout": self.timeout_s}
         if self.username:
             secret = self.password.get_secret_value() if self.password else ""
             conf["basic.auth.user.info"] = f"{self.username}:{secret}"

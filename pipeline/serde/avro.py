@@ -279,11 +279,29 @@ class EventSerializer:
         return out.getvalue()
 
 
+def _no_subject(ctx: SerializationContext | None, record_name: str | None) -> None:
+    return None
+
+
+def reader(client: SchemaRegistryClient) -> AvroDeserializer:
+    """A confluent-kafka AvroDeserializer that reads by the schema id in each record only.
+
+    Its default subject name strategy asks the registry for the topic's
+    subject associations on *every* record (uncached, and an API Apicurio
+    answers with 404): one HTTP round trip per record for nothing, since a
+    reader needs only the writer's schema id.
+    """
+    deserializer: AvroDeserializer = AvroDeserializer(
+        client, conf={"subject.name.strategy": _no_subject}
+    )
+    return deserializer
+
+
 class EventDeserializer:
     """Decode Confluent-framed Avro values through the registry into plain dicts."""
 
     def __init__(self, client: SchemaRegistryClient) -> None:
-        self._deserializer = AvroDeserializer(client)
+        self._deserializer = reader(client)
 
     def __call__(self, value: bytes, topic: str) -> dict[str, Any]:
         ctx = SerializationContext(topic, MessageField.VALUE)

@@ -25,10 +25,10 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipeline.domains.shop.workload import Workload, WorkloadReport
+from pipeline.serde.avro import reader
 from pipeline.settings import Settings
 from tests.support.oracle import History, Verdict, compare, expected_events, install_audit
 
@@ -51,7 +51,17 @@ class TransformerProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "-v", "run", "--instance", self.instance, "--metrics-port", "0"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline",
+                    "-v",
+                    "run",
+                    "--instance",
+                    self.instance,
+                    "--metrics-port",
+                    "0",
+                ],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -86,7 +96,9 @@ class FaultRun:
         env["CDCFLOW_TRANSFORMER__DEAD_LETTER_TOPIC"] = self.dlq
         env["CDCFLOW_STACK__HOME"] = str(settings.stack.home.resolve())
         env["PYTHONUNBUFFERED"] = "1"
-        self.transformer = TransformerProcess(env, tmp / f"transformer-{name}.log", instance=f"chaos-{name}")
+        self.transformer = TransformerProcess(
+            env, tmp / f"transformer-{name}.log", instance=f"chaos-{name}"
+        )
         with psycopg.connect(settings.source.dsn(), autocommit=True) as conn:
             self.audit_from = install_audit(conn)
             row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
@@ -94,7 +106,9 @@ class FaultRun:
             self.start_lsn = lsn_int(row[0])
         self.started_ms = int(time.time() * 1000) - 5000
 
-    def workload(self, count: int, rate: float, seed: int) -> tuple[threading.Thread, list[WorkloadReport]]:
+    def workload(
+        self, count: int, rate: float, seed: int
+    ) -> tuple[threading.Thread, list[WorkloadReport]]:
         reports: list[WorkloadReport] = []
 
         def run() -> None:
@@ -109,7 +123,9 @@ class FaultRun:
         with psycopg.connect(self.settings.source.dsn(), autocommit=True) as conn:
             return expected_events(conn, self.audit_from)
 
-    def collect(self, history: History, timeout_s: float = 300.0) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    def collect(
+        self, history: History, timeout_s: float = 300.0
+    ) -> dict[tuple[str, str], list[tuple[str, str]]]:
         """Events for changes after the start position, per aggregate, in partition order.
 
         Reads until every expected event is there (and each partition to its
@@ -117,7 +133,7 @@ class FaultRun:
         """
         deadline = time.monotonic() + timeout_s
         found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-        deserializer = AvroDeserializer(SchemaRegistryClient(self.settings.registry.client_config()))
+        deserializer = reader(SchemaRegistryClient(self.settings.registry.client_config()))
         consumer = Consumer(
             self.settings.kafka.client_config("consumer")
             | {
@@ -130,10 +146,17 @@ class FaultRun:
         try:
             meta = consumer.list_topics(timeout=30)
             parts = [
-                TopicPartition(t, p, self.started_ms) for t in EVENT_TOPICS for p in meta.topics[t].partitions
+                TopicPartition(t, p, self.started_ms)
+                for t in EVENT_TOPICS
+                for p in meta.topics[t].partitions
             ]
             start = consumer.offsets_for_times(parts, timeout=30)
-            consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -1) for tp in start])
+            consumer.assign(
+                [
+                    TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -1)
+                    for tp in start
+                ]
+            )
             at_end: set[tuple[str, int]] = set()
             total = 0
             while time.monotonic() < deadline:
@@ -144,7 +167,9 @@ class FaultRun:
                         at_end.add(tp)
                         continue
                     at_end.discard(tp)
-                    value = deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+                    value = deserializer(
+                        msg.value(), SerializationContext(msg.topic(), MessageField.VALUE)
+                    )
                     meta_ = value["metadata"]
                     lsn = meta_["source"]["lsn"]
                     if lsn is None or lsn < self.start_lsn or meta_["source"]["snapshot"]:
@@ -180,13 +205,21 @@ class FaultRun:
         history = self.history()
         found = self.collect(history, timeout_s)
         verdict = compare(history, found)
-        print(f"[{self.name}] {verdict.line()}, dead letters {self.dead_letters()}, "
-              f"transformer starts {self.transformer.starts}", flush=True)
+        print(
+            f"[{self.name}] {verdict.line()}, dead letters {self.dead_letters()}, "
+            f"transformer starts {self.transformer.starts}",
+            flush=True,
+        )
         return verdict
 
 
-def at_random_times(n: int, between: tuple[float, float], action: Callable[[int], Any], rng: random.Random,
-                    stop: Callable[[], bool] = lambda: False) -> None:
+def at_random_times(
+    n: int,
+    between: tuple[float, float],
+    action: Callable[[int], Any],
+    rng: random.Random,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
     for i in range(n):
         if stop():
             return

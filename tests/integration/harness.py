@@ -37,7 +37,6 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from psycopg.rows import dict_row
 
@@ -49,6 +48,7 @@ from pipeline.contracts.naming import event_subject, event_topic, schema_path
 from pipeline.contracts.registry import ContractRegistry
 from pipeline.errors import ConnectError, RegistryError
 from pipeline.events import DomainEvent
+from pipeline.serde.avro import reader
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import LocalStack
 from pipeline.transformer import Metrics, Transformer, build_transformer
@@ -158,7 +158,7 @@ class PipelineRun:
         self._connect = ConnectClient.from_settings(self.settings.connect)
         self._admin = AdminClient(self.settings.kafka.client_config())
         self._registry = SchemaRegistryClient(self.settings.registry.client_config())
-        self._deserialize = AvroDeserializer(self._registry)
+        self._deserialize = reader(self._registry)
         self._schema_sql = schema_sql
 
     # ------------------------------------------------------------ the source

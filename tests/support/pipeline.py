@@ -17,11 +17,11 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipeline.cli import cli
 from pipeline.domains.shop.source import apply_schema, seed
+from pipeline.serde.avro import reader
 from pipeline.settings import Settings
 from pipeline.transformer import Metrics, Transformer, build_transformer
 
@@ -135,7 +135,7 @@ def read_events(
             "enable.partition.eof": True,
         }
     )
-    deserializer = AvroDeserializer(SchemaRegistryClient(settings.registry.client_config()))
+    deserializer = reader(SchemaRegistryClient(settings.registry.client_config()))
     consumer.subscribe(list(topics))
     found: list[ReadEvent] = []
     at_end: set[tuple[str, int]] = set()
