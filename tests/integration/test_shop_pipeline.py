@@ -53,12 +53,16 @@ def test_every_business_operation_yields_its_events(shop: Settings) -> None:
         # add a product, change its price
         (p1,) = _one(
             conn,
-            "INSERT INTO products (sku, name, price) VALUES (%s, 'Kettle', 10.50) RETURNING id",
+            # Not orderable (active = false): a workload running beside this test
+            # (another session's) only changes prices of active products.
+            "INSERT INTO products (sku, name, price, active) VALUES (%s, 'Kettle', 10.50, false)"
+            " RETURNING id",
             f"A-{tag}",
         )
         (p2,) = _one(
             conn,
-            "INSERT INTO products (sku, name, description, price) VALUES (%s, 'Filter', 'paper', 3.10)"
+            "INSERT INTO products (sku, name, description, price, active)"
+            " VALUES (%s, 'Filter', 'paper', 3.10, false)"
             " RETURNING id",
             f"B-{tag}",
         )

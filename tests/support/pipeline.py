@@ -6,6 +6,7 @@ the registry are the stack's; the transformer is cdcflow's own, in a thread.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -35,12 +36,52 @@ def run_cli(*args: str) -> None:
 
 
 def prepare_shop(settings: Settings) -> None:
-    """Shop schema + seed, contracts registered, connector applied and RUNNING."""
+    """Shop schema + seed, contracts registered, connector applied and streaming."""
     with psycopg.connect(settings.source.dsn(), autocommit=True) as conn:
         apply_schema(conn)
         seed(conn)
     run_cli("schemas", "register")
     run_cli("connectors", "apply", "--wait")
+    wait_streaming(settings)
+
+
+def wait_streaming(settings: Settings, timeout_s: float = 180.0) -> None:
+    """Wait until the shop connector streams: its initial snapshot is over.
+
+    A connector reports RUNNING while it still snapshots; a row a test changes
+    then may be read by the snapshot (one op=r record of its latest state)
+    instead of streamed change by change. A marker written now and seen as a
+    streamed change proves the snapshot is behind us.
+    """
+    marker = int(time.time() * 1000) % 1_000_000_000 + 10
+    topic = "shop.public.cdcflow_heartbeat"
+    consumer = Consumer(
+        settings.kafka.client_config("consumer")
+        | {"group.id": f"it-wait-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([f"^{topic.replace('.', '[.]')}$"])
+    deadline = time.monotonic() + timeout_s
+    next_write = 0.0
+    try:
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_write:
+                with psycopg.connect(settings.source.dsn(), autocommit=True) as conn:
+                    conn.execute(
+                        "INSERT INTO cdcflow_heartbeat (id, ts) VALUES (%s, now())"
+                        " ON CONFLICT (id) DO UPDATE SET ts = EXCLUDED.ts",
+                        (marker,),
+                    )
+                next_write = time.monotonic() + 5
+            for msg in consumer.consume(100, 0.5):
+                if msg.error() or not msg.value():
+                    continue
+                payload = json.loads(msg.value() or b"{}").get("payload") or {}
+                after = payload.get("after") or {}
+                if after.get("id") == marker and payload.get("op") in ("c", "u"):
+                    return
+        raise AssertionError(f"the shop connector did not stream a change within {timeout_s}s")
+    finally:
+        consumer.close()
 
 
 @dataclass
