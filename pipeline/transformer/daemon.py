@@ -208,7 +208,7 @@ class Transformer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Rebuild each partition's de-duplication mark from its committed offset's metadata.
-        committed = consumer.committed(partitions, timeout=30)
+        committed = self._committed(consumer, partitions)
         for tp in committed:
             self.dedup.restore((tp.topic, tp.partition), getattr(tp, "metadata", None))
             self._assigned.add((tp.topic, tp.partition))
@@ -217,6 +217,26 @@ class Transformer:
             "assigned %s",
             ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in committed) or "nothing",
         )
+
+    @staticmethod
+    def _committed(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The committed offsets (with their marks), asked again while the coordinator is busy.
+
+        Without them the de-duplication marks would be unknown, so there is no
+        going on without: after the last attempt the error stops the process.
+        """
+        for attempt in range(1, 6):
+            try:
+                return list(consumer.committed(partitions, timeout=30))
+            except KafkaException as exc:
+                if attempt == 5:
+                    raise CdcflowError(
+                        f"cannot read the committed offsets of {len(partitions)} partition(s): {exc}",
+                        hint="check the group coordinator (broker logs); restart the transformer",
+                    ) from exc
+                log.warning("reading committed offsets (attempt %d of 5): %s", attempt, exc)
+                time.sleep(min(2.0 * attempt, 10.0))
+        raise AssertionError("unreachable")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

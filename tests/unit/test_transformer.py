@@ -205,3 +205,25 @@ def test_transactional_id_and_static_membership_follow_the_instance(instance: st
     assert producer["transactional.id"] == f"cdcflow-transformer-{instance}"
     assert producer["enable.idempotence"] is True
     assert producer["partitioner"] == "murmur2_random"
+
+
+def test_committed_offsets_are_asked_again_when_the_coordinator_times_out() -> None:
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    class SlowCoordinator:
+        calls = 0
+
+        def committed(
+            self, partitions: list[TopicPartition], timeout: float
+        ) -> list[TopicPartition]:
+            self.calls += 1
+            if self.calls == 1:
+                raise KafkaException(
+                    KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets")
+                )
+            return [TopicPartition(p.topic, p.partition, 42) for p in partitions]
+
+    consumer = SlowCoordinator()
+    got = Transformer._committed(consumer, [TopicPartition("t", 0)])  # type: ignore[arg-type]
+    assert [(tp.topic, tp.partition, tp.offset) for tp in got] == [("t", 0, 42)]
+    assert consumer.calls == 2
