@@ -15,7 +15,9 @@ The commit protocol — each step is a method below, named after it:
 5. **send the offsets** after the batch's last records to the transaction,
    each carrying its partition's de-duplication mark as offset metadata,
    with the consumer's group metadata (so a zombie whose generation is gone
-   cannot commit).
+   cannot commit). Under a deadline: a producer wedged here (its group
+   coordinator's broker gone, :mod:`.watchdog`) is replaced by a new one,
+   which fences it, and the batch is retried.
 6. **commit** the transaction. Only now do the batch's counters and
    de-duplication marks count as done. On an abortable error in 3-6: abort,
    rewind, forget the batch's marks, retry the batch. On a fatal error (this
@@ -50,6 +52,7 @@ from pipeline.settings import Settings
 from pipeline.transformer.dedup import TP, SourceDedup
 from pipeline.transformer.dlq import OutRecord, dead_letter
 from pipeline.transformer.metrics import Metrics
+from pipeline.transformer.watchdog import CallHung, bounded
 
 __all__ = ["BatchResult", "Transformer", "TransformerFenced"]
 
@@ -90,6 +93,10 @@ class BatchResult:
 
 class Transformer:
     """One member of the transformer consumer group."""
+
+    # Step 5's deadline: its own timeout (30 s) plus a margin, after which the
+    # producer is given up as wedged (see pipeline/transformer/watchdog.py).
+    send_offsets_deadline_s = 45.0
 
     def __init__(
         self,
@@ -188,15 +195,7 @@ class Transformer:
         """Connect, fence older instances of this transactional id, subscribe."""
         self.ensure_topics()
         self.serializer.prepare((et, self.topics[et]) for et in self.event_types)
-        self._producer = Producer(self._producer_config())
-        try:
-            # Aborts whatever a previous instance with this id left open.
-            self._producer.init_transactions(60)
-        except KafkaException as exc:
-            raise CdcflowError(
-                f"cannot initialise Kafka transactions: {exc}",
-                hint="check the broker's transaction.state.log.* settings",
-            ) from exc
+        self._start_producer()
         self._consumer = Consumer(self._consumer_config())
         self._consumer.subscribe(
             [self.cfg.topics],
@@ -205,6 +204,23 @@ class Transformer:
             on_lost=self._on_revoke,
         )
         log.info("transformer %s subscribed to %s", self.transactional_id, self.cfg.topics)
+
+    def _start_producer(self) -> None:
+        """A transactional producer; its init fences older ones with this transactional id.
+
+        Raises:
+            CdcflowError: transactions cannot be initialised.
+        """
+        producer = Producer(self._producer_config())
+        try:
+            # Aborts whatever a previous instance with this id left open.
+            producer.init_transactions(60)
+        except KafkaException as exc:
+            raise CdcflowError(
+                f"cannot initialise Kafka transactions: {exc}",
+                hint="check the broker's transaction.state.log.* settings",
+            ) from exc
+        self._producer = producer
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Rebuild each partition's de-duplication mark from its committed offset's metadata.
@@ -418,10 +434,27 @@ class Transformer:
             for rec in res.out:  # 4
                 self._produce(rec)
             offsets = [self._offset(t, p, off) for (t, p), off in res.next_offsets.items()]
-            producer.send_offsets_to_transaction(
-                offsets, self._consumer.consumer_group_metadata(), 30
+            group = self._consumer.consumer_group_metadata()
+            bounded(
+                lambda: producer.send_offsets_to_transaction(offsets, group, 30),
+                seconds=self.send_offsets_deadline_s,
+                what="send_offsets_to_transaction",
             )  # 5
             self._commit_transaction()  # 6
+        except CallHung as exc:
+            # The group coordinator's broker left and librdkafka waits for it for
+            # good (see watchdog.py). A new producer with this transactional id
+            # fences the wedged one and aborts its transaction; the batch is retried.
+            log.warning(
+                "%s; replacing the producer, retrying the batch of %d records", exc, res.records
+            )
+            self.metrics.transactions.labels("aborted").inc()
+            self.metrics.last_commit_ok = False
+            self._producer = None  # released by the call's thread, should it ever return
+            self.dedup.rollback()
+            self._rewind(res.first)
+            self._start_producer()
+            return False
         except KafkaException as exc:
             err = exc.args[0]
             if err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH):

@@ -1,4 +1,5 @@
-"""A transformer whose group instance was taken over stops as fenced (exit 3), not as a zombie.
+"""Fenced and wedged transformers: a taken-over instance stops as fenced (exit 3), a wedged
+producer is replaced.
 
 librdkafka hands the consumer's fatal error to the application as a message
 whose error code is ``_FATAL`` and whose ``fatal()`` is False; the consumer
@@ -8,13 +9,15 @@ while its partitions are processed by the newer member.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from pipeline.errors import CdcflowError
-from pipeline.transformer import TransformerFenced
+from pipeline.transformer import BatchResult, TransformerFenced
 from tests.unit.test_transformer import FakeSerializer, _transformer
 
 FENCED = "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
@@ -70,3 +73,65 @@ def test_closing_a_fenced_producer_does_not_hide_the_fence() -> None:
     t._producer = FencedProducer()  # type: ignore[assignment]
     t.close()  # the flush's fatal error is logged; TransformerFenced stays the reason to exit
     assert t._producer is None
+
+
+# -- a producer wedged in send_offsets_to_transaction (librdkafka #5511)
+
+
+class WedgedProducer:
+    """Begins and produces; never returns from send_offsets_to_transaction."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def begin_transaction(self) -> None:
+        pass
+
+    def send_offsets_to_transaction(self, offsets: Any, group: Any, timeout: float) -> None:
+        self.release.wait(30)
+
+
+class FreshProducer:
+    made: list[FreshProducer] = []
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self.conf = conf
+        self.initialised = False
+        FreshProducer.made.append(self)
+
+    def init_transactions(self, timeout: float) -> None:
+        self.initialised = True
+
+
+class GroupConsumer:
+    def __init__(self) -> None:
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
+
+
+def test_a_producer_wedged_in_send_offsets_is_replaced_and_the_batch_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    t = _transformer(FakeSerializer())
+    wedged, consumer = WedgedProducer(), GroupConsumer()
+    t._producer, t._consumer = wedged, consumer  # type: ignore[assignment]
+    t._assigned = {("shop.public.customers", 0)}
+    t.send_offsets_deadline_s = 0.2
+    monkeypatch.setattr("pipeline.transformer.daemon.Producer", FreshProducer)
+    res = BatchResult()
+    res.first[("shop.public.customers", 0)] = 40
+    res.next_offsets[("shop.public.customers", 0)] = 45
+    started = time.monotonic()
+    assert t.commit(res) is False  # not committed: retried from its first offset
+    assert time.monotonic() - started < 5
+    fresh = FreshProducer.made[-1]
+    assert t._producer is fresh and fresh.initialised  # its init fences the wedged one
+    assert fresh.conf["transactional.id"] == t.transactional_id
+    assert consumer.seeks == [("shop.public.customers", 0, 40)]
+    assert t.metrics.totals()["transactions"] == {"aborted": 1.0}
+    wedged.release.set()
