@@ -12,6 +12,8 @@ the transformer's log, not the stack's own logs.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -130,7 +132,7 @@ def test_no_secret_is_printed(cluster: ClusterPipeline, tmp_path: Path) -> None:
     run("stack", "status", check=False)
     run("schemas", "check", "--registry", "--no-drift")
     # The transformer, at debug level, with a group of its own that starts at
-    # the topics' ends; it logs in, joins, and stops once idle.
+    # the topics' ends: it logs in, joins, commits, and stops on SIGTERM.
     group = f"chaos-secret-{uuid.uuid4().hex[:6]}"
     start_group_at_end(cluster.settings, group)
     env = (
@@ -142,9 +144,37 @@ def test_no_secret_is_printed(cluster: ClusterPipeline, tmp_path: Path) -> None:
             "CDCFLOW_TRANSFORMER__DEAD_LETTER_TOPIC": f"cdcflow.dlq.{group}",
         }
     )
-    run("-vv", "run", "--instance", "s", "--metrics-port", "0", "--stop-when-idle", "6", env=env)
-    transformer = outputs[next(k for k in outputs if k.startswith("-vv run"))]
-    assert "assigned shop.public." in transformer, transformer[-3000:]
+    log = tmp_path / "transformer.log"
+    with log.open("wb") as out:
+        transformer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "-vv",
+                "run",
+                "--instance",
+                "s",
+                "--metrics-port",
+                "0",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "assigned shop.public." not in log.read_text():
+            assert transformer.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the transformer never joined its group"
+            time.sleep(0.5)
+        time.sleep(12)  # a heartbeat record or two consumed, mapped and committed
+    finally:
+        transformer.terminate()
+        code = transformer.wait(60)
+    assert code == 0
+    outputs["-vv run (transformer log)"] = log.read_text()
+    assert '"committed"' in outputs["-vv run (transformer log)"]
     # Refused commands print no secret either (not even the wrong one given).
     env = os.environ | cluster.env | {"CDCFLOW_CONNECT__PASSWORD": "wrong-connect-secret"}
     run("connectors", "status", check=False, env=env)
