@@ -42,7 +42,8 @@ check-schemas: install
 	PATH=$(CURDIR)/$(BIN):$$PATH scripts/check-schemas $(SCHEMAS_AGAINST)
 
 lint: install
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
 	$(BIN)/mypy
 
 stack-up: install

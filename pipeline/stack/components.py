@@ -337,6 +337,7 @@ class _Jvm(Component):
     def heap(self) -> str:
         """Maximum heap: the stack setting ``<name>_heap``."""
         return str(getattr(self.stack, f"{self.name}_heap"))
+
     # Kafka and Connect log through log4j2 into <name>.app.log; the registry to stdout.
     app_log = True
 

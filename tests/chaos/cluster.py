@@ -30,6 +30,7 @@ from pipeline.stack import LocalStack
 from pipeline.stack.cluster import KafkaNode, launch_together, stop_together
 from pipeline.stack.system import port_in_use
 from tests.chaos.harness import FaultRun
+from tests.support.pipeline import wait_streaming
 
 SLOT = "cdcflow_shop_cluster"
 OVERLAY = f"""\
@@ -132,6 +133,9 @@ class ClusterPipeline:
         (self.connectors / "overlays" / "cluster" / "shop-postgres.yaml").write_text(OVERLAY)
         self.cli("schemas", "register")
         self.cli("connectors", "apply", "--wait", "--settle", "2")
+        # RUNNING comes before the slot streams; a change made in between
+        # would never be captured (no snapshot), and the oracle would miss it.
+        wait_streaming(self.settings)
 
     def down(self, keep: bool) -> None:
         """Remove the connector and its slot, stop the processes (unless ``keep``)."""

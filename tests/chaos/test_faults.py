@@ -32,7 +32,12 @@ def shop(stack: LocalStack, settings: Settings) -> Iterator[Settings]:
 def _assert_exact(run: FaultRun) -> None:
     verdict = run.verify()
     assert verdict.expected > 0
-    assert (verdict.duplicates, verdict.missing, verdict.unexpected, verdict.out_of_order) == (0, 0, 0, 0), verdict.line()
+    assert (verdict.duplicates, verdict.missing, verdict.unexpected, verdict.out_of_order) == (
+        0,
+        0,
+        0,
+        0,
+    ), verdict.line()
     assert verdict.found == verdict.expected
     assert run.dead_letters() == 0
 
@@ -50,13 +55,17 @@ def test_transformer_sigkilled_20_times_during_100k_changes(shop: Settings, tmp_
     at_random_times(20, (0.5, 3.0), kill_and_restart, rng)
     workload.join()
     history = run.history()
-    print(f"[sigkill] workload: {reports[0].total} operations, {history.changes} changes in {reports[0].seconds:.0f}s")
+    print(
+        f"[sigkill] workload: {reports[0].total} operations, {history.changes} changes in {reports[0].seconds:.0f}s"
+    )
     assert history.changes >= 100_000
     _assert_exact(run)
     assert run.transformer.stop() == 0
 
 
-def test_connect_worker_sigkilled_3_times(shop: Settings, stack: LocalStack, tmp_path: Path) -> None:
+def test_connect_worker_sigkilled_3_times(
+    shop: Settings, stack: LocalStack, tmp_path: Path
+) -> None:
     rng = random.Random(3)
     run = FaultRun(shop, "connect", tmp_path)
     run.transformer.start()
@@ -96,7 +105,9 @@ def test_kafka_broker_restart(shop: Settings, stack: LocalStack, tmp_path: Path)
     assert run.transformer.stop() == 0
 
 
-def test_registry_unavailable_for_30_seconds(shop: Settings, stack: LocalStack, tmp_path: Path) -> None:
+def test_registry_unavailable_for_30_seconds(
+    shop: Settings, stack: LocalStack, tmp_path: Path
+) -> None:
     run = FaultRun(shop, "registry", tmp_path)
     run.transformer.start()
     workload, _ = run.workload(count=6_000, rate=150, seed=14)

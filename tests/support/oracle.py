@@ -52,7 +52,9 @@ def install_audit(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def _events_of(tbl: str, op: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+def _events_of(
+    tbl: str, op: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+) -> list[tuple[str, str, str]]:
     """(aggregate type, aggregate id, event type) for one row change, by the shop's rules."""
     out: list[tuple[str, str, str]] = []
     if tbl == "customers":
@@ -101,7 +103,8 @@ def expected_events(conn: psycopg.Connection[Any], after_seq: int) -> History:
     """The events the changes after ``after_seq`` must yield, per (aggregate type, id), in order."""
     hist = History()
     rows = conn.execute(
-        "SELECT tbl, op, old_row, new_row FROM cdcflow_test_audit WHERE seq > %s ORDER BY seq", (after_seq,)
+        "SELECT tbl, op, old_row, new_row FROM cdcflow_test_audit WHERE seq > %s ORDER BY seq",
+        (after_seq,),
     )
     for tbl, op, old, new in rows:
         hist.changes += 1

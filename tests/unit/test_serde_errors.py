@@ -44,8 +44,14 @@ def _contract(tmp_path: Path) -> Path:
     d = tmp_path / "test.events"
     d.mkdir()
     (d / "Thing.avsc").write_text(
-        json.dumps({"type": "record", "name": "Thing", "namespace": "test.events",
-                    "fields": [{"name": "thing_id", "type": "int"}]})
+        json.dumps(
+            {
+                "type": "record",
+                "name": "Thing",
+                "namespace": "test.events",
+                "fields": [{"name": "thing_id", "type": "int"}],
+            }
+        )
     )
     return tmp_path
 
@@ -65,7 +71,9 @@ def test_outages_are_unavailable_not_bad_events(exc: Exception) -> None:
     assert _is_unavailable(exc)
 
 
-@pytest.mark.parametrize("exc", [SchemaRegistryError(409, 409, "incompatible"), ValueError("bad datum")])
+@pytest.mark.parametrize(
+    "exc", [SchemaRegistryError(409, 409, "incompatible"), ValueError("bad datum")]
+)
 def test_refusals_are_not_outages(exc: Exception) -> None:
     assert not _is_unavailable(exc)
 
@@ -77,7 +85,9 @@ def test_refused_connection_raises_registry_unavailable(tmp_path: Path) -> None:
 
 
 def test_unregistered_schema_is_a_contract_error(tmp_path: Path) -> None:
-    ser = EventSerializer(FakeRegistry(SchemaRegistryError(404, 40403, "Schema not found")), _contract(tmp_path))  # type: ignore[arg-type]
+    ser = EventSerializer(
+        FakeRegistry(SchemaRegistryError(404, 40403, "Schema not found")), _contract(tmp_path)
+    )  # type: ignore[arg-type]
     with pytest.raises(SchemaContractError, match="not registered"):
         ser.serialize(Thing(thing_id=1), "test.thing.events")
 
