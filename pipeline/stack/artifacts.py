@@ -78,7 +78,7 @@ def ensure_artifacts(cache: Path, versions: Versions, progress: Progress) -> Art
         ArtifactError: Maven is missing and cannot be installed, or a fetch failed.
     """
     cache = cache.expanduser().resolve()
-    kafka = cache / f"kafka-{versions.kafka}-log4j-{versions.log4j}"
+    kafka = cache / f"kafka-{versions.kafka}-log4j-{versions.log4j}-slf4j-{versions.slf4j}"
     debezium = cache / f"debezium-{versions.debezium}"
     registry = cache / f"registry-{versions.registry}"
     wanted = [

@@ -37,6 +37,7 @@ class Versions:
     debezium: str
     registry: str
     log4j: str
+    slf4j: str
     postgresql_major: str
     registry_java_min: int
     pom: Path
@@ -66,6 +67,7 @@ def load_versions(pom: Path | None = None) -> Versions:
         debezium=need("debezium.version"),
         registry=need("registry.version"),
         log4j=need("log4j.version"),
+        slf4j=need("slf4j.version"),
         postgresql_major=need("postgresql.major"),
         registry_java_min=int(need("registry.java.min")),
         pom=pom,

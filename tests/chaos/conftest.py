@@ -37,8 +37,8 @@ def cluster(stack: LocalStack, settings: Settings) -> Iterator[ClusterPipeline]:
     """
     prepare_shop(settings)  # the shop tables, which the cluster's connector captures
     pipeline = ClusterPipeline(settings, REPO)
-    pipeline.up()
     try:
+        pipeline.up()  # a failure here still stops whatever of the cluster started
         yield pipeline
     finally:
         pipeline.down(keep=bool(os.environ.get("CDCFLOW_KEEP_STACK")))

@@ -79,6 +79,21 @@ def test_connect_lists_the_debezium_postgres_plugin(stack: LocalStack) -> None:
     )
 
 
+def test_broker_and_worker_write_their_own_logs(stack: LocalStack) -> None:
+    """The JVMs' log4j2 output reaches <name>.app.log (`cdcflow stack logs` shows it).
+
+    A mismatched SLF4J API and binding on the fetched classpath once made both
+    silent: the files existed and stayed empty.
+    """
+    started = {"kafka": "Kafka Server started", "connect": "Kafka Connect started"}
+    for name, line in started.items():
+        log = stack.paths.logs / f"{name}.app.log"
+        text = "".join(
+            p.read_text(errors="replace") for p in sorted(log.parent.glob(log.name + "*"))
+        )
+        assert line in text, f"{log} lacks {line!r}; it holds {len(text)} characters"
+
+
 def test_postgres_is_ready_for_logical_decoding(stack: LocalStack, settings: Settings) -> None:
     with psycopg.connect(settings.source.dsn()) as conn:
         assert conn.execute("SHOW wal_level").fetchone() == ("logical",)

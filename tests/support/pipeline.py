@@ -57,7 +57,13 @@ def wait_streaming(settings: Settings, timeout_s: float = 180.0) -> None:
     topic = "shop.public.cdcflow_heartbeat"
     consumer = Consumer(
         settings.kafka.client_config("consumer")
-        | {"group.id": f"it-wait-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest"}
+        | {
+            "group.id": f"it-wait-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            # On a new cluster the topic appears with the first change; a pattern
+            # subscription sees it at the next metadata refresh (default: 5 min).
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
     )
     consumer.subscribe([f"^{topic.replace('.', '[.]')}$"])
     deadline = time.monotonic() + timeout_s
