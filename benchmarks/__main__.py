@@ -53,6 +53,12 @@ def main() -> None:
         help="latency: run with the bench connector's poll.interval.ms set to this (default: as shipped)",
     )
     parser.add_argument(
+        "--latency-modes",
+        default="transformer,sequential",
+        help="latency: transformer (commit overlapped, the default) and/or sequential "
+        "(transformer.overlap_commit=false), each measured at every rate",
+    )
+    parser.add_argument(
         "--processes", default="1,2,4", help="scaling: transformer processes, comma-separated"
     )
     parser.add_argument(
@@ -72,7 +78,8 @@ def main() -> None:
         hotpath.main(args.sample)
     if "latency" in which:
         rates = [float(r) for r in args.rates.split(",") if r.strip()]
-        latency.main(rates, args.duration, args.debezium_poll_ms)
+        modes = tuple(m.strip() for m in args.latency_modes.split(",") if m.strip())
+        latency.main(rates, args.duration, args.debezium_poll_ms, modes)
     if "scaling" in which:
         scaling.main([int(n) for n in args.processes.split(",") if n.strip()])
     if "replay" in which:

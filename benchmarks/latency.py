@@ -117,22 +117,26 @@ class Arrivals(threading.Thread):
         consumer.close()
 
 
-def _transformer(group: str) -> tuple[subprocess.Popen[bytes], str]:
+def _transformer(group: str, mode: str) -> tuple[subprocess.Popen[bytes], str]:
     report = str(RESULTS / f".{group}.json")
     proc = subprocess.Popen(
-        drain_command(group, report, idle=1e9),
+        drain_command(group, report, idle=1e9, mode=mode),
         start_new_session=True,
     )
     return proc, report
 
 
 def run_rate(
-    settings: Settings, source: BenchSource, rate: float, duration: float
+    settings: Settings,
+    source: BenchSource,
+    rate: float,
+    duration: float,
+    mode: str = "transformer",
 ) -> dict[str, Any]:
     group = f"{NAME}-lat-{uuid.uuid4().hex[:6]}"
     cdc = cdc_topics(settings)
     commit_group_at_end(settings, group, cdc)
-    proc, report = _transformer(group)
+    proc, report = _transformer(group, mode)
     events = topics_matching(settings, rf"^{re.escape(EVENT_DOMAIN)}\..*\.events$")
     cdc_arrivals = Arrivals(settings, cdc, "cdc")
     event_arrivals = Arrivals(settings, events, "events")
@@ -214,6 +218,7 @@ def run_rate(
         added.append((max(ev) - cdc_at) * 1000)
     result: dict[str, Any] = {
         "target_rate": rate,
+        "mode": mode,
         "achieved_rate": round(achieved, 1),
         "duration_s": duration,
         "operations": len(commits),
@@ -260,7 +265,10 @@ def bursts(batches: list[tuple[float, int]], gap_s: float = 0.02) -> dict[str, A
 
 
 def main(
-    rates: list[float], duration: float, debezium_poll_ms: int | None = None
+    rates: list[float],
+    duration: float,
+    debezium_poll_ms: int | None = None,
+    modes: tuple[str, ...] = ("transformer",),
 ) -> dict[str, Any]:
     settings = bench_settings(f"{NAME}-probe")
     source = BenchSource(settings)
@@ -277,7 +285,9 @@ def main(
         # what the transformer adds when records arrive in smaller bursts.
         source.set_config({**shipped, "poll.interval.ms": str(debezium_poll_ms)})
     try:
-        runs = [run_rate(settings, source, rate, duration) for rate in rates]
+        runs = [
+            run_rate(settings, source, rate, duration, mode) for mode in modes for rate in rates
+        ]
     finally:
         if debezium_poll_ms is not None:
             source.set_config(shipped)
@@ -298,7 +308,8 @@ def main(
             p = r[key]
             rows.append(
                 [
-                    f"{r['target_rate']:,.0f}/s ({r['achieved_rate']:,.0f} reached)",
+                    f"{r['target_rate']:,.0f}/s ({r['achieved_rate']:,.0f} reached)"
+                    + ("" if r["mode"] == "transformer" else f", {r['mode']}"),
                     label,
                     p["n"],
                     round(p["p50"], 1),

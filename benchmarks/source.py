@@ -26,16 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row, tuple_row
+from psycopg.rows import tuple_row
 
 from benchmarks.common import CDC_PREFIX, NAME, record_count, say, topics_matching
 from pipeline.connect import ConnectClient, parse_connector_file, wait_for_state
-from pipeline.connect.pg import drop_slot
 from pipeline.domains.shop.source import apply_schema, seed
 from pipeline.domains.shop.workload import Workload
 from pipeline.errors import ConnectError
 from pipeline.settings import Settings
-from pipeline.stack import LocalStack
+from pipeline.stack.scratch import ScratchSource, repointed
 
 DATABASE = NAME
 SLOT = NAME
@@ -55,21 +54,7 @@ def connector_config(settings: Settings) -> dict[str, str]:
     from benchmarks.common import REPO
 
     config = dict(parse_connector_file(REPO / SHOP_CONNECTOR_FILE).config)
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        # The routing predicates and the topic router name the shop's topics.
-        out[key] = value.replace(r"shop\.public", rf"{CDC_PREFIX}\.public").replace(
-            "shop.public.", f"{CDC_PREFIX}.public."
-        )
-    out.update(
-        {
-            "database.dbname": DATABASE,
-            "topic.prefix": CDC_PREFIX,
-            "slot.name": SLOT,
-            "publication.name": SLOT,
-        }
-    )
-    return out
+    return repointed(config, database=DATABASE, prefix=CDC_PREFIX, slot=SLOT)
 
 
 @dataclass
@@ -106,7 +91,7 @@ class BenchSource:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.stack = LocalStack(settings)
+        self.scratch = ScratchSource(settings, DATABASE, SLOT)
         self.connect = ConnectClient.from_settings(settings.connect)
         # Connect keeps a source connector's offsets under its name after it is deleted:
         # each pre-load's connector has a name of its own, so it starts with a snapshot.
@@ -118,17 +103,7 @@ class BenchSource:
     def db(
         self, database: str = DATABASE, user: str = "cdcflow", rows: Any = tuple_row
     ) -> psycopg.Connection[Any]:
-        src = self.settings.source
-        password = self.stack.paths.password("debezium") if user == "debezium" else src.secret()
-        return psycopg.connect(
-            host=src.host,
-            port=src.port,
-            dbname=database,
-            user=user,
-            password=password,
-            autocommit=True,
-            row_factory=rows,
-        )
+        return self.scratch.db(database, user=user, rows=rows)
 
     # ------------------------------------------------------------ life cycle
 
@@ -149,24 +124,7 @@ class BenchSource:
                     raise TimeoutError(f"connector {name} still listed after 60 s")
                 time.sleep(0.5)
         self.connector = f"{CONNECTOR_PREFIX}{uuid.uuid4().hex[:6]}"
-        base = self.settings.source.database
-        deadline = time.monotonic() + 90
-        while True:
-            with self.db(base, user="debezium", rows=dict_row) as conn:
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND usename = 'debezium' AND pid <> pg_backend_pid()",
-                    (DATABASE,),
-                )
-                drop_slot(conn, SLOT, wait_s=30)
-            try:
-                with self.db(base) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-                break
-            except (psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        self.scratch.drop()
         delete_topics(
             self.settings,
             topics_matching(
@@ -191,13 +149,13 @@ class BenchSource:
 
     def create(self) -> None:
         """The database with the shop's schema and seed rows; the connector, snapshot done."""
-        with self.db(self.settings.source.database) as conn:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
-            # Debezium creates the filtered publication: it needs CREATE on the database.
-            conn.execute(f'GRANT CREATE ON DATABASE "{DATABASE}" TO debezium')
-        with self.db() as conn:
+
+        def load(conn: psycopg.Connection[Any]) -> None:
             apply_schema(conn)
             seed(conn)
+
+        self.scratch.create(load)
+        with self.db() as conn:
             seeded = sum(
                 int(row[0])
                 for row in conn.execute(

@@ -68,7 +68,7 @@ class Passthrough(Transformer):
 
 
 def build(mode: str, settings: Settings, instance: str) -> Transformer:
-    if mode == "transformer":
+    if mode in ("transformer", "sequential"):
         return build_transformer(settings, instance=instance, metrics=Metrics())
     serializer = EventSerializer(
         SchemaRegistryClient(settings.registry.client_config()), settings.transformer.schemas_dir
@@ -145,6 +145,8 @@ def instrument(t: Transformer, stages: Stages) -> None:
 
 def drain(args: argparse.Namespace) -> None:
     use_event_domain()
+    if args.mode == "sequential":  # the transformer with its commit not overlapped
+        os.environ["CDCFLOW_TRANSFORMER__OVERLAP_COMMIT"] = "false"
     settings = bench_settings(args.group, instance_prefix=args.group)
     t = build(args.mode, settings, args.instance)
     stages = Stages()
@@ -163,8 +165,8 @@ def drain(args: argparse.Namespace) -> None:
     next_sample = 0
     consume = t.consume
 
-    def consume_and_note() -> list[Message]:
-        msgs = consume()
+    def consume_and_note(*args: Any, **kwargs: Any) -> list[Message]:
+        msgs = consume(*args, **kwargs)
         if msgs and state["first_at"] is None:
             state["first_at"] = time.time()
         return msgs
@@ -175,7 +177,7 @@ def drain(args: argparse.Namespace) -> None:
         nonlocal next_sample
         state["records"] += res.records
         state["events"] += (
-            sum(res.produced.values()) if args.mode == "transformer" else len(res.out)
+            sum(res.produced.values()) if args.mode != "passthrough" else len(res.out)
         )
         state["batches"] += 1
         state["last_at"] = time.time()
@@ -256,7 +258,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("drain")
-    d.add_argument("--mode", choices=["transformer", "passthrough"], default="transformer")
+    d.add_argument(
+        "--mode",
+        choices=["transformer", "sequential", "passthrough"],
+        default="transformer",
+        help="sequential: the transformer with transformer.overlap_commit off",
+    )
     d.add_argument("--group", required=True)
     d.add_argument("--instance", default="0")
     d.add_argument("--report", required=True)

@@ -253,8 +253,15 @@ class TransformerSettings(_Section):
     topics: str = Field(r"^shop\.public\..*", description="regex of CDC topics to consume")
     dead_letter_topic: str = "cdcflow.dlq"
     event_topic_partitions: int = Field(6, ge=1)
-    batch_size: int = Field(500, ge=1)
-    batch_timeout_ms: int = Field(100, ge=1)
+    batch_size: int = Field(
+        500,
+        ge=1,
+        description="most CDC records in one transaction (a batch takes what is fetched, never waits to fill)",
+    )
+    overlap_commit: bool = Field(
+        True,
+        description="process the next batch while the previous batch's transaction commits",
+    )
     transactional_id: str = Field(
         "cdcflow-transformer", description="prefix of the transactional.id"
     )

@@ -27,6 +27,18 @@ The commit protocol — each step is a method below, named after it:
 A crash at any point leaves the batch either entirely committed (events,
 dead letters and offsets) or entirely invisible to ``read_committed``
 consumers, and the next owner starts from the last committed offsets.
+
+**Overlap** (``transformer.overlap_commit``, on by default): steps 3-6 of
+batch *n* wait mostly on the brokers (the transaction and group
+coordinators' round trips), so batch *n+1* is consumed first and processed
+(step 2, which produces nothing) in a worker thread meanwhile. Batch *n+1*'s
+de-duplication marks are kept apart from batch *n*'s (:mod:`.dedup`, sealed
+per batch), so batch *n*'s offsets carry only its own marks. If batch *n*
+aborts, batch *n+1* is thrown away with it and both are consumed again from
+batch *n*'s first offsets. Transactions still begin and commit one at a
+time, in order. Before partitions are revoked, a batch processed but not
+yet committed is committed in the revocation callback; when partitions are
+lost (the member was dropped from the group) it is thrown away.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +62,7 @@ from pipeline.events import DomainEvent
 from pipeline.mapping import Rules, map_change
 from pipeline.serde import EventSerializer, RegistryUnavailable
 from pipeline.settings import Settings
-from pipeline.transformer.dedup import TP, SourceDedup
+from pipeline.transformer.dedup import TP, Position, SourceDedup
 from pipeline.transformer.dlq import OutRecord, dead_letter
 from pipeline.transformer.metrics import Metrics
 from pipeline.transformer.watchdog import CallHung, bounded
@@ -85,6 +98,8 @@ class BatchResult:
     first: dict[TP, int] = field(default_factory=dict)
     next_offsets: dict[TP, int] = field(default_factory=dict)
     commit_ts_ms: list[int] = field(default_factory=list)
+    marks: dict[TP, Position] | None = None
+    """The batch's de-duplication marks (sealed when processing ends); None: not de-duplicated."""
 
     @property
     def records(self) -> int:
@@ -125,6 +140,10 @@ class Transformer:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._last_lag_check = 0.0
+        # A batch processed whose transaction has not begun (overlap mode).
+        self._held: BatchResult | None = None
+        self._on_batch: Callable[[BatchResult], None] | None = None
+        self._worker: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -201,7 +220,7 @@ class Transformer:
             [self.cfg.topics],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
         log.info("transformer %s subscribed to %s", self.transactional_id, self.cfg.topics)
 
@@ -255,6 +274,23 @@ class Transformer:
         raise AssertionError("unreachable")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # A batch processed but not committed is committed while the partitions are
+        # still ours (if that fails, it is rewound and the next owner redoes it).
+        held, self._held = self._held, None
+        if held is not None:
+            log.info("committing the processed batch of %d records before revocation", held.records)
+            self._commit_and_report(held)
+        self._forget(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The partitions are someone else's already: a batch not committed is dropped.
+        held, self._held = self._held, None
+        if held is not None:
+            log.warning("partitions lost: dropping the processed batch of %d records", held.records)
+            self.dedup.rollback()
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.dedup.forget((tp.topic, tp.partition))
             self._assigned.discard((tp.topic, tp.partition))
@@ -277,22 +313,64 @@ class Transformer:
         """
         if self._consumer is None:
             self.open()
+        self._on_batch = on_batch
+        if self.cfg.overlap_commit and self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="cdcflow-process")
         try:
             while not stop.is_set():
                 self.metrics.last_loop = time.monotonic()
-                msgs = self.consume()
-                if msgs:
+                # With a batch held, take only what is fetched already: the held
+                # batch must not wait for new records.
+                msgs = self.consume(wait=self._held is None)
+                held, self._held = self._held, None  # (a revocation in consume committed it)
+                if held is not None:
+                    self._overlapped(held, msgs, stop)
+                elif msgs:
                     result = self.process_with_retry(msgs, stop)
-                    if result is not None and self.commit(result) and on_batch:
-                        on_batch(result)
+                    if result is not None:
+                        if self._worker is not None:
+                            self._held = result  # committed next turn, overlapped
+                        else:
+                            self._commit_and_report(result)
                 self._update_lag()
+            held, self._held = self._held, None
+            if held is not None:  # stopping: what is processed is committed
+                self._commit_and_report(held)
         finally:
             self.close()
 
-    def consume(self) -> list[Message]:
-        """Step 1."""
+    def _overlapped(self, held: BatchResult, msgs: list[Message], stop: threading.Event) -> None:
+        """Steps 3-6 of ``held`` here, step 2 of ``msgs`` in the worker thread meanwhile."""
+        assert self._worker is not None
+        future: Future[BatchResult | None] | None = None
+        if msgs:
+            future = self._worker.submit(self.process_with_retry, msgs, stop)
+        try:
+            committed = self._commit_and_report(held)
+        except BaseException:
+            if future is not None:
+                future.exception()  # wait for the worker; the commit's error goes on
+            raise
+        following = future.result() if future is not None else None
+        if committed:
+            self._held = following
+            return
+        # ``held`` aborted and was rewound: what was processed after it goes too,
+        # and is consumed again from the first offsets ``held`` did not cover.
+        if following is not None:
+            self._rewind({tp: o for tp, o in following.first.items() if tp not in held.first})
+        self.dedup.rollback()
+
+    def _commit_and_report(self, res: BatchResult) -> bool:
+        ok = self.commit(res)
+        if ok and self._on_batch is not None:
+            self._on_batch(res)
+        return ok
+
+    def consume(self, wait: bool = True) -> list[Message]:
+        """Step 1 (``wait=False``: only records fetched already)."""
         assert self._consumer is not None
-        first = self._consumer.consume(1, self.poll_timeout_s)
+        first = self._consumer.consume(1, self.poll_timeout_s if wait else 0)
         if not first:
             return []
         rest = self._consumer.consume(self.cfg.batch_size - 1, 0) if self.cfg.batch_size > 1 else []
@@ -323,7 +401,7 @@ class Transformer:
             try:
                 return self.process(msgs)
             except RegistryUnavailable as exc:
-                self.dedup.rollback()
+                self.dedup.discard_pending()
                 log.warning("%s; retrying the batch of %d records in %.0fs", exc, len(msgs), delay)
                 if stop.wait(delay):
                     self._rewind(self._first_offsets(msgs))
@@ -373,6 +451,7 @@ class Transformer:
                     err.stage,
                     err.reason,
                 )
+        res.marks = self.dedup.seal()
         return res
 
     def _one(self, msg: Message, tp: TP, res: BatchResult) -> None:
@@ -433,7 +512,9 @@ class Transformer:
             producer.begin_transaction()  # 3
             for rec in res.out:  # 4
                 self._produce(rec)
-            offsets = [self._offset(t, p, off) for (t, p), off in res.next_offsets.items()]
+            offsets = [
+                self._offset(t, p, off, res.marks) for (t, p), off in res.next_offsets.items()
+            ]
             group = self._consumer.consumer_group_metadata()
             bounded(
                 lambda: producer.send_offsets_to_transaction(offsets, group, 30),
@@ -467,12 +548,15 @@ class Transformer:
             )
             self._abort(res)
             return False
-        self.dedup.commit()
+        if res.marks is not None:
+            self.dedup.commit(res.marks)
         self._count(res, time.monotonic() - started)
         return True
 
-    def _offset(self, topic: str, partition: int, offset: int) -> TopicPartition:
-        mark = self.dedup.metadata((topic, partition))
+    def _offset(
+        self, topic: str, partition: int, offset: int, marks: dict[TP, Position] | None
+    ) -> TopicPartition:
+        mark = self.dedup.metadata((topic, partition), marks)
         if mark is None:
             return TopicPartition(topic, partition, offset)
         return TopicPartition(topic, partition, offset, metadata=mark)
@@ -558,6 +642,10 @@ class Transformer:
 
     def close(self) -> None:
         """Leave the group and release the clients (idempotent)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        self._held = None
         if self._consumer is not None:
             try:
                 self._consumer.close()

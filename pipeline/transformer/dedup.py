@@ -43,16 +43,27 @@ def position_of(change: Change) -> Position | None:
 
 
 class SourceDedup:
-    """High-water marks per input partition, with a pending part for the open batch."""
+    """High-water marks per input partition, in three layers.
+
+    - *committed*: marks whose transaction committed (or were restored from Kafka);
+    - *sealed*: one set of marks per batch that is processed and whose
+      transaction is not committed yet, oldest first (with the commit
+      overlapped with processing, the next batch is processed meanwhile);
+    - *pending*: the marks of the batch being processed.
+
+    A change is a repeat when it is at or below the newest mark of its
+    partition in any layer: the batches ahead of it will either commit, or
+    all be rolled back and processed again.
+    """
 
     def __init__(self) -> None:
         self._committed: dict[TP, Position] = {}
+        self._sealed: list[dict[TP, Position]] = []
         self._pending: dict[TP, Position] = {}
 
     def restore(self, tp: TP, metadata: str | None) -> None:
         """Set a partition's mark from its committed offset metadata (as written by :meth:`metadata`)."""
-        self._committed.pop(tp, None)
-        self._pending.pop(tp, None)
+        self.forget(tp)
         if not metadata:
             return
         try:
@@ -62,11 +73,20 @@ class SourceDedup:
             return  # metadata written by someone else: start without a mark
 
     def forget(self, tp: TP) -> None:
+        """Drop every mark of a partition (it was revoked)."""
         self._committed.pop(tp, None)
         self._pending.pop(tp, None)
+        for layer in self._sealed:
+            layer.pop(tp, None)
 
     def mark(self, tp: TP) -> Position | None:
-        return self._pending.get(tp, self._committed.get(tp))
+        """The partition's newest mark, in whichever layer."""
+        if tp in self._pending:
+            return self._pending[tp]
+        for layer in reversed(self._sealed):
+            if tp in layer:
+                return layer[tp]
+        return self._committed.get(tp)
 
     def is_repeat(self, tp: TP, change: Change) -> bool:
         """True when ``change`` is at or below the partition's mark; else advance the mark."""
@@ -79,14 +99,51 @@ class SourceDedup:
         self._pending[tp] = pos
         return False
 
-    def metadata(self, tp: TP) -> str | None:
-        """Offset metadata that carries the partition's mark (pending included)."""
-        hw = self.mark(tp)
+    def seal(self) -> dict[TP, Position]:
+        """End the batch being processed: its marks wait for its transaction.
+
+        Returns the batch's marks, the token :meth:`metadata` and :meth:`commit` take.
+        """
+        marks = self._pending
+        self._sealed.append(marks)
+        self._pending = {}
+        return marks
+
+    def metadata(self, tp: TP, batch: dict[TP, Position] | None) -> str | None:
+        """Offset metadata carrying the partition's mark as of the end of ``batch``.
+
+        Marks of batches processed after ``batch`` are not included: they are
+        committed with their own transaction. ``None``: a batch that was not
+        de-duplicated; the committed mark is carried on.
+        """
+        hw = batch.get(tp) if batch is not None else self._committed.get(tp)
+        if hw is None and batch is not None:
+            older = self._sealed[: self._index(batch)]
+            hw = next((m[tp] for m in reversed(older) if tp in m), self._committed.get(tp))
         return json.dumps({_META_KEY: list(hw)}, separators=(",", ":")) if hw else None
 
-    def commit(self) -> None:
-        self._committed.update(self._pending)
-        self._pending.clear()
+    def commit(self, batch: dict[TP, Position]) -> None:
+        """``batch``'s transaction committed: its marks are the committed ones now."""
+        if self._index(batch) != 0:
+            raise AssertionError("batches commit in the order they were sealed")
+        self._committed.update(self._sealed.pop(0))
 
     def rollback(self) -> None:
-        self._pending.clear()
+        """A transaction aborted: every batch not committed is processed again, marks and all."""
+        self._pending = {}
+        self._sealed.clear()
+
+    def discard_pending(self) -> None:
+        """The batch being processed starts over (the registry did not answer)."""
+        self._pending = {}
+
+    @property
+    def uncommitted(self) -> int:
+        """Batches sealed whose transactions have not committed."""
+        return len(self._sealed)
+
+    def _index(self, batch: dict[TP, Position]) -> int:
+        for i, layer in enumerate(self._sealed):
+            if layer is batch:
+                return i
+        raise AssertionError("not a sealed batch of this de-duplication state")

@@ -38,10 +38,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
-from psycopg.rows import dict_row
 
 from pipeline.connect import ConnectClient, parse_connector_file, wait_for_state
-from pipeline.connect.pg import drop_slot
 from pipeline.contracts.catalog import discover_events
 from pipeline.contracts.generate import render, schema_for
 from pipeline.contracts.naming import event_subject, event_topic, schema_path
@@ -51,6 +49,7 @@ from pipeline.events import DomainEvent
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import LocalStack
+from pipeline.stack.scratch import ScratchSource, repointed
 from pipeline.transformer import Metrics, Transformer, build_transformer
 from tests.domains.fidelity.events import _FidelityEvent
 
@@ -85,13 +84,9 @@ def connector_config(
     heartbeat are left out.
     """
     base = parse_connector_file(SHOP_CONNECTOR).config
-    config = {k: v for k, v in base.items() if not _SHOP_ONLY.match(k)}
+    config = repointed(base, database=database, prefix=prefix, slot=slot, drop=_SHOP_ONLY)
     config.update(
         {
-            "database.dbname": database,
-            "topic.prefix": prefix,
-            "slot.name": slot,
-            "publication.name": slot,
             "table.include.list": ",".join(re.escape(t) for t in tables),
             # One partition per CDC topic: the records of a table keep one order,
             # so "the records after a poison record" is well defined.
@@ -160,31 +155,21 @@ class PipelineRun:
         self._registry = SchemaRegistryClient(self.settings.registry.client_config())
         self._deserialize = reader(self._registry)
         self._schema_sql = schema_sql
+        self.source = ScratchSource(self.settings, self.database, self.slot)
 
     # ------------------------------------------------------------ the source
 
     def db(self, *, user: str = "cdcflow", database: str | None = None) -> psycopg.Connection[Any]:
         """An autocommit connection to this run's database (or ``database``), rows as dicts."""
-        src = self.settings.source
-        password = self.stack.paths.password("debezium") if user == "debezium" else src.secret()
-        return psycopg.connect(
-            host=src.host,
-            port=src.port,
-            dbname=database or self.database,
-            user=user,
-            password=password,
-            autocommit=True,
-            row_factory=dict_row,
-        )
+        return self.source.db(database, user=user)
 
     def create_database(self) -> None:
         """Create the run's database and load the domain's ``schema.sql`` into it."""
-        with self.db(database=self.settings.source.database) as conn:
-            conn.execute(f'CREATE DATABASE "{self.database}"')
-            # Debezium creates the filtered publication: it needs CREATE on the database.
-            conn.execute(f'GRANT CREATE ON DATABASE "{self.database}" TO debezium')
-        with self.db() as conn:
+
+        def load(conn: psycopg.Connection[Any]) -> None:
             conn.execute(self._schema_sql.read_text())
+
+        self.source.create(load)
 
     # ------------------------------------------------------------ the connector
 
@@ -404,33 +389,7 @@ class PipelineRun:
             time.sleep(0.5)
 
     def _drop_source(self) -> None:
-        """Drop the replication slot, then the database, retrying while the connector winds down.
-
-        Connect stops a deleted connector's task in the background: for a while it
-        may hold a session in the database, or even take its slot again. Once the
-        database is gone no slot can be left: PostgreSQL does not drop a database
-        that a replication slot (active or not) belongs to.
-        """
-        base = self.settings.source.database
-        deadline = time.monotonic() + 90
-        while True:
-            with self.db(user="debezium", database=base) as conn:
-                # Only debezium itself (or a superuser) may end its sessions; the
-                # database owner's DROP ... WITH (FORCE) may not.
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND usename = 'debezium' AND pid <> pg_backend_pid()",
-                    (self.database,),
-                )
-                drop_slot(conn, self.slot, wait_s=30)
-            try:
-                with self.db(database=base) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-                return
-            except (psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        self.source.drop()
 
     def _delete_topics(self) -> None:
         mine = [

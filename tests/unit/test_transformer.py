@@ -113,16 +113,50 @@ def test_marks_survive_through_offset_metadata_and_roll_back() -> None:
     tp = ("t", 3)
     change = decode_record(_msg(0, lsn=5000).value(), topic="shop.public.customers")
     assert not dedup.is_repeat(tp, change)  # type: ignore[arg-type]
-    metadata = dedup.metadata(tp)
+    batch = dedup.seal()
+    metadata = dedup.metadata(tp, batch)
     dedup.rollback()  # the transaction aborted: the mark is forgotten
-    assert dedup.metadata(tp) is None
+    assert dedup.mark(tp) is None
     assert not dedup.is_repeat(tp, change)  # type: ignore[arg-type]
-    dedup.commit()
+    dedup.commit(dedup.seal())
     restored = SourceDedup()
     restored.restore(tp, metadata)
     assert restored.is_repeat(tp, change)  # type: ignore[arg-type]
     restored.restore(tp, "written by another tool")
     assert restored.mark(tp) is None
+
+
+def _change(lsn: int) -> Any:
+    return decode_record(_msg(0, lsn=lsn).value(), topic="shop.public.customers")
+
+
+def test_the_next_batch_is_deduplicated_while_the_previous_one_commits() -> None:
+    """Commit overlapped with processing: batch 2 is processed before batch 1 commits."""
+    dedup = SourceDedup()
+    tp, other = ("t", 0), ("t", 1)
+    assert not dedup.is_repeat(tp, _change(1000))
+    assert not dedup.is_repeat(other, _change(1500))
+    first = dedup.seal()  # batch 1 processed; its transaction is in flight
+    assert dedup.is_repeat(tp, _change(1000))  # a re-send of batch 1's change
+    assert not dedup.is_repeat(tp, _change(2000))
+    second = dedup.seal()
+    # Batch 1's offsets carry batch 1's marks, not batch 2's.
+    def hw(lsn: int) -> str:
+        commit_lsn, own = position_of(_change(lsn))  # type: ignore[misc]
+        return f'{{"hw":[{commit_lsn},{own}]}}'
+
+    assert dedup.metadata(tp, first) == hw(1000)
+    assert dedup.metadata(tp, second) == hw(2000)
+    assert dedup.metadata(other, second) == hw(1500)  # from the batch before
+    with pytest.raises(AssertionError):
+        dedup.commit(second)  # out of order
+    dedup.commit(first)
+    assert dedup.uncommitted == 1
+    dedup.rollback()  # batch 2 aborted: back to batch 1's marks
+    assert dedup.mark(tp) == position_of(_change(1000))
+    assert not dedup.is_repeat(tp, _change(2000))
+    dedup.discard_pending()  # the registry did not answer: batch 2 starts over
+    assert dedup.mark(tp) == position_of(_change(1000))
 
 
 def test_snapshot_rows_are_never_dropped_by_position() -> None:
