@@ -179,6 +179,18 @@ def stage_rows(report: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one transformer drain."""
+    return {
+        "records": report["records"],
+        "events": report["events"],
+        "seconds": round(report["last_at"] - report["first_at"], 2),
+        "records_per_second": round(rate(report)),
+        "events_per_second": round(rate(report, "events")),
+        "cpu_seconds": round(report["cpu_seconds"], 1),
+    }
+
+
 def main(records: int, *, reuse: bool) -> dict[str, Any]:
     settings = bench_settings(f"{NAME}-probe")
     have, capture = preload(records, reuse=reuse)
@@ -201,24 +213,9 @@ def main(records: int, *, reuse: bool) -> dict[str, Any]:
     tx, seq, raw = reports["transformer"], reports["sequential"], reports["passthrough"]
     debezium = float(capture["records_per_second"])
     figures = {
-        "transformer": {
-            "records": tx["records"],
-            "events": tx["events"],
-            "seconds": round(tx["last_at"] - tx["first_at"], 2),
-            "records_per_second": round(rate(tx)),
-            "events_per_second": round(rate(tx, "events")),
-            "cpu_seconds": round(tx["cpu_seconds"], 1),
-            "gc_collections": tx["gc_collections"],
-            "totals": tx["totals"],
-        },
-        "sequential": {
-            "records": seq["records"],
-            "events": seq["events"],
-            "seconds": round(seq["last_at"] - seq["first_at"], 2),
-            "records_per_second": round(rate(seq)),
-            "events_per_second": round(rate(seq, "events")),
-            "cpu_seconds": round(seq["cpu_seconds"], 1),
-        },
+        "transformer": summary(tx)
+        | {"gc_collections": tx["gc_collections"], "totals": tx["totals"]},
+        "sequential": summary(seq),
         "overlap_gain": round(rate(tx) / rate(seq), 3) if rate(seq) else None,
         "passthrough": {
             "records": raw["records"],

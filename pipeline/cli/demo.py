@@ -115,6 +115,9 @@ class _SampleTail(threading.Thread):
                 "auto.offset.reset": "latest",
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
+                # On a fresh stack the event topics are created as the transformer
+                # starts, after this subscription: see them within a second.
+                "topic.metadata.refresh.interval.ms": 1000,
             }
         )
         decode = EventDeserializer(SchemaRegistryClient(self.settings.registry.client_config()))
