@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from psycopg.rows import RowFactory, dict_row
+from psycopg.rows import RowFactory, dict_row, tuple_row
 
 from pipeline.connect.pg import drop_slot
 from pipeline.settings import Settings
@@ -64,12 +64,15 @@ class ScratchSource:
         )
 
     def create(self, load: Callable[[psycopg.Connection[Any]], None]) -> None:
-        """Create the database, let the connector's login create its publication, run ``load``."""
+        """Create the database, let the connector's login create its publication, run ``load``.
+
+        ``load`` gets a connection to the new database with plain tuple rows.
+        """
         with self.db(self.settings.source.database) as conn:
             conn.execute(f'CREATE DATABASE "{self.database}"')
             # Debezium creates the filtered publication: it needs CREATE on the database.
             conn.execute(f'GRANT CREATE ON DATABASE "{self.database}" TO debezium')
-        with self.db() as conn:
+        with self.db(rows=tuple_row) as conn:
             load(conn)
 
     def drop(self, timeout_s: float = 90.0) -> None:
