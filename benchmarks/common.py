@@ -31,7 +31,9 @@ from pipeline.contracts.registry import ContractRegistry
 from pipeline.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+# Where the JSON results go; CDCFLOW_BENCH_RESULTS moves them (the test suite's
+# small run must not overwrite a developer's figures).
+RESULTS = Path(os.environ.get("CDCFLOW_BENCH_RESULTS") or REPO / "benchmarks" / "results")
 
 NAME = "cdcbench"
 """Prefix of everything the benchmarks create."""

@@ -140,6 +140,7 @@ def test_the_next_batch_is_deduplicated_while_the_previous_one_commits() -> None
     assert dedup.is_repeat(tp, _change(1000))  # a re-send of batch 1's change
     assert not dedup.is_repeat(tp, _change(2000))
     second = dedup.seal()
+
     # Batch 1's offsets carry batch 1's marks, not batch 2's.
     def hw(lsn: int) -> str:
         commit_lsn, own = position_of(_change(lsn))  # type: ignore[misc]
