@@ -68,7 +68,7 @@ class Passthrough(Transformer):
 
 
 def build(mode: str, settings: Settings, instance: str) -> Transformer:
-    if mode in ("transformer", "sequential"):
+    if mode in ("transformer", "overlapped"):
         return build_transformer(settings, instance=instance, metrics=Metrics())
     serializer = EventSerializer(
         SchemaRegistryClient(settings.registry.client_config()), settings.transformer.schemas_dir
@@ -145,8 +145,8 @@ def instrument(t: Transformer, stages: Stages) -> None:
 
 def drain(args: argparse.Namespace) -> None:
     use_event_domain()
-    if args.mode == "sequential":  # the transformer with its commit not overlapped
-        os.environ["CDCFLOW_TRANSFORMER__OVERLAP_COMMIT"] = "false"
+    if args.mode == "overlapped":  # the transformer with its commit overlapped
+        os.environ["CDCFLOW_TRANSFORMER__OVERLAP_COMMIT"] = "true"
     settings = bench_settings(args.group, instance_prefix=args.group)
     t = build(args.mode, settings, args.instance)
     stages = Stages()
@@ -260,9 +260,9 @@ def main() -> None:
     d = sub.add_parser("drain")
     d.add_argument(
         "--mode",
-        choices=["transformer", "sequential", "passthrough"],
+        choices=["transformer", "overlapped", "passthrough"],
         default="transformer",
-        help="sequential: the transformer with transformer.overlap_commit off",
+        help="overlapped: the transformer with transformer.overlap_commit on",
     )
     d.add_argument("--group", required=True)
     d.add_argument("--instance", default="0")

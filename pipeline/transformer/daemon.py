@@ -28,10 +28,13 @@ A crash at any point leaves the batch either entirely committed (events,
 dead letters and offsets) or entirely invisible to ``read_committed``
 consumers, and the next owner starts from the last committed offsets.
 
-**Overlap** (``transformer.overlap_commit``, on by default): steps 3-6 of
+**Overlap** (``transformer.overlap_commit``, off by default): steps 3-6 of
 batch *n* wait mostly on the brokers (the transaction and group
-coordinators' round trips), so batch *n+1* is consumed first and processed
-(step 2, which produces nothing) in a worker thread meanwhile. Batch *n+1*'s
+coordinators' round trips), so batch *n+1* is consumed first and, when the
+transformer is behind (batch *n+1* at least half of ``batch_size``),
+processed (step 2, which produces nothing) in a worker thread meanwhile.
+When it keeps up, batch *n* is committed first: sharing the interpreter would
+slow the commit more than the overlap saves. Batch *n+1*'s
 de-duplication marks are kept apart from batch *n*'s (:mod:`.dedup`, sealed
 per batch), so batch *n*'s offsets carry only its own marks. If batch *n*
 aborts, batch *n+1* is thrown away with it and both are consumed again from
@@ -44,6 +47,7 @@ lost (the member was dropped from the group) it is thrown away.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -144,6 +148,8 @@ class Transformer:
         self._held: BatchResult | None = None
         self._on_batch: Callable[[BatchResult], None] | None = None
         self._worker: ThreadPoolExecutor | None = None
+        # Overlap only when the next batch is at least half full: the transformer is behind.
+        self._overlap_from = max(1, self.cfg.batch_size // 2)
 
     # ------------------------------------------------------------------ set-up
 
@@ -316,6 +322,10 @@ class Transformer:
         self._on_batch = on_batch
         if self.cfg.overlap_commit and self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="cdcflow-process")
+            # The main thread's transaction calls wait on the brokers in short
+            # steps, each needing the interpreter back from the busy worker;
+            # Python hands it over once per switch interval (5 ms by default).
+            sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
         try:
             while not stop.is_set():
                 self.metrics.last_loop = time.monotonic()
@@ -323,9 +333,16 @@ class Transformer:
                 # batch must not wait for new records.
                 msgs = self.consume(wait=self._held is None)
                 held, self._held = self._held, None  # (a revocation in consume committed it)
-                if held is not None:
+                if held is not None and len(msgs) >= self._overlap_from:
                     self._overlapped(held, msgs, stop)
-                elif msgs:
+                    msgs = []
+                elif held is not None and not self._commit_and_report(held):
+                    # (Keeping up: the next batch is small, and committing first is
+                    # faster than sharing the interpreter with it.) ``held`` aborted
+                    # and was rewound: the records consumed after it go too.
+                    self._drop_after_abort(held, self._first_offsets(msgs))
+                    msgs = []
+                if msgs:
                     result = self.process_with_retry(msgs, stop)
                     if result is not None:
                         if self._worker is not None:
@@ -355,10 +372,16 @@ class Transformer:
         if committed:
             self._held = following
             return
-        # ``held`` aborted and was rewound: what was processed after it goes too,
-        # and is consumed again from the first offsets ``held`` did not cover.
-        if following is not None:
-            self._rewind({tp: o for tp, o in following.first.items() if tp not in held.first})
+        # ``held`` aborted and was rewound: what was processed after it goes too.
+        self._drop_after_abort(held, following.first if following is not None else {})
+
+    def _drop_after_abort(self, aborted: BatchResult, after: dict[TP, int]) -> None:
+        """Throw away what was consumed after an aborted batch; it is consumed again.
+
+        ``aborted`` was rewound to its first offsets; partitions only ``after``
+        touched are rewound to their own first offsets here.
+        """
+        self._rewind({tp: o for tp, o in after.items() if tp not in aborted.first})
         self.dedup.rollback()
 
     def _commit_and_report(self, res: BatchResult) -> bool:

@@ -7,7 +7,9 @@ aborted by the coordinator when it times out), and a second process is
 started with the SAME instance name as a running one. The newer process's ``init_transactions``
 fences the older one's producer and its join fences the older static member:
 the older process must stop with exit code 3, and whatever it had in flight
-must never become visible. Afterwards every change's events are checked
+must never become visible. The processes run with ``transformer.overlap_commit``
+on, so a batch processed but not committed is held across these rebalances.
+Afterwards every change's events are checked
 against the database's history (tests/support/oracle.py): no loss, no
 duplicates, order per aggregate intact, nothing dead-lettered.
 
@@ -51,6 +53,10 @@ def test_processes_join_die_and_are_fenced_under_load(
     env = run.transformer.env | {
         "CDCFLOW_TRANSFORMER__GROUP_ID": group,
         "CDCFLOW_TRANSFORMER__TRANSACTIONAL_ID": group,
+        # The other fault tests run the default (each batch committed before the
+        # next is processed); this one runs the overlapped commit, whose held
+        # batches must survive joins, kills and fencing just the same.
+        "CDCFLOW_TRANSFORMER__OVERLAP_COMMIT": "true",
     }
 
     with transformers() as started:

@@ -40,11 +40,11 @@ def test_throughput_benchmark_drains_a_small_preload(
     figures = json.loads(result.read_text())
     captured = figures["debezium_capture"]["records"]
     assert captured >= 2000
-    for mode in ("transformer", "sequential"):
+    for mode in ("transformer", "overlapped"):
         assert figures[mode]["records"] >= captured, mode
         assert figures[mode]["events"] > 0, mode
     # Both transformers turn the same records into the same number of events.
-    assert figures["transformer"]["events"] == figures["sequential"]["events"]
+    assert figures["transformer"]["events"] == figures["overlapped"]["events"]
     assert figures["passthrough"]["records"] >= captured
     assert "Throughput:" in proc.stdout and "vs passthrough" in proc.stdout
     # Nothing of the benchmark is left behind: no bench topics, no bench database.

@@ -1,4 +1,4 @@
-"""The commit overlapped with processing (transformer.overlap_commit), with fake clients.
+"""The commit overlapped with processing (transformer.overlap_commit, off by default), with fake clients.
 
 Batch n+1 is processed while batch n's transaction commits. What must hold:
 transactions begin and commit one at a time, in order; each transaction's
@@ -15,8 +15,12 @@ import json
 import threading
 from typing import Any
 
+import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from pipeline.contracts.catalog import discover_events
+from pipeline.mapping import load_domain
+from pipeline.settings import load_settings
 from pipeline.transformer import Transformer
 from tests.unit.test_transformer import FakeMessage, FakeSerializer, _msg, _transformer
 
@@ -100,10 +104,20 @@ class RecordingProducer:
 
 
 def _wired(
-    batches: list[list[FakeMessage]], producer: RecordingProducer
+    batches: list[list[FakeMessage]], producer: RecordingProducer, overlap_from: int = 1
 ) -> tuple[Transformer, ScriptedConsumer, threading.Event]:
-    t = _transformer(FakeSerializer())
-    assert t.cfg.overlap_commit  # the default
+    """A transformer on fake clients; batches of ``overlap_from`` records or more overlap."""
+    assert not _transformer(FakeSerializer()).cfg.overlap_commit  # off by default
+    domain = "pipeline.domains.shop"
+    settings = load_settings(transformer={"overlap_commit": True})
+    t = Transformer(
+        settings,
+        load_domain(domain),
+        discover_events([domain]),
+        FakeSerializer(),  # type: ignore[arg-type]
+    )
+    assert t._overlap_from == t.cfg.batch_size // 2  # behind: a next batch half full or more
+    t._overlap_from = overlap_from
     stop = threading.Event()
     consumer = ScriptedConsumer(batches, stop)
     t._consumer, t._producer = consumer, producer  # type: ignore[assignment]
@@ -115,14 +129,20 @@ def _hw(metadata: str | None) -> int | None:
     return None if metadata is None else json.loads(metadata)["hw"][1]
 
 
-def test_each_transaction_carries_its_own_batch_marks_in_order() -> None:
+# overlap_from=1: every next batch is processed beside the commit (the transformer is
+# behind); 1000: none is (it keeps up: the held batch is committed first).
+BOTH_PATHS = pytest.mark.parametrize("overlap_from", [1, 1000], ids=["behind", "keeping-up"])
+
+
+@BOTH_PATHS
+def test_each_transaction_carries_its_own_batch_marks_in_order(overlap_from: int) -> None:
     batches = [
         [_msg(0, lsn=100), _msg(1, lsn=200)],
         [_msg(2, lsn=300), _msg(3, lsn=200)],  # offset 3 repeats lsn 200: dropped
         [_msg(4, lsn=400)],
     ]
     producer = RecordingProducer()
-    t, _, stop = _wired(batches, producer)
+    t, _, stop = _wired(batches, producer, overlap_from)
     t.run(stop)
     assert producer.log == ["begin", "commit"] * 3
     assert [[(p, o, _hw(m)) for p, o, m in offs] for offs in producer.offsets] == [
@@ -134,14 +154,15 @@ def test_each_transaction_carries_its_own_batch_marks_in_order() -> None:
     assert t.dedup.uncommitted == 0
 
 
-def test_an_aborted_batch_takes_the_one_processed_meanwhile_with_it() -> None:
+@BOTH_PATHS
+def test_an_aborted_batch_takes_the_one_processed_meanwhile_with_it(overlap_from: int) -> None:
     batches = [
         [_msg(0, lsn=100)],
         [_msg(1, lsn=200), _msg(7, lsn=250, partition=1)],
         [_msg(2, lsn=300)],
     ]
     producer = RecordingProducer(abort_on=1)  # the first batch's commit aborts
-    t, consumer, stop = _wired(batches, producer)
+    t, consumer, stop = _wired(batches, producer, overlap_from)
     t.run(stop)
     # Batch 1 rewound to its first offset; batch 2's partition 1 to its own first.
     assert (TOPIC, 0, 0) in consumer.seeks and (TOPIC, 1, 7) in consumer.seeks
