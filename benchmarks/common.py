@@ -16,7 +16,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,25 +137,6 @@ def topics_matching(settings: Settings, pattern: str) -> list[str]:
     return sorted(t for t in admin(settings).list_topics(timeout=30).topics if regex.search(t))
 
 
-def delete_topics(settings: Settings, topics: Iterable[str]) -> None:
-    names = list(topics)
-    if not names:
-        return
-    client = admin(settings)
-    for future in client.delete_topics(names, operation_timeout=60).values():
-        try:
-            future.result(90)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise
-    # Deletion is asynchronous on the broker: wait until the names are gone.
-    deadline = time.monotonic() + 60
-    while set(names) & set(admin(settings).list_topics(timeout=30).topics):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topics still listed after deletion: {names}")
-        time.sleep(0.5)
-
-
 def ensure_topic(settings: Settings, topic: str, partitions: int) -> None:
     client = admin(settings)  # held: its futures fail once the client is collected
     if topic in client.list_topics(timeout=30).topics:
@@ -217,23 +197,6 @@ def bench_groups(settings: Settings) -> list[str]:
     """Every consumer group the benchmarks made (a static member's outlives its run a while)."""
     listed = admin(settings).list_consumer_groups(request_timeout=30).result()
     return sorted(g.group_id for g in listed.valid if g.group_id.startswith(NAME))
-
-
-def delete_groups(settings: Settings, groups: Iterable[str]) -> None:
-    """Delete consumer groups; a static member's group that is not empty yet is left to expire."""
-    names = list(groups)
-    if not names:
-        return
-    client = admin(settings)
-    for future in client.delete_consumer_groups(names, request_timeout=30).values():
-        try:
-            future.result(30)
-        except KafkaException as exc:
-            if exc.args[0].code() not in (
-                KafkaError.GROUP_ID_NOT_FOUND,
-                KafkaError.NON_EMPTY_GROUP,
-            ):
-                raise
 
 
 # ----------------------------------------------------------------------------- output

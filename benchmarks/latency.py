@@ -46,7 +46,6 @@ from benchmarks.common import (
     RESULTS,
     bench_settings,
     commit_group_at_end,
-    delete_groups,
     drain_command,
     percentiles,
     register_bench_subjects,
@@ -57,6 +56,7 @@ from benchmarks.common import (
 )
 from benchmarks.source import DATABASE, BenchSource, cdc_topics
 from pipeline.settings import Settings
+from pipeline.stack.scratch import delete_groups
 
 _TX_ID = re.compile(rb'"txId":(\d+)')
 _LSN = re.compile(rb'"lsn":(\d+)')

@@ -22,7 +22,6 @@ from benchmarks.common import (
     NO_SOURCE,
     RESULTS,
     bench_settings,
-    delete_groups,
     drain_command,
     end_offsets,
     record_count,
@@ -32,6 +31,7 @@ from benchmarks.common import (
     write_result,
 )
 from benchmarks.source import cdc_topics
+from pipeline.stack.scratch import delete_groups
 
 
 def run_group(processes: int, idle: float = 10.0) -> dict[str, Any]:

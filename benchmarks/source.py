@@ -34,7 +34,7 @@ from pipeline.domains.shop.source import apply_schema, seed
 from pipeline.domains.shop.workload import Workload
 from pipeline.errors import ConnectError
 from pipeline.settings import Settings
-from pipeline.stack.scratch import ScratchSource, repointed
+from pipeline.stack.scratch import ScratchSource, delete_groups, delete_topics, repointed
 
 DATABASE = NAME
 SLOT = NAME
@@ -109,8 +109,6 @@ class BenchSource:
 
     def remove(self) -> None:
         """Delete the connector, its slot, the database and the CDC topics, if there."""
-        from benchmarks.common import delete_topics
-
         for name in [c for c in self.connect.list_connectors() if c.startswith(CONNECTOR_PREFIX)]:
             with contextlib.suppress(ConnectError):
                 self.connect.stop(name)
@@ -138,8 +136,6 @@ class BenchSource:
         from benchmarks.common import (
             bench_groups,
             delete_bench_subjects,
-            delete_groups,
-            delete_topics,
         )
 
         self.remove()

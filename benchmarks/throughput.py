@@ -32,7 +32,6 @@ from benchmarks.common import (
     PASSTHROUGH_TOPIC,
     RESULTS,
     bench_settings,
-    delete_groups,
     drain_command,
     ensure_topic,
     register_bench_subjects,
@@ -41,6 +40,7 @@ from benchmarks.common import (
     write_result,
 )
 from benchmarks.source import BenchSource, Capture, cdc_topics
+from pipeline.stack.scratch import delete_groups
 
 PRELOAD_MARK = RESULTS / "preload.json"
 

@@ -45,7 +45,6 @@ from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
 from pipeline.transformer import BatchResult, Metrics, OutRecord, Transformer, build_transformer
 from pipeline.transformer import daemon as daemon_module
-from pipeline.transformer.daemon import where
 
 F = TypeVar("F", bound=Callable[..., Any])
 RSS_EVERY = 10_000
@@ -58,11 +57,7 @@ class Passthrough(Transformer):
         res = BatchResult()
         out = res.out
         for msg in msgs:
-            topic, partition, offset = where(msg)
-            tp = (topic, partition)
-            res.first.setdefault(tp, offset)
-            res.next_offsets[tp] = offset + 1
-            res.consumed[topic] += 1
+            res.take(msg)
             out.append(OutRecord(PASSTHROUGH_TOPIC, msg.key(), msg.value(), []))
         return res
 

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 from psycopg.rows import RowFactory, dict_row, tuple_row
 
 from pipeline.connect.pg import drop_slot
 from pipeline.settings import Settings
 from pipeline.stack.components import StackPaths
 
-__all__ = ["ScratchSource", "repointed"]
+__all__ = ["ScratchSource", "delete_groups", "delete_topics", "repointed"]
 
 
 class ScratchSource:
@@ -138,3 +140,49 @@ def repointed(
         }
     )
     return out
+
+
+def delete_topics(settings: Settings, topics: Iterable[str], timeout_s: float = 60.0) -> None:
+    """Delete topics (one already gone is fine) and wait until the broker no longer lists them.
+
+    Raises:
+        TimeoutError: a topic is still listed after ``timeout_s``.
+    """
+    names = list(topics)
+    if not names:
+        return
+    admin = AdminClient(settings.kafka.client_config())
+    for future in admin.delete_topics(names, operation_timeout=60).values():
+        try:
+            future.result(90)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+    # Deletion is asynchronous on the broker: wait until the names are gone.
+    deadline = time.monotonic() + timeout_s
+    while set(names) & set(admin.list_topics(timeout=30).topics):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics still listed after deletion: {names}")
+        time.sleep(0.5)
+
+
+def delete_groups(settings: Settings, groups: Iterable[str]) -> None:
+    """Delete consumer groups; one not found, or not empty yet, is left alone.
+
+    A transformer is a static member (``group.instance.id``): it stays in its group
+    for ``session.timeout.ms`` after it closed, and waiting that out is not worth
+    it; such a group expires with its offsets (``offsets.retention.minutes``).
+    """
+    names = list(groups)
+    if not names:
+        return
+    admin = AdminClient(settings.kafka.client_config())
+    for future in admin.delete_consumer_groups(names, request_timeout=30).values():
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() not in (
+                KafkaError.GROUP_ID_NOT_FOUND,
+                KafkaError.NON_EMPTY_GROUP,
+            ):
+                raise

@@ -109,6 +109,15 @@ class BatchResult:
     def records(self) -> int:
         return sum(self.consumed.values())
 
+    def take(self, msg: Message) -> TP:
+        """Count ``msg`` into the batch (its partition's first and next offsets); its partition."""
+        topic, partition, offset = where(msg)
+        tp = (topic, partition)
+        self.first.setdefault(tp, offset)
+        self.next_offsets[tp] = offset + 1
+        self.consumed[topic] += 1
+        return tp
+
 
 class Transformer:
     """One member of the transformer consumer group."""
@@ -443,14 +452,11 @@ class Transformer:
         """Step 2: every record to its events, a skip, or a dead letter (nothing produced yet)."""
         res = BatchResult()
         for msg in msgs:
-            topic, partition, offset = where(msg)
-            tp = (topic, partition)
-            res.first.setdefault(tp, offset)
-            res.next_offsets[tp] = offset + 1
-            res.consumed[topic] += 1
+            tp = res.take(msg)
             try:
                 self._one(msg, tp, res)
             except RecordError as err:
+                topic, partition, offset = where(msg)
                 ts_type, ts = msg.timestamp()
                 res.out.append(
                     dead_letter(

@@ -29,8 +29,6 @@ import pytest
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
-    KafkaException,
     Message,
     Producer,
     TopicPartition,
@@ -49,7 +47,7 @@ from pipeline.events import DomainEvent
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import LocalStack
-from pipeline.stack.scratch import ScratchSource, repointed
+from pipeline.stack.scratch import ScratchSource, delete_groups, delete_topics, repointed
 from pipeline.transformer import Metrics, Transformer, build_transformer
 from tests.domains.fidelity.events import _FidelityEvent
 
@@ -397,9 +395,7 @@ class PipelineRun:
             for t in self._admin.list_topics(timeout=10).topics
             if t.startswith((f"{self.prefix}.", f"{self.name}."))
         ]
-        if mine:
-            for future in self._admin.delete_topics(mine, operation_timeout=30).values():
-                future.result(60)
+        delete_topics(self.settings, mine)
 
     def _delete_subjects(self) -> None:
         registry = ContractRegistry(self.settings.registry)
@@ -408,20 +404,8 @@ class PipelineRun:
                 registry.delete_subject(subject, permanent=True)
 
     def _delete_groups(self) -> None:
-        # The readers only assign partitions: their group never exists. The transformer is
-        # a static member (group.instance.id), which stays in its group for
-        # session.timeout.ms after it closed; waiting that out would double a test's
-        # time, so such a group is left to expire with its offsets (offsets.retention).
-        group = self.settings.transformer.group_id
-        future = self._admin.delete_consumer_groups([group], request_timeout=30)[group]
-        try:
-            future.result(30)
-        except KafkaException as exc:
-            if exc.args[0].code() not in (
-                KafkaError.GROUP_ID_NOT_FOUND,
-                KafkaError.NON_EMPTY_GROUP,
-            ):
-                raise
+        # The readers only assign partitions: their group never exists.
+        delete_groups(self.settings, [self.settings.transformer.group_id])
 
 
 @contextlib.contextmanager
