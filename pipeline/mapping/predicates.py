@@ -40,30 +40,64 @@ class BeforeImageMissing(LookupError):
 
 
 class Predicate:
-    """A named test on a change; callable, combinable with ``&``, ``|`` and ``~``."""
+    """A named test on a change; callable, combinable with ``&``, ``|`` and ``~``.
 
-    __slots__ = ("_fn", "description")
+    ``old_columns`` are the columns whose old value (before image) it reads on
+    an update or a delete, and ``row_columns`` those it reads from
+    :attr:`~pipeline.cdc.Change.row` (the before image of a delete); ``None``
+    means it cannot be told (a :func:`where` function, or a predicate built
+    directly without saying). ``cdcflow domain
+    describe`` and the connector preflight check them against replica identities.
+    """
 
-    def __init__(self, fn: Callable[[Change], bool], description: str) -> None:
+    __slots__ = ("_fn", "description", "old_columns", "row_columns")
+
+    def __init__(
+        self,
+        fn: Callable[[Change], bool],
+        description: str,
+        *,
+        old_columns: frozenset[str] | None = None,
+        row_columns: frozenset[str] | None = None,
+    ) -> None:
         self._fn = fn
         self.description = description
+        self.old_columns = old_columns
+        self.row_columns = row_columns
 
     def __call__(self, change: Change) -> bool:
         return bool(self._fn(change))
 
+    def _joined(self, other: Predicate, fn: Callable[[Change], bool], text: str) -> Predicate:
+        return Predicate(
+            fn,
+            text,
+            old_columns=_union(self.old_columns, other.old_columns),
+            row_columns=_union(self.row_columns, other.row_columns),
+        )
+
     def __and__(self, other: Callable[[Change], bool]) -> Predicate:
         right = _as_predicate(other)
-        return Predicate(lambda c: self(c) and right(c), f"({self} & {right})")
+        return self._joined(right, lambda c: self(c) and right(c), f"({self} & {right})")
 
     def __or__(self, other: Callable[[Change], bool]) -> Predicate:
         right = _as_predicate(other)
-        return Predicate(lambda c: self(c) or right(c), f"({self} | {right})")
+        return self._joined(right, lambda c: self(c) or right(c), f"({self} | {right})")
 
     def __invert__(self) -> Predicate:
-        return Predicate(lambda c: not self(c), f"~{self}")
+        return Predicate(
+            lambda c: not self(c),
+            f"~{self}",
+            old_columns=self.old_columns,
+            row_columns=self.row_columns,
+        )
 
     def __repr__(self) -> str:
         return self.description
+
+
+def _union(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return None if a is None or b is None else a | b
 
 
 def _as_predicate(fn: Callable[[Change], bool]) -> Predicate:
@@ -71,8 +105,9 @@ def _as_predicate(fn: Callable[[Change], bool]) -> Predicate:
 
 
 def where(fn: Callable[[Change], bool], description: str | None = None) -> Predicate:
-    """Any function of the change, as a predicate."""
-    return Predicate(fn, description or str(getattr(fn, "__name__", repr(fn))))
+    """Any function of the change, as a predicate (what it reads cannot be told)."""
+    name = description or str(getattr(fn, "__name__", repr(fn)))
+    return Predicate(fn, name)
 
 
 def _old_value(change: Change, column: str) -> Any:
@@ -103,6 +138,8 @@ def changed(*columns: str) -> Predicate:
     return Predicate(
         lambda c: any(_column_changed(c, col) for col in columns),
         f"changed({', '.join(columns)})",
+        old_columns=frozenset(columns),
+        row_columns=frozenset(),
     )
 
 
@@ -118,7 +155,12 @@ def changed_to(column: str, value: Any) -> Predicate:
             return False
         return change.op != "u" or _old_value(change, column) != value
 
-    return Predicate(test, f"changed_to({column}={value!r})")
+    return Predicate(
+        test,
+        f"changed_to({column}={value!r})",
+        old_columns=frozenset({column}),
+        row_columns=frozenset(),
+    )
 
 
 def changed_from(column: str, value: Any) -> Predicate:
@@ -135,9 +177,19 @@ def changed_from(column: str, value: Any) -> Predicate:
         new = change.new(column)
         return new is not UNCHANGED and new != value
 
-    return Predicate(test, f"changed_from({column}={value!r})")
+    return Predicate(
+        test,
+        f"changed_from({column}={value!r})",
+        old_columns=frozenset({column}),
+        row_columns=frozenset(),
+    )
 
 
 def equals(column: str, value: Any) -> Predicate:
     """True when the row (after image, or before image of a delete) has ``column == value``."""
-    return Predicate(lambda c: c.row.get(column) == value, f"{column}=={value!r}")
+    return Predicate(
+        lambda c: c.row.get(column) == value,
+        f"{column}=={value!r}",
+        old_columns=frozenset(),
+        row_columns=frozenset({column}),
+    )

@@ -77,6 +77,12 @@ class Rule:
     origin: str = ""
     reads: frozenset[str] = frozenset()
     """Columns a Python rule says it reads; ``cdcflow schemas`` checks them against the source."""
+    aggregate_id_from: str | None = None
+    """The column the aggregate id of its events comes from, where the rule declares it."""
+    emits: tuple[type[DomainEvent], ...] = ()
+    """Event types the rule declares it emits (YAML rules); empty: read from its annotation."""
+    old_reads: frozenset[str] | None = None
+    """Columns it reads from the before image, where exactly known (YAML rules); else scanned."""
 
     def matches(self, change: Change) -> bool:
         """Table, operation and predicate all match; the predicate's own errors propagate."""
@@ -108,13 +114,17 @@ class Rules:
         when: Callable[[Change], bool] | None = None,
         name: str | None = None,
         reads: Iterable[str] = (),
+        aggregate_id_from: str | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as a rule for ``table`` and ``ops``, if ``when`` holds.
 
         The function receives the :class:`~pipeline.cdc.Change` and returns one
         domain event, several, or ``None``; the runtime stamps their metadata.
         ``reads`` names the columns it uses, so that they can be checked against
-        the source tables before deployment.
+        the source tables before deployment. ``aggregate_id_from`` names the
+        column the events' aggregate id comes from, where ``cdcflow domain
+        describe`` cannot read it from the function (it routes the table's
+        changes to the aggregate's partition).
 
         Raises:
             ValueError: the table is not ``schema.table`` or an operation is unknown.
@@ -125,7 +135,18 @@ class Rules:
         def register(fn: F) -> F:
             label = name or str(getattr(fn, "__name__", "rule"))
             origin = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', label)}"
-            self.add(Rule(table, letters, fn, when, label, origin, frozenset(reads)))
+            self.add(
+                Rule(
+                    table,
+                    letters,
+                    fn,
+                    when,
+                    label,
+                    origin,
+                    frozenset(reads),
+                    aggregate_id_from=aggregate_id_from,
+                )
+            )
             return fn
 
         return register

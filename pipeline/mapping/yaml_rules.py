@@ -142,7 +142,28 @@ def _rule(spec: Any, module: ModuleType, where: str) -> Rule:
     def build(change: Change) -> DomainEvent:
         return event_cls(**{field: expr(change) for field, expr in exprs.items()})
 
-    return Rule(str(spec["table"]), ops, build, when, name, where)
+    images = {field: _image_column(value) for field, value in spec["fields"].items()}
+    id_source = images.get(event_cls.__aggregate_id__)
+    return Rule(
+        str(spec["table"]),
+        ops,
+        build,
+        when,
+        name,
+        where,
+        aggregate_id_from=id_source[1] if id_source else None,
+        emits=(event_cls,),
+        old_reads=frozenset(col for image, col in filter(None, images.values()) if image == "old"),
+    )
+
+
+def _image_column(value: Any) -> tuple[str, str] | None:
+    """``("new" | "old" | "key", column)`` of a field expression that reads a row image."""
+    if isinstance(value, str) and "." in value:
+        image, column = value.split(".", 1)
+        if image in ("new", "old", "key"):
+            return image, column
+    return None
 
 
 def _event_class(module: ModuleType, name: Any, where: str) -> type[DomainEvent]:

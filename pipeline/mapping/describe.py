@@ -1,0 +1,635 @@
+"""What a domain needs from its source, read from its rules and event types (pure, no I/O).
+
+:func:`describe_domain` answers, for the registered rules and the domain's event
+types, the questions the deployment checks ask:
+
+- per table: its rules, the event types they emit, and which columns they read
+  from the *before image* (the old row of an update or a delete), which only a
+  suitable ``REPLICA IDENTITY`` carries;
+- per aggregate (``__aggregate__`` of the event types): the tables feeding it
+  and, per table, the column its aggregate id comes from. The events of one
+  aggregate keep commit order only if every change producing them travels
+  through one topic partition chosen by that column (see
+  :mod:`pipeline.connect.routing`).
+
+Where the answer comes from, in order of trust: what a rule declares
+(``Rules.on(..., aggregate_id_from="col")``, YAML fields, a predicate's
+columns), then the rule function's return annotation (``-> OrderShipped``,
+``-> list[X]``, ``-> X | Y | None``) and an ``ast`` scan of its source for
+``change.old("col")``, ``change.before["col"]``, ``change.row[...]`` and the
+keyword argument named like the event's ``__aggregate_id__``. What cannot be
+read is reported as unknown, with a finding saying what to declare; nothing is
+guessed.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import collections.abc
+import inspect
+import textwrap
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FunctionType, UnionType
+from typing import Any
+
+from pipeline.contracts.naming import event_topic
+from pipeline.events import DomainEvent
+from pipeline.mapping.predicates import Predicate
+from pipeline.mapping.registry import Rule, Rules
+
+__all__ = [
+    "AggregateInfo",
+    "DomainDescription",
+    "Finding",
+    "RuleInfo",
+    "TableInfo",
+    "describe_domain",
+]
+
+# Calls on a change whose first argument names a column, by the image they read.
+_IMAGE_CALLS = {"old": "old", "new": "new"}
+# Attributes of a change that are images, indexed by column name.
+_IMAGE_ATTRS = {"before": "old", "after": "new", "row": "row", "key": "key"}
+_SCAN_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a deployment must change: ``level`` fail (breaks a promise) or warn."""
+
+    kind: str
+    level: str
+    subject: str
+    detail: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "level": self.level,
+            "subject": self.subject,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """One rule, as the checks see it."""
+
+    name: str
+    table: str
+    ops: str
+    origin: str
+    events: tuple[str, ...]
+    """Full names of the event types it emits; empty when ``events_known`` is false."""
+    events_known: bool
+    before_columns: frozenset[str]
+    """Columns read from the before image on its updates / deletes."""
+    before_unknown: tuple[str, ...]
+    """Why more before-image reads cannot be ruled out (empty: the columns are all of them)."""
+    aggregate_ids: Mapping[str, str | None]
+    """Aggregate -> the column its id comes from (``None``: unknown)."""
+    id_sources: Mapping[str, str]
+    """Aggregate -> how the column was found (declared, yaml, scan)."""
+
+    @property
+    def reads_before(self) -> bool:
+        return bool(set(self.ops) & {"u", "d"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ops": self.ops,
+            "origin": self.origin,
+            "events": list(self.events) if self.events_known else None,
+            "before_image": {
+                "columns": sorted(self.before_columns),
+                "unknown": list(self.before_unknown),
+            },
+            "aggregate_id_from": {
+                agg: {"column": col, "how": self.id_sources.get(agg)}
+                for agg, col in sorted(self.aggregate_ids.items())
+            },
+        }
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    rules: tuple[RuleInfo, ...]
+    ignored: bool = False
+
+    @property
+    def before_columns(self) -> frozenset[str]:
+        return frozenset().union(*(r.before_columns for r in self.rules))
+
+    @property
+    def before_unknown(self) -> tuple[str, ...]:
+        return tuple(f"{r.name}: {why}" for r in self.rules for why in r.before_unknown)
+
+    @property
+    def handles_deletes(self) -> bool:
+        return any("d" in r.ops for r in self.rules)
+
+    @property
+    def aggregates(self) -> frozenset[str]:
+        return frozenset(agg for r in self.rules for agg in r.aggregate_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.name,
+            "ignored": self.ignored,
+            "rules": [r.to_dict() for r in self.rules],
+            "events": sorted({e for r in self.rules for e in r.events}),
+            "before_image": {
+                "columns": sorted(self.before_columns),
+                "unknown": list(self.before_unknown),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class AggregateInfo:
+    """One aggregate: its event types, its topic, and the tables that feed it."""
+
+    name: str
+    topic: str
+    events: tuple[str, ...]
+    tables: Mapping[str, str | None]
+    """Table -> the column its aggregate id comes from (``None``: unknown)."""
+    conflicts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Table -> the different columns its rules take the id from (a table may have only one)."""
+
+    @property
+    def multi_table(self) -> bool:
+        return len(self.tables) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "aggregate": self.name,
+            "topic": self.topic,
+            "events": list(self.events),
+            "tables": [
+                {"table": t, "aggregate_id_from": c} for t, c in sorted(self.tables.items())
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class DomainDescription:
+    """Everything the deployment checks need to know about one domain's rules."""
+
+    domain: str
+    tables: Mapping[str, TableInfo]
+    aggregates: Mapping[str, AggregateInfo]
+    known: frozenset[str]
+    """Tables declared without rules (``Rules.known``) or ignored (``Rules.ignore``)."""
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def all_tables(self) -> frozenset[str]:
+        """Every table the transformer accepts changes of."""
+        return frozenset(self.tables) | self.known
+
+    def aggregates_of(self, table: str) -> dict[str, str | None]:
+        """Aggregate -> id column, for every aggregate ``table`` feeds."""
+        return {
+            name: agg.tables[table] for name, agg in self.aggregates.items() if table in agg.tables
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "aggregates": [self.aggregates[a].to_dict() for a in sorted(self.aggregates)],
+            "tables": [self.tables[t].to_dict() for t in sorted(self.tables)],
+            "known_without_rules": sorted(self.known),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+@dataclass
+class _Scan:
+    """What an ``ast`` walk of a rule function found."""
+
+    old: set[str] = field(default_factory=set)
+    row: set[str] = field(default_factory=set)
+    unknown: list[str] = field(default_factory=list)
+    # event class name (as written) -> keyword -> (image, column) or None
+    calls: list[tuple[ast.expr, dict[str, tuple[str, str] | None]]] = field(default_factory=list)
+    namespace: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _source_tree(fn: Callable[..., Any]) -> ast.FunctionDef | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return None
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    node = tree.body[0] if tree.body else None
+    return node if isinstance(node, ast.FunctionDef) else None
+
+
+def _const_str(node: ast.expr | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _image_read(node: ast.expr, names: set[str]) -> tuple[str, str | None] | None:
+    """``(image, column)`` when ``node`` reads one column of a change's image; column None: dynamic."""
+    # change.old("col") / change.new("col")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        target = node.func
+        if (
+            isinstance(target.value, ast.Name)
+            and target.value.id in names
+            and target.attr in _IMAGE_CALLS
+        ):
+            return _IMAGE_CALLS[target.attr], _const_str(node.args[0] if node.args else None)
+        # change.before.get("col") / change.row.get("col")
+        if (
+            target.attr == "get"
+            and isinstance(target.value, ast.Attribute)
+            and isinstance(target.value.value, ast.Name)
+            and target.value.value.id in names
+            and target.value.attr in _IMAGE_ATTRS
+        ):
+            return _IMAGE_ATTRS[target.value.attr], _const_str(node.args[0] if node.args else None)
+    # change.before["col"] / change.row["col"] / change.key["col"]
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Attribute)
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id in names
+        and node.value.attr in _IMAGE_ATTRS
+    ):
+        return _IMAGE_ATTRS[node.value.attr], _const_str(node.slice)
+    return None
+
+
+def _scan_function(
+    fn: Callable[..., Any], scan: _Scan, depth: int, param: int = 0, label: str = ""
+) -> None:
+    tree = _source_tree(fn)
+    label = label or str(getattr(fn, "__qualname__", "rule"))
+    if tree is None:
+        scan.unknown.append(f"the source of {label} cannot be read")
+        return
+    params = [a.arg for a in tree.args.posonlyargs + tree.args.args]
+    if len(params) <= param:
+        scan.unknown.append(f"{label} takes no change argument to follow")
+        return
+    names = {params[param]}
+    namespace: Mapping[str, Any] = getattr(fn, "__globals__", {})
+    if depth == 0:
+        scan.namespace = namespace
+    accounted: set[int] = set()  # ids of Name nodes of the change that a known read explains
+    for node in ast.walk(tree):
+        read = _image_read(node, names) if isinstance(node, ast.expr) else None
+        if read is not None:
+            image, column = read
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and sub.id in names:
+                    accounted.add(id(sub))
+            if image in ("old", "row"):
+                if column is None:
+                    scan.unknown.append(f"{label} reads the {image} image by a computed name")
+                else:
+                    (scan.old if image == "old" else scan.row).add(column)
+            continue
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in names
+            and node.attr not in ("before", "row")
+        ):
+            accounted.add(id(node.value))  # change.op, change.table, change.committed_at...
+        if isinstance(node, ast.Call):
+            if depth == 0:
+                scan.calls.append((node.func, _keywords(node, names)))
+            _follow(node, names, namespace, scan, depth, accounted, label)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Name)
+            and node.id in names
+            and id(node) not in accounted
+            and isinstance(node.ctx, ast.Load)
+        ):
+            scan.unknown.append(f"{label} passes the change on where it cannot be followed")
+            break
+
+
+def _keywords(call: ast.Call, names: set[str]) -> dict[str, tuple[str, str] | None]:
+    out: dict[str, tuple[str, str] | None] = {}
+    for kw in call.keywords:
+        if kw.arg is None:
+            continue
+        read = _image_read(kw.value, names)
+        out[kw.arg] = (read[0], read[1]) if read is not None and read[1] is not None else None
+    return out
+
+
+def _follow(
+    call: ast.Call,
+    names: set[str],
+    namespace: Mapping[str, Any],
+    scan: _Scan,
+    depth: int,
+    accounted: set[int],
+    label: str,
+) -> None:
+    """A helper the change is passed to, scanned in turn (same module, a few levels deep)."""
+    positions = [
+        i for i, arg in enumerate(call.args) if isinstance(arg, ast.Name) and arg.id in names
+    ]
+    if not positions:
+        return
+    target = namespace.get(call.func.id) if isinstance(call.func, ast.Name) else None
+    if not isinstance(target, FunctionType) or depth >= _SCAN_DEPTH:
+        return  # left unaccounted: reported as "passes the change on"
+    for i in positions:
+        accounted.add(id(call.args[i]))
+        _scan_function(target, scan, depth + 1, param=i, label=target.__qualname__)
+
+
+# --------------------------------------------------------------------------- event types
+
+
+def _resolve(node: ast.expr, namespace: Mapping[str, Any]) -> Any:
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        base = _resolve(node.value, namespace)
+        return getattr(base, node.attr, None) if base is not None else None
+    return None
+
+
+def _annotation_events(
+    node: ast.expr, namespace: Mapping[str, Any]
+) -> tuple[list[type[DomainEvent]], bool]:
+    """Event types named in a string annotation; the flag is False when something is not one."""
+    if isinstance(node, ast.Constant) and node.value is None:
+        return [], True
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            return _annotation_events(ast.parse(node.value, mode="eval").body, namespace)
+        except SyntaxError:
+            return [], False
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, lok = _annotation_events(node.left, namespace)
+        right, rok = _annotation_events(node.right, namespace)
+        return left + right, lok and rok
+    if isinstance(node, ast.Subscript):
+        container = _resolve(node.value, namespace)
+        inner = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if not _is_container(container):
+            return [], False
+        out: list[type[DomainEvent]] = []
+        ok = True
+        for item in inner:
+            if isinstance(item, ast.Constant) and item.value is Ellipsis:
+                continue
+            found, item_ok = _annotation_events(item, namespace)
+            out += found
+            ok = ok and item_ok
+        return out, ok
+    value = _resolve(node, namespace)
+    return _type_events(value)
+
+
+_CONTAINERS: tuple[Any, ...] = (
+    list,
+    tuple,
+    typing.Optional,
+    typing.Union,
+    collections.abc.Iterator,
+    collections.abc.Iterable,
+    collections.abc.Sequence,
+    collections.abc.Generator,
+    typing.List,  # noqa: UP006
+    typing.Tuple,  # noqa: UP006
+    typing.Iterator,
+    typing.Iterable,
+    typing.Sequence,
+    typing.Generator,
+)
+
+
+def _is_container(origin: Any) -> bool:
+    return any(origin is c for c in _CONTAINERS)
+
+
+def _type_events(value: Any) -> tuple[list[type[DomainEvent]], bool]:
+    """Event types in an evaluated annotation."""
+    if value is None or value is type(None):
+        return [], True
+    if isinstance(value, type) and issubclass(value, DomainEvent) and value is not DomainEvent:
+        return [value], bool(value.__aggregate__)
+    origin = typing.get_origin(value)
+    if origin is not None and (_is_container(origin) or origin is UnionType):
+        out: list[type[DomainEvent]] = []
+        ok = True
+        for arg in typing.get_args(value):
+            if arg is Ellipsis:
+                continue
+            found, arg_ok = _type_events(arg)
+            out += found
+            ok = ok and arg_ok
+        return out, ok
+    if isinstance(value, UnionType):
+        return _type_events(typing.Union[value.__args__])  # noqa: UP007
+    return [], False
+
+
+def _rule_events(rule: Rule) -> tuple[list[type[DomainEvent]], bool]:
+    if rule.emits:
+        return list(rule.emits), True
+    annotations = getattr(rule.fn, "__annotations__", {}) or {}
+    if "return" not in annotations:
+        return [], False
+    returned = annotations["return"]
+    namespace = getattr(rule.fn, "__globals__", {})
+    if isinstance(returned, str):
+        return _annotation_events(ast.Constant(returned), namespace)
+    return _type_events(returned)
+
+
+def _concrete(
+    found: Iterable[type[DomainEvent]], events: Sequence[type[DomainEvent]]
+) -> list[type[DomainEvent]]:
+    """A base class in an annotation (``-> _OrderEvent``) stands for the domain's subclasses of it."""
+    out: list[type[DomainEvent]] = []
+    for cls in found:
+        subs = [e for e in events if issubclass(e, cls)]
+        out += subs or [cls]
+    return sorted(set(out), key=lambda c: c.full_name())
+
+
+# --------------------------------------------------------------------------- describe
+
+
+def _describe_rule(rule: Rule, events: Sequence[type[DomainEvent]]) -> RuleInfo:
+    found, events_known = _rule_events(rule)
+    emitted = _concrete(found, events) if events_known else []
+    scan = _Scan()
+    if rule.old_reads is None:
+        _scan_function(rule.fn, scan, 0, label=rule.name)
+    else:
+        scan.old |= rule.old_reads
+    before: set[str] = set()
+    unknown: list[str] = []
+    if set(rule.ops) & {"u", "d"}:
+        before |= scan.old
+        unknown += scan.unknown
+        if "d" in rule.ops:
+            before |= scan.row
+        when = rule.when
+        if when is not None:
+            old = when.old_columns if isinstance(when, Predicate) else None
+            row = when.row_columns if isinstance(when, Predicate) else None
+            if old is None or row is None:
+                unknown.append(f"its predicate {when!r} may read any column")
+            else:
+                before |= old
+                if "d" in rule.ops:
+                    before |= row
+    ids: dict[str, str | None] = {}
+    how: dict[str, str] = {}
+    for event in emitted:
+        agg = event.__aggregate__
+        column, source = _id_column(rule, event, scan)
+        if agg in ids and ids[agg] is not None and column is not None and ids[agg] != column:
+            # Two event types of one aggregate from different columns: keep both visible.
+            column = f"{ids[agg]}|{column}"
+        ids[agg] = column if column is not None else ids.get(agg)
+        if source:
+            how[agg] = source
+    return RuleInfo(
+        name=rule.name,
+        table=rule.table,
+        ops="".join(sorted(rule.ops)),
+        origin=rule.origin,
+        events=tuple(e.full_name() for e in emitted),
+        events_known=events_known,
+        before_columns=frozenset(before),
+        before_unknown=tuple(dict.fromkeys(unknown)),
+        aggregate_ids=ids,
+        id_sources=how,
+    )
+
+
+def _id_column(rule: Rule, event: type[DomainEvent], scan: _Scan) -> tuple[str | None, str]:
+    if rule.aggregate_id_from:
+        return rule.aggregate_id_from, "declared" if not rule.emits else "yaml"
+    id_field = event.__aggregate_id__
+    if not id_field or rule.old_reads is not None:
+        return None, ""
+    columns = set()
+    for func, keywords in scan.calls:
+        if id_field not in keywords:
+            continue
+        target = _resolve(func, scan.namespace)
+        if not (isinstance(target, type) and issubclass(target, event)):
+            continue
+        read = keywords[id_field]
+        if read is None or read[0] not in ("new", "old", "row", "key"):
+            return None, ""
+        columns.add(read[1])
+    if len(columns) == 1:
+        return columns.pop(), "scan"
+    return None, ""
+
+
+def describe_domain(
+    rules: Rules, events: Sequence[type[DomainEvent]], *, domain: str | None = None
+) -> DomainDescription:
+    """Describe what ``rules`` read and which aggregates their tables feed (see the module doc)."""
+    infos = [_describe_rule(rule, events) for rule in rules]
+    tables: dict[str, TableInfo] = {}
+    for table in sorted({i.table for i in infos}):
+        tables[table] = TableInfo(table, tuple(i for i in infos if i.table == table))
+    known = frozenset(rules.tables - set(tables))
+    findings: list[Finding] = []
+    by_name = {e.full_name(): e for e in events}
+    aggregates: dict[str, dict[str, set[str | None]]] = {}
+    agg_events: dict[str, set[str]] = {}
+    agg_topic: dict[str, str] = {}
+    for info in infos:
+        if not info.events_known:
+            findings.append(
+                Finding(
+                    "event-type-unknown",
+                    "warn",
+                    f"{info.table} rule {info.name}",
+                    "its event types cannot be read: it has no return annotation naming "
+                    "domain event classes",
+                    f"annotate it, e.g. 'def {info.name}(change: Change) -> MyEvent:' "
+                    "(or '-> list[MyEvent]', '-> MyEvent | None'); until then the aggregate "
+                    "its events belong to is not checked",
+                )
+            )
+        for full in info.events:
+            event = by_name.get(full)
+            if event is None or not event.__aggregate__:
+                continue
+            agg = event.__aggregate__
+            aggregates.setdefault(agg, {}).setdefault(info.table, set()).add(
+                info.aggregate_ids.get(agg)
+            )
+            agg_events.setdefault(agg, set()).add(full)
+            agg_topic.setdefault(agg, event_topic(event))
+    out: dict[str, AggregateInfo] = {}
+    for agg, per_table in sorted(aggregates.items()):
+        columns: dict[str, str | None] = {}
+        conflicts: dict[str, tuple[str, ...]] = {}
+        for table, found in sorted(per_table.items()):
+            named = sorted(c for c in found if c is not None)
+            split = sorted({part for c in named for part in c.split("|")})
+            if len(split) > 1:
+                conflicts[table] = tuple(split)
+                columns[table] = None
+                findings.append(
+                    Finding(
+                        "aggregate-id-conflict",
+                        "fail",
+                        f"{table} -> {agg}",
+                        f"its rules take the {agg} id from different columns: {', '.join(split)}",
+                        "one table's changes can follow one column; take the id from one column",
+                    )
+                )
+                continue
+            columns[table] = split[0] if split and None not in found else None
+            if columns[table] is None:
+                findings.append(
+                    Finding(
+                        "aggregate-id-unknown",
+                        "warn",
+                        f"{table} -> {agg}",
+                        f"the column the {agg} id comes from cannot be read from "
+                        + ", ".join(
+                            i.name
+                            for i in tables[table].rules
+                            if agg in i.aggregate_ids and i.aggregate_ids[agg] is None
+                        ),
+                        f"declare it: @rules.on('{table}', ..., aggregate_id_from='<column>'); "
+                        "until then the routing of its changes is not checked",
+                    )
+                )
+        out[agg] = AggregateInfo(
+            agg, agg_topic[agg], tuple(sorted(agg_events[agg])), columns, conflicts
+        )
+    return DomainDescription(
+        domain=domain or rules.domain,
+        tables=tables,
+        aggregates=out,
+        known=known,
+        findings=tuple(findings),
+    )
