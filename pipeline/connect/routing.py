@@ -1,0 +1,553 @@
+"""Where a Debezium PostgreSQL connector sends each table's changes, and what the domain needs (pure).
+
+The events of one aggregate keep commit order only if every CDC record that
+produces them travels through one topic partition: Kafka orders a partition,
+not a topic and not two topics, and the transformer reads its partitions
+independently. So:
+
+- every table feeding an aggregate is routed to one topic, and partitioned by
+  the column its aggregate id comes from (Debezium's ``PartitionRouting`` on
+  ``change.<col>``; the record keys of different tables differ, so key
+  partitioning cannot put them together);
+- a single-table aggregate whose id is the table's whole record key is fine
+  with Debezium's default key partitioning; keyed by anything else it needs
+  ``PartitionRouting`` by the id column as well;
+- a table feeding two aggregates by different columns cannot follow both, but
+  in a topic of one partition;
+- ``PartitionRouting`` reads ``change.<col>``, which for a delete is the before
+  image: the routing column must be in the table's replica identity (or the
+  table ``FULL``), else a delete is routed by a placeholder value.
+
+:func:`simulate` replays a connector config's ``transforms`` chain for each
+captured table (the topic Debezium names, ``ByLogicalTableRouter``, Kafka's
+``RegexRouter``, ``TopicNameMatches`` predicates with ``negate``,
+``PartitionRouting``); an SMT it does not know makes that table's route
+"cannot tell", never a guess. :func:`check_routing` compares the routes with a
+:class:`~pipeline.mapping.describe.DomainDescription`; :func:`derive_routing`
+writes the transforms that fix what it found, appended after the user's own,
+the way ``connectors/shop-postgres.yaml`` routes the order tables by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.mapping.describe import DomainDescription, Finding
+
+__all__ = [
+    "PARTITION_ROUTING",
+    "TABLE_ROUTER",
+    "Partitioning",
+    "Route",
+    "RoutingReport",
+    "TableCatalog",
+    "captured_tables",
+    "check_routing",
+    "derive_routing",
+    "simulate",
+]
+
+TABLE_ROUTER = "io.debezium.transforms.ByLogicalTableRouter"
+PARTITION_ROUTING = "io.debezium.transforms.partitions.PartitionRouting"
+_REGEX_ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
+_TOPIC_MATCHES = "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"
+_TOMBSTONE = "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"
+# SMTs that change neither the topic nor the partition of a change record.
+_NEUTRAL = frozenset(
+    {
+        "org.apache.kafka.connect.transforms.InsertHeader",
+        "org.apache.kafka.connect.transforms.DropHeaders",
+        "org.apache.kafka.connect.transforms.HeaderFrom",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TableCatalog:
+    """What the source database says about one table (from the preflight's catalogue query)."""
+
+    identity: str
+    """``pg_class.relreplident``: d (default), f (full), i (index), n (nothing)."""
+    key: tuple[str, ...] = ()
+    """The primary key's columns."""
+    identity_columns: tuple[str, ...] = ()
+    """Columns a key-only before image carries (the key or the identity index)."""
+
+    def in_identity(self, column: str) -> bool:
+        return self.identity == "f" or column in self.identity_columns
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """How a table's records are spread over the partitions of their topic."""
+
+    by: str
+    """``key`` (the record key's hash), ``fields`` (PartitionRouting) or ``unknown``."""
+    columns: tuple[str, ...] = ()
+    """``fields``: the columns of ``change.<col>``; ``key``: ``message.key.columns`` if set."""
+    num: str | None = None
+    hash: str = "java"
+    transform: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"by": self.by, "columns": list(self.columns)}
+        if self.by == "fields":
+            out |= {"partitions": self.num, "hash": self.hash, "transform": self.transform}
+        return out
+
+
+@dataclass(frozen=True)
+class Route:
+    """One captured table: its topic and partitioning after the transforms chain."""
+
+    table: str
+    topic: str | None
+    partitioning: Partitioning
+    unknown: str | None = None
+    """Why the route cannot be told (an SMT or predicate this simulation does not know)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "topic": self.topic,
+            "partitioning": self.partitioning.to_dict(),
+            "cannot_tell": self.unknown,
+        }
+
+
+@dataclass(frozen=True)
+class RoutingReport:
+    routes: Mapping[str, Route]
+    findings: tuple[Finding, ...] = ()
+    derived: Mapping[str, str] = field(default_factory=dict)
+    """The config that fixes the fixable findings (empty: nothing to derive)."""
+
+    @property
+    def split(self) -> list[Finding]:
+        """Findings that break an aggregate's order (the ones ``apply`` and ``run`` refuse)."""
+        return [f for f in self.findings if f.level == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "routes": [self.routes[t].to_dict() for t in sorted(self.routes)],
+            "findings": [f.to_dict() for f in self.findings],
+            "derived": dict(self.derived),
+        }
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+def _names(value: str | None) -> list[str]:
+    return [p.strip() for p in (value or "").split(",") if p.strip()]
+
+
+def _fullmatch(pattern: str, text: str, flags: int = 0) -> bool:
+    try:
+        return re.fullmatch(pattern, text, flags) is not None
+    except re.error:
+        return False
+
+
+def captured_tables(config: Mapping[str, str], tables: Iterable[str]) -> list[str]:
+    """Which of ``tables`` the connector captures (include / exclude lists, regexes, any case)."""
+    include = _names(config.get("table.include.list"))
+    exclude = _names(config.get("table.exclude.list"))
+    schemas = _names(config.get("schema.include.list"))
+    schemas_out = _names(config.get("schema.exclude.list"))
+    out = []
+    for table in sorted(tables):
+        schema = table.split(".", 1)[0]
+        if include and not any(_fullmatch(p, table, re.IGNORECASE) for p in include):
+            continue
+        if any(_fullmatch(p, table, re.IGNORECASE) for p in exclude):
+            continue
+        if schemas and not any(_fullmatch(p, schema, re.IGNORECASE) for p in schemas):
+            continue
+        if any(_fullmatch(p, schema, re.IGNORECASE) for p in schemas_out):
+            continue
+        out.append(table)
+    return out
+
+
+def _java_replacement(replacement: str) -> str:
+    """A Java ``Matcher.replaceAll`` replacement (``$1``) as a Python one (``\\g<1>``)."""
+    out = re.sub(r"\\(.)", lambda m: m[1].replace("\\", "\\\\"), replacement)
+    return re.sub(r"\$(\d+)", r"\\g<\1>", out)
+
+
+def _key_columns(config: Mapping[str, str], table: str) -> tuple[str, ...]:
+    # message.key.columns: "<schema.table regex>:<col>,<col>;<regex>:<col>"
+    for entry in (config.get("message.key.columns") or "").split(";"):
+        pattern, _, cols = entry.strip().partition(":")
+        if pattern and _fullmatch(pattern.strip(), table, re.IGNORECASE):
+            return tuple(c.strip() for c in cols.split(",") if c.strip())
+    return ()
+
+
+def _predicate_holds(
+    config: Mapping[str, str], alias: str, name: str, topic: str
+) -> tuple[bool | None, str | None]:
+    """Whether transform ``alias``'s predicate holds for a change record on ``topic``."""
+    if not name:
+        return True, None
+    kind = config.get(f"predicates.{name}.type", "")
+    negate = (config.get(f"transforms.{alias}.negate") or "false").lower() == "true"
+    if kind == _TOPIC_MATCHES:
+        holds = _fullmatch(config.get(f"predicates.{name}.pattern", ""), topic)
+    elif kind == _TOMBSTONE:
+        holds = False  # a change record is never a tombstone
+    else:
+        return None, f"predicate {name} ({kind or 'no type'}) of transform {alias}"
+    return holds != negate, None
+
+
+def simulate(config: Mapping[str, str], tables: Iterable[str]) -> dict[str, Route]:
+    """The topic and partitioning of each of ``tables`` (``schema.table``) under ``config``."""
+    prefix = config.get("topic.prefix", "")
+    aliases = _names(config.get("transforms"))
+    routes: dict[str, Route] = {}
+    for table in tables:
+        topic = f"{prefix}.{table}"
+        key = _key_columns(config, table)
+        partitioning = Partitioning("key", key)
+        unknown: str | None = None
+        for alias in aliases:
+            holds, why = _predicate_holds(
+                config, alias, config.get(f"transforms.{alias}.predicate", ""), topic
+            )
+            if holds is None:
+                unknown = why
+                break
+            if not holds:
+                continue
+            kind = config.get(f"transforms.{alias}.type", "")
+            at = f"transforms.{alias}."
+            if kind in (TABLE_ROUTER, _REGEX_ROUTER):
+                regex = config.get(at + ("topic.regex" if kind == TABLE_ROUTER else "regex"), "")
+                repl = config.get(
+                    at + ("topic.replacement" if kind == TABLE_ROUTER else "replacement"), ""
+                )
+                if _fullmatch(regex, topic):
+                    topic = re.sub(f"^(?:{regex})$", _java_replacement(repl), topic)
+                    if kind == TABLE_ROUTER and (
+                        config.get(at + "key.enforce.uniqueness", "true").lower() != "false"
+                    ):
+                        # The router adds the physical table to the key: key hashes differ.
+                        partitioning = Partitioning("key", (*key, "__dbz__physicalTableIdentifier"))
+            elif kind == PARTITION_ROUTING:
+                fields = _names(config.get(at + "partition.payload.fields"))
+                columns = tuple(f.removeprefix("change.") for f in fields)
+                if not all(f.startswith("change.") for f in fields) or not columns:
+                    unknown = f"transform {alias} partitions by {fields or 'nothing'}"
+                    break
+                partitioning = Partitioning(
+                    "fields",
+                    columns,
+                    config.get(at + "partition.topic.num"),
+                    config.get(at + "partition.hash.function", "java"),
+                    alias,
+                )
+            elif kind not in _NEUTRAL:
+                unknown = f"transform {alias} ({kind or 'no type'})"
+                break
+        if unknown is not None:
+            routes[table] = Route(table, None, Partitioning("unknown"), unknown)
+        else:
+            routes[table] = Route(table, topic, partitioning)
+    return routes
+
+
+# --------------------------------------------------------------------------- check
+
+
+def _partitions(config: Mapping[str, str]) -> str:
+    return config.get("topic.creation.default.partitions") or "1"
+
+
+def _single_partition(config: Mapping[str, str]) -> bool:
+    return config.get("topic.creation.default.partitions") == "1"
+
+
+def _groups(description: DomainDescription, tables: set[str]) -> list[list[str]]:
+    """Aggregates that must share a topic: joined where one table feeds several."""
+    parent = {a: a for a in description.aggregates}
+
+    def root(a: str) -> str:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for table in tables:
+        aggs = sorted(description.aggregates_of(table))
+        for other in aggs[1:]:
+            parent[root(other)] = root(aggs[0])
+    groups: dict[str, list[str]] = {}
+    for agg in sorted(parent):
+        groups.setdefault(root(agg), []).append(agg)
+    return list(groups.values())
+
+
+@dataclass
+class _Checker:
+    description: DomainDescription
+    config: Mapping[str, str]
+    routes: Mapping[str, Route]
+    catalog: Mapping[str, TableCatalog] | None
+    findings: list[Finding] = field(default_factory=list)
+    to_fix: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Aggregate group name -> table -> the column to partition it by."""
+    group_topic: dict[str, str | None] = field(default_factory=dict)
+
+    def add(self, kind: str, level: str, subject: str, detail: str, fix: str | None) -> None:
+        self.findings.append(Finding(kind, level, subject, detail, fix))
+
+    def run(self) -> None:
+        captured = set(self.routes)
+        for group in _groups(self.description, captured):
+            self.check_group(group)
+        self.check_identities()
+
+    def check_group(self, group: list[str]) -> None:
+        name = "+".join(group)
+        tables: dict[str, set[str | None]] = {}
+        for agg in group:
+            for table, column in self.description.aggregates[agg].tables.items():
+                if table in self.routes:
+                    tables.setdefault(table, set()).add(column)
+        if not tables:
+            return
+        unknown = [t for t in tables if self.routes[t].unknown is not None]
+        for table in unknown:
+            self.add(
+                "cannot-tell",
+                "warn",
+                f"{table} -> {name}",
+                f"its route cannot be told: {self.routes[table].unknown} is not simulated",
+                "check by hand that the aggregate's tables share one topic and are "
+                "partitioned by its id column",
+            )
+        if unknown:
+            return
+        topics = sorted({self.routes[t].topic or "" for t in tables})
+        columns: dict[str, str] = {}
+        for table, found in sorted(tables.items()):
+            if None in found:
+                return  # the id column is unknown: describe reports it
+            if len(found) > 1:
+                if not _single_partition(self.config):
+                    self.add(
+                        "conflicting-partitioning",
+                        "fail",
+                        f"{table} -> {name}",
+                        f"it feeds {', '.join(group)} by different columns "
+                        f"({', '.join(sorted(c or '' for c in found))}): its changes cannot "
+                        "follow both to one partition each",
+                        "route these aggregates' tables into one topic of one partition, "
+                        "or take both ids from one column",
+                    )
+                return
+            columns[table] = next(iter(found)) or ""
+        multi = len(tables) > 1
+        if len(topics) > 1:
+            self.add(
+                "split-aggregate",
+                "fail",
+                name,
+                f"its tables are written to {len(topics)} topics ("
+                + ", ".join(f"{t} -> {self.routes[t].topic}" for t in sorted(tables))
+                + "): a consumer may see its events out of commit order",
+                "route them into one topic, partitioned by the aggregate id column "
+                "(the derived config)",
+            )
+            self.fix(name, columns)
+            return
+        self.group_topic[name] = topics[0]
+        if _single_partition(self.config):
+            return
+        wrong = []
+        for table, column in sorted(columns.items()):
+            part = self.routes[table].partitioning
+            if part.by == "fields" and part.columns == (column,):
+                continue
+            if not multi and part.by == "key":
+                key = part.columns or (
+                    self.catalog[table].key if self.catalog and table in self.catalog else None
+                )
+                if key is None:
+                    continue  # the primary key is not known here; preflight checks it
+                if key == (column,):
+                    continue
+                wrong.append((table, column, f"partitioned by its record key ({', '.join(key)})"))
+                continue
+            how = (
+                f"partitioned by change.{', change.'.join(part.columns)}"
+                if part.by == "fields"
+                else "partitioned by its record key"
+            )
+            wrong.append((table, column, how))
+        for table, column, how in wrong:
+            by_key = self.routes[table].partitioning.by == "key"
+            self.add(
+                "key-not-aggregate-id" if by_key and not multi else "partitioned-by-other-column",
+                "fail",
+                f"{table} -> {name}",
+                f"{how}, not by {column}, which its {name} id comes from: changes of one "
+                f"{name} spread over several partitions",
+                f"partition it by change.{column} (PartitionRouting; the derived config)",
+            )
+        if wrong:
+            self.fix(name, columns)
+            return
+        if multi:
+            used = {
+                (self.routes[t].partitioning.num, self.routes[t].partitioning.hash) for t in tables
+            }
+            if len(used) > 1:
+                self.add(
+                    "partitioned-inconsistently",
+                    "fail",
+                    name,
+                    "its tables' PartitionRouting transforms differ in partition.topic.num or "
+                    "partition.hash.function: one id lands on different partitions",
+                    "give them the same partition.topic.num and partition.hash.function",
+                )
+                self.fix(name, columns)
+
+    def fix(self, name: str, columns: Mapping[str, str]) -> None:
+        self.to_fix[name] = dict(columns)
+
+    def check_identities(self) -> None:
+        if self.catalog is None:
+            return
+        for table, route in sorted(self.routes.items()):
+            info = self.catalog.get(table)
+            part = route.partitioning
+            if info is None or part.by != "fields":
+                continue
+            missing = [c for c in part.columns if not info.in_identity(c)]
+            if not missing:
+                continue
+            table_info = self.description.tables.get(table)
+            deletes = table_info is not None and table_info.handles_deletes
+            self.add(
+                "routing-column-not-in-identity",
+                "fail" if deletes else "warn",
+                table,
+                f"it is partitioned by change.{', change.'.join(missing)}, which a delete's "
+                "before image does not carry (REPLICA IDENTITY "
+                + {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING"}.get(info.identity, "?")
+                + "): its deletes land on another partition"
+                + (", and a rule maps them" if deletes else " (no rule maps its deletes today)"),
+                f"ALTER TABLE {table} REPLICA IDENTITY FULL",
+            )
+
+
+def check_routing(
+    description: DomainDescription,
+    config: Mapping[str, str],
+    *,
+    tables: Iterable[str] | None = None,
+    catalog: Mapping[str, TableCatalog] | None = None,
+) -> RoutingReport:
+    """Check that ``config`` keeps every aggregate of ``description`` in commit order.
+
+    ``tables`` are the captured tables (default: the domain's tables the
+    connector's include / exclude lists capture); ``catalog`` adds what only
+    the database knows (primary keys, replica identities), without which those
+    checks are left to the preflight. The report's ``derived`` holds the
+    config that fixes what can be fixed (see :func:`derive_routing`).
+    """
+    captured = captured_tables(config, description.all_tables if tables is None else tables)
+    routes = simulate(config, captured)
+    checker = _Checker(description, config, routes, catalog)
+    checker.run()
+    derived = _derive(description, config, routes, checker) if checker.to_fix else {}
+    return RoutingReport(routes, tuple(checker.findings), derived)
+
+
+def derive_routing(
+    description: DomainDescription,
+    config: Mapping[str, str],
+    *,
+    tables: Iterable[str] | None = None,
+    catalog: Mapping[str, TableCatalog] | None = None,
+) -> dict[str, str]:
+    """The keys to set on ``config`` so that every aggregate keeps one ordered stream.
+
+    Per aggregate found split or partitioned by another column: a
+    ``PartitionRouting`` per id column (with a ``TopicNameMatches`` predicate
+    on the tables' topics) and, when its tables are on several topics, one
+    ``ByLogicalTableRouter`` into ``<prefix>.<schema>.<aggregate>_aggregate``
+    with ``key.enforce.uniqueness: false`` — appended after the transforms the
+    config already has. ``{**config, **derive_routing(...)}`` is the fixed
+    config; an empty result means there is nothing to fix (or nothing fixable).
+    """
+    return dict(check_routing(description, config, tables=tables, catalog=catalog).derived)
+
+
+def _alias(base: str, taken: set[str]) -> str:
+    name = re.sub(r"[^0-9A-Za-z]+", "_", base).strip("_") or "cdcflow"
+    out, n = name, 2
+    while out in taken:
+        out, n = f"{name}{n}", n + 1
+    taken.add(out)
+    return out
+
+
+def _alternation(topics: Iterable[str]) -> str:
+    return "|".join(re.escape(t) for t in sorted(set(topics)))
+
+
+def _derive(
+    description: DomainDescription,
+    config: Mapping[str, str],
+    routes: Mapping[str, Route],
+    checker: _Checker,
+) -> dict[str, str]:
+    transforms = _names(config.get("transforms"))
+    predicates = _names(config.get("predicates"))
+    taken = set(transforms) | set(predicates)
+    out: dict[str, str] = {}
+    num = _partitions(config)
+    prefix = config.get("topic.prefix", "")
+    for name, columns in sorted(checker.to_fix.items()):
+        by_column: dict[str, list[str]] = {}
+        for table, column in sorted(columns.items()):
+            by_column.setdefault(column, []).append(table)
+        for column, tables in sorted(by_column.items()):
+            alias = _alias(f"{name}_partition_by_{column}", taken)
+            pred = _alias(f"{name}_by_{column}", taken)
+            topics = [routes[t].topic or "" for t in tables]
+            transforms.append(alias)
+            predicates.append(pred)
+            out |= {
+                f"predicates.{pred}.type": _TOPIC_MATCHES,
+                f"predicates.{pred}.pattern": _alternation(topics),
+                f"transforms.{alias}.type": PARTITION_ROUTING,
+                f"transforms.{alias}.predicate": pred,
+                f"transforms.{alias}.partition.payload.fields": f"change.{column}",
+                f"transforms.{alias}.partition.topic.num": num,
+                f"transforms.{alias}.partition.hash.function": "murmur",
+            }
+        topics = {routes[t].topic or "" for t in columns}
+        if len(topics) > 1:
+            schema = sorted(columns)[0].split(".", 1)[0]
+            target = f"{prefix}.{schema}.{name.replace('+', '_')}_aggregate"
+            alias = _alias(f"{name}_aggregate", taken)
+            transforms.append(alias)
+            out |= {
+                f"transforms.{alias}.type": TABLE_ROUTER,
+                f"transforms.{alias}.topic.regex": f"({_alternation(topics)})",
+                f"transforms.{alias}.topic.replacement": target,
+                # Keys stay as Debezium writes them: the transformer reads the
+                # table from each record's source block.
+                f"transforms.{alias}.key.enforce.uniqueness": "false",
+            }
+    out["transforms"] = ",".join(transforms)
+    if predicates:
+        out["predicates"] = ",".join(predicates)
+    return out
