@@ -533,15 +533,15 @@ def _derive(
                 f"transforms.{alias}.partition.topic.num": num,
                 f"transforms.{alias}.partition.hash.function": "murmur",
             }
-        topics = {routes[t].topic or "" for t in columns}
-        if len(topics) > 1:
+        all_topics = {routes[t].topic or "" for t in columns}
+        if len(all_topics) > 1:
             schema = sorted(columns)[0].split(".", 1)[0]
             target = f"{prefix}.{schema}.{name.replace('+', '_')}_aggregate"
             alias = _alias(f"{name}_aggregate", taken)
             transforms.append(alias)
             out |= {
                 f"transforms.{alias}.type": TABLE_ROUTER,
-                f"transforms.{alias}.topic.regex": f"({_alternation(topics)})",
+                f"transforms.{alias}.topic.regex": f"({_alternation(all_topics)})",
                 f"transforms.{alias}.topic.replacement": target,
                 # Keys stay as Debezium writes them: the transformer reads the
                 # table from each record's source block.
