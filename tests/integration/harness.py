@@ -50,6 +50,7 @@ from pipeline.stack import LocalStack
 from pipeline.stack.scratch import ScratchSource, delete_groups, delete_topics, repointed
 from pipeline.transformer import Metrics, Transformer, build_transformer
 from tests.domains.fidelity.events import _FidelityEvent
+from tests.domains.library.events import _LibraryEvent
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP_CONNECTOR = REPO / "connectors" / "shop-postgres.yaml"
@@ -178,6 +179,15 @@ class PipelineRun:
     def start_connector(self, tables: Iterable[str]) -> None:
         """Create the connector and wait until it and its task run."""
         config = connector_config(self.database, self.prefix, self.slot, tables)
+        self.deploy_connector(config)
+
+    def connector_file_config(self, path: Path) -> dict[str, str]:
+        """A domain's own connector file, as written, pointed at this run's database and names."""
+        base = parse_connector_file(path).config
+        return repointed(base, database=self.database, prefix=self.prefix, slot=self.slot)
+
+    def deploy_connector(self, config: dict[str, str]) -> None:
+        """Create the connector from ``config`` and wait until it and its task run."""
         self._connect.create_connector(self.connector, config)
         wait_for_state(self._connect, [self.connector], "RUNNING", timeout_s=120, poll_s=0.5)
 
@@ -206,9 +216,10 @@ class PipelineRun:
 
     def start_transformer(self) -> None:
         """Build the transformer from the run's settings and run it in a thread."""
-        self.transformer = build_transformer(
-            self.settings, domain=self.domain, metrics=self.metrics
-        )
+        # Replica identities are read from the run's own database.
+        source = self.settings.source.model_copy(update={"database": self.database})
+        settings = self.settings.model_copy(update={"source": source})
+        self.transformer = build_transformer(settings, domain=self.domain, metrics=self.metrics)
         transformer = self.transformer
 
         def run() -> None:
@@ -457,5 +468,28 @@ def fidelity_run(
         domain="tests.domains.fidelity",
         event_base=_FidelityEvent,
         schema_sql=FIDELITY_SCHEMA,
+        label=label,
+    )
+
+
+LIBRARY = REPO / "tests" / "domains" / "library"
+
+
+def library_run(
+    stack: LocalStack,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    label: str,
+) -> contextlib.AbstractContextManager[PipelineRun]:
+    """A :func:`pipeline_run` of the ``tests.domains.library`` domain."""
+    return pipeline_run(
+        stack,
+        settings,
+        tmp_path,
+        monkeypatch,
+        domain="tests.domains.library",
+        event_base=_LibraryEvent,
+        schema_sql=LIBRARY / "schema.sql",
         label=label,
     )
