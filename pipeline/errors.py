@@ -16,6 +16,8 @@ maps the tree to exit codes (see ``pipeline.cli``)::
     ├── PreflightFailed             the source database is not ready for the connector
     ├── SchemaContractError         an Avro contract is invalid, drifted or incompatible
     ├── RegistryError               the schema registry refused or failed a request
+    ├── SourceUnavailable           the source database's catalogue could not be read
+    ├── ColumnWithheld              a rule read an old value the source did not send (a KeyError too)
     ├── DecodeError                 a Debezium record could not be decoded (carries the record)
     ├── MappingError                a mapping rule raised or returned something invalid
     └── SerializationError          a domain event does not fit its schema
@@ -28,6 +30,7 @@ from typing import Any
 __all__ = [
     "ArtifactError",
     "CdcflowError",
+    "ColumnWithheld",
     "ComponentStartError",
     "ConfigError",
     "ConnectError",
@@ -40,6 +43,7 @@ __all__ = [
     "RegistryError",
     "SchemaContractError",
     "SerializationError",
+    "SourceUnavailable",
     "StackError",
     "ValidationFailed",
 ]
@@ -164,8 +168,41 @@ class RegistryError(CdcflowError):
     """The schema registry refused or failed a request."""
 
 
+class SourceUnavailable(CdcflowError):
+    """The source database did not answer a catalogue query; the caller should wait and retry."""
+
+
+class ColumnWithheld(CdcflowError, KeyError):
+    """A before-image column was read that the source did not send.
+
+    The table's replica identity leaves the column out of old rows (see
+    :mod:`pipeline.cdc.identity`). A ``KeyError`` too, so that
+    ``change.old(column, default)`` and ``except KeyError`` behave as for any
+    absent column; ``hint`` says how to make the source send it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str,
+        op: str,
+        column: str,
+        identity: str,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.table = table
+        self.op = op
+        self.column = column
+        self.identity = identity
+
+
 class RecordError(CdcflowError):
-    """Processing one Kafka record failed; carries where it came from and its bytes."""
+    """Processing one Kafka record failed; carries where it came from and its bytes.
+
+    ``table`` and ``column`` name the source table and column concerned, where known.
+    """
 
     stage = "unknown"
 
@@ -179,6 +216,8 @@ class RecordError(CdcflowError):
         key: bytes | None = None,
         value: bytes | None = None,
         hint: str | None = None,
+        table: str | None = None,
+        column: str | None = None,
     ) -> None:
         where = ""
         if topic is not None:
@@ -190,6 +229,8 @@ class RecordError(CdcflowError):
         self.offset = offset
         self.key = key
         self.value = value
+        self.table = table
+        self.column = column
 
 
 class DecodeError(RecordError):

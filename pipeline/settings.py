@@ -270,6 +270,18 @@ class TransformerSettings(_Section):
     schemas_dir: Path = Field(
         Path("schemas"), description="where the committed .avsc contracts live"
     )
+    identity_lookup: bool = Field(
+        True,
+        description="learn each captured table's replica identity from the source database's "
+        "catalogue (source.*; unreachable at start: exit 78), so before images hold only the "
+        "columns the WAL carried; off: only the record's key columns of a before image are trusted",
+    )
+    identity_refresh_s: float = Field(
+        60.0,
+        gt=0,
+        description="how long a table's replica identity is trusted before it is read again "
+        "(at once when a record contradicts it)",
+    )
 
 
 class ProjectionSettings(_Section):

@@ -13,9 +13,13 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+from pipeline.errors import ColumnWithheld
 from pipeline.events import SourcePosition
+
+if TYPE_CHECKING:
+    from pipeline.cdc.identity import ReplicaIdentity
 
 __all__ = [
     "OPS",
@@ -127,6 +131,10 @@ class Change:
     is ``None`` for creates and snapshot reads, and for updates of tables
     without ``REPLICA IDENTITY FULL``; ``after`` is ``None`` for deletes.
     Truncates (op ``t``) have neither.
+
+    ``before`` holds only what the source sent: the transformer removes the
+    columns the table's replica identity leaves out of old rows (see
+    :mod:`pipeline.cdc.identity`) and lists them in ``withheld``.
     """
 
     op: Op
@@ -140,6 +148,10 @@ class Change:
     toasted: frozenset[str] = frozenset()
     """Columns that arrived as the unavailable-value placeholder (filled or UNCHANGED)."""
     record: RecordRef | None = field(default=None, compare=False)
+    withheld: frozenset[str] = frozenset()
+    """Columns of the before image the source did not send (its replica identity leaves them out)."""
+    identity: ReplicaIdentity | None = None
+    """The replica identity ``before`` was cut to; None: not cut (FULL, or not checked)."""
 
     @property
     def committed_at(self) -> datetime:
@@ -168,11 +180,38 @@ class Change:
         """The column's value in the before image.
 
         Raises:
+            ColumnWithheld: the source did not send the column (the table's
+                replica identity leaves it out of old rows) and no ``default``
+                was given; a ``KeyError``, whose ``hint`` says how to fix the table.
             KeyError: the before image is absent (a create, or an update of a
                 table without ``REPLICA IDENTITY FULL``) or lacks the column,
                 and no ``default`` was given.
         """
-        return self._get(self.before, "before", column, default)
+        before = self.before
+        if before is not None and column in before:
+            return before[column]
+        if default is _MISSING:
+            withheld = self.withheld_error(column)
+            if withheld is not None:
+                raise withheld
+        return self._get(before, "before", column, default)
+
+    def withheld_error(self, column: str) -> ColumnWithheld | None:
+        """The error that says why ``column`` is not in the before image, if the source withheld it."""
+        if column not in self.withheld:
+            return None
+        identity = self.identity
+        described = identity.describe() if identity is not None else "replica identity not FULL"
+        sent = ", ".join(sorted(self.before or ())) or "no column"
+        return ColumnWithheld(
+            f"{self.table} op {self.op!r}: column {column!r} was not sent in the before image "
+            f"({described}; the source sent {sent})",
+            table=self.table,
+            op=self.op,
+            column=column,
+            identity=described,
+            hint=identity.hint(self.table, column) if identity is not None else None,
+        )
 
     def _get(self, image: Mapping[str, Any] | None, which: str, column: str, default: Any) -> Any:
         if image is not None and column in image:

@@ -31,9 +31,17 @@ __all__ = [
 
 
 class BeforeImageMissing(LookupError):
-    """An update's old value is needed but the source did not send it."""
+    """An old value is needed but the source did not send it; names the table and column."""
 
     def __init__(self, change: Change, column: str) -> None:
+        self.table = change.table
+        self.column = column
+        withheld = change.withheld_error(column)
+        if withheld is not None:
+            # The table's replica identity left the column out: say which, and the fix.
+            super().__init__(withheld.message)
+            self.hint = withheld.hint
+            return
         super().__init__(f"{change.table}: update has no old value for {column!r}")
         table = change.table
         self.hint = f"run 'ALTER TABLE {table} REPLICA IDENTITY FULL' so updates carry old values"
@@ -186,9 +194,19 @@ def changed_from(column: str, value: Any) -> Predicate:
 
 
 def equals(column: str, value: Any) -> Predicate:
-    """True when the row (after image, or before image of a delete) has ``column == value``."""
+    """True when the row (after image, or before image of a delete) has ``column == value``.
+
+    The returned predicate raises :class:`BeforeImageMissing` for a delete whose
+    before image lacks the column because the source did not send it.
+    """
+
+    def test(change: Change) -> bool:
+        if change.after is None and column in change.withheld:
+            raise BeforeImageMissing(change, column)
+        return bool(change.row.get(column) == value)
+
     return Predicate(
-        lambda c: c.row.get(column) == value,
+        test,
         f"{column}=={value!r}",
         old_columns=frozenset(),
         row_columns=frozenset({column}),

@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from pipeline.cdc import Change, Interval, Skip, SkipReason
-from pipeline.errors import MappingError
+from pipeline.errors import CdcflowError, ColumnWithheld, MappingError
 from pipeline.events import DomainEvent, EventMetadata, derive_event_id
+from pipeline.mapping.predicates import BeforeImageMissing
 from pipeline.mapping.registry import Rule, RuleResult, Rules
 
 __all__ = ["Mapped", "UnknownTable", "map_change", "row_key", "stamp"]
@@ -52,9 +53,11 @@ class Mapped:
     events: tuple[DomainEvent, ...]
 
 
-def _error(change: Change, message: str, hint: str | None = None) -> MappingError:
+def _error(
+    change: Change, message: str, hint: str | None = None, column: str | None = None
+) -> MappingError:
     fields = change.record.error_fields() if change.record else {}
-    return MappingError(message, hint=hint, **fields)
+    return MappingError(message, hint=hint, table=change.table, column=column, **fields)
 
 
 def map_change(rules: Rules, change: Change) -> Mapped | Skip:
@@ -73,6 +76,7 @@ def map_change(rules: Rules, change: Change) -> Mapped | Skip:
             f"no rule knows table {change.table}",
             hint=f"add rules for {change.table} to the domain, or declare it with "
             f"rules.known(...) or rules.ignore(...)",
+            table=change.table,
             **fields,
         )
     produced: list[DomainEvent] = []
@@ -94,8 +98,13 @@ def _guarded(rule: Rule, change: Change, part: str, call: Callable[[], _T]) -> _
     try:
         return call()
     except Exception as exc:
-        message = f"{part} of rule {rule} ({rule.origin}) raised {type(exc).__name__}: {exc}"
-        raise _error(change, message, getattr(exc, "hint", None)) from exc
+        # An old value the source did not send names its column; a cdcflow error's
+        # message is carried without its hint (the hint has a field of its own).
+        named = exc if isinstance(exc, ColumnWithheld | BeforeImageMissing) else None
+        detail = exc.message if isinstance(exc, CdcflowError) else exc
+        message = f"{part} of rule {rule} ({rule.origin}) raised {type(exc).__name__}: {detail}"
+        column = named.column if named is not None else None
+        raise _error(change, message, getattr(exc, "hint", None), column) from exc
 
 
 def _matches(rule: Rule, change: Change) -> bool:

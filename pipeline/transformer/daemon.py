@@ -5,11 +5,13 @@ The commit protocol — each step is a method below, named after it:
 1. **consume** a batch: block (at most ``poll_timeout_s``) for the first
    record, then take only what is already fetched, up to ``batch_size``. A
    quiet pipeline commits small batches at once; a busy one, large batches.
-2. **process** it without producing anything: decode, drop source repeats
-   (:mod:`.dedup`), map, serialize. Each source record becomes its events, a
-   counted skip, or one dead-letter record — all of its events or none. If
-   the registry does not answer, rewind to the batch's first offsets, wait
-   and go back to 1: nothing is dead-lettered because of an outage.
+2. **process** it without producing anything: decode, cut before images to
+   what the table's replica identity sent (:mod:`.identities`), drop source
+   repeats (:mod:`.dedup`), map, serialize. Each source record becomes its
+   events, a counted skip, or one dead-letter record — all of its events or
+   none. If the registry (or the source catalogue) does not answer, rewind to
+   the batch's first offsets, wait and go back to 1: nothing is
+   dead-lettered because of an outage.
 3. **begin** a Kafka transaction.
 4. **produce** every output record of the batch (events and dead letters).
 5. **send the offsets** after the batch's last records to the transaction,
@@ -61,13 +63,14 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from pipeline.cdc import Change, DecoderOptions, Skip, decode_record
 from pipeline.contracts.naming import event_topic
-from pipeline.errors import CdcflowError, RecordError
+from pipeline.errors import CdcflowError, RecordError, SourceUnavailable
 from pipeline.events import DomainEvent
 from pipeline.mapping import Rules, map_change
 from pipeline.serde import EventSerializer, RegistryUnavailable
 from pipeline.settings import Settings
 from pipeline.transformer.dedup import TP, Position, SourceDedup
 from pipeline.transformer.dlq import OutRecord, dead_letter
+from pipeline.transformer.identities import IdentityCatalog
 from pipeline.transformer.metrics import Metrics
 from pipeline.transformer.watchdog import CallHung, bounded
 
@@ -137,6 +140,7 @@ class Transformer:
         metrics: Metrics | None = None,
         decoder: DecoderOptions | None = None,
         poll_timeout_s: float = 0.5,
+        identities: IdentityCatalog | None = None,
     ) -> None:
         self.settings = settings
         self.cfg = settings.transformer
@@ -147,6 +151,8 @@ class Transformer:
         self.metrics = metrics or Metrics()
         self.decoder = decoder or DecoderOptions()
         self.poll_timeout_s = poll_timeout_s
+        # Cuts before images to what the source sent; None: taken as decoded (tests).
+        self.identities = identities
         self.transactional_id = f"{self.cfg.transactional_id}-{instance}"
         self.dedup = SourceDedup()
         self._assigned: set[TP] = set()
@@ -432,7 +438,7 @@ class Transformer:
         while True:
             try:
                 return self.process(msgs)
-            except RegistryUnavailable as exc:
+            except (RegistryUnavailable, SourceUnavailable) as exc:
                 self.dedup.discard_pending()
                 log.warning("%s; retrying the batch of %d records in %.0fs", exc, len(msgs), delay)
                 if stop.wait(delay):
@@ -495,6 +501,8 @@ class Transformer:
         if isinstance(decoded, Skip):
             res.skipped[str(decoded.reason)] += 1
             return
+        if self.identities is not None:
+            decoded = self.identities.restrict(decoded)
         if self.dedup.is_repeat(tp, decoded):
             res.skipped[DUPLICATE] += 1
             log.debug(

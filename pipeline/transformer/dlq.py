@@ -7,6 +7,13 @@ it can be replayed once the cause is fixed) and adds headers:
 ``cdcflow.dlq.stage``              decode | map | serialize
 ``cdcflow.dlq.error.class``        the error's class, e.g. ``MappingError``
 ``cdcflow.dlq.error.message``      what went wrong (truncated to 4 KiB)
+``cdcflow.dlq.error.hint``         what to do about it, where known, e.g.
+                                   ``run 'ALTER TABLE public.accounts REPLICA
+                                   IDENTITY FULL' so old rows carry every column``
+``cdcflow.dlq.table``              the source table (``schema.table``), where known
+``cdcflow.dlq.column``             the column concerned, where known: e.g. an old
+                                   value a rule read that the table's replica
+                                   identity kept out of the WAL
 ``cdcflow.dlq.original.topic``     where the record came from ...
 ``cdcflow.dlq.original.partition``
 ``cdcflow.dlq.original.offset``
@@ -62,6 +69,10 @@ def dead_letter(
     }
     if error.hint:
         headers["error.hint"] = error.hint[:_MAX_MESSAGE]
+    if error.table:
+        headers["table"] = error.table
+    if error.column:
+        headers["column"] = error.column
     return OutRecord(
         topic=dlq_topic,
         key=key,

@@ -1,4 +1,5 @@
-"""Wire a :class:`Transformer` from settings: domain rules, event types, registry serializer."""
+"""Wire a :class:`Transformer` from settings: domain rules, event types, registry serializer,
+replica identities."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pipeline.mapping import load_domain
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
 from pipeline.transformer.daemon import Transformer
+from pipeline.transformer.identities import IdentityCatalog, IdentityLookup, catalog_lookup
 from pipeline.transformer.metrics import Metrics
 
-__all__ = ["build_transformer"]
+__all__ = ["build_transformer", "identity_catalog"]
 
 
 def build_transformer(
@@ -21,11 +23,17 @@ def build_transformer(
     domain: str | None = None,
     instance: str = "0",
     metrics: Metrics | None = None,
+    identity_lookup: IdentityLookup | None = None,
 ) -> Transformer:
     """A transformer for ``domain`` (default ``settings.transformer.domain``).
 
+    Replica identities are read from the source database (``settings.source``)
+    unless ``identity_lookup`` stands in for it, or ``transformer.identity_lookup``
+    is off; the domain's tables are read here, before anything else connects.
+
     Raises:
-        ConfigError: the domain cannot be imported, has no rules or declares no event types.
+        ConfigError: the domain cannot be imported, has no rules or declares no event
+            types; or the source database cannot be reached for replica identities.
     """
     module = domain or settings.transformer.domain
     rules = load_domain(module)
@@ -34,9 +42,31 @@ def build_transformer(
         raise ConfigError(
             f"domain {module!r} declares no event types (DomainEvent subclasses with __aggregate__)"
         )
+    identities = identity_catalog(settings, identity_lookup)
+    identities.prepare(rules.tables)
     serializer = EventSerializer(
         SchemaRegistryClient(settings.registry.client_config()),
         settings.transformer.schemas_dir,
         auto_register=settings.registry.auto_register,
     )
-    return Transformer(settings, rules, events, serializer, instance=instance, metrics=metrics)
+    return Transformer(
+        settings,
+        rules,
+        events,
+        serializer,
+        instance=instance,
+        metrics=metrics,
+        identities=identities,
+    )
+
+
+def identity_catalog(settings: Settings, lookup: IdentityLookup | None = None) -> IdentityCatalog:
+    """The replica identity catalogue the settings ask for (``lookup``: instead of the database)."""
+    cfg = settings.transformer
+    if not cfg.identity_lookup:
+        return IdentityCatalog.record_only()
+    return IdentityCatalog(
+        lookup or catalog_lookup(settings.source),
+        refresh_s=cfg.identity_refresh_s,
+        database=f"database {settings.source.database}",
+    )

@@ -1,0 +1,271 @@
+"""Each captured table's replica identity, learned from the source database's catalogue.
+
+The transformer cuts every UPDATE's and DELETE's before image to the columns
+the table's replica identity made PostgreSQL write to the WAL
+(:func:`pipeline.cdc.restrict`), so that no value Debezium filled in for a
+column it was not sent (null, ``0``, ``""``) reaches a rule. The
+:class:`IdentityCatalog` says which columns those are:
+
+1. **At start** (:meth:`IdentityCatalog.prepare`) the domain's tables are read
+   in one query; a source database that cannot be reached stops the start
+   with a :class:`~pipeline.errors.ConfigError` naming the ``source.*``
+   settings (exit 78).
+2. **A table seen for the first time** is read then (lazily), and cached.
+3. **After** ``transformer.identity_refresh_s`` a table's entry is read again
+   the next time one of its changes arrives (with every other stale entry,
+   in one query).
+4. **A change that contradicts the cache** (an UPDATE without a before image
+   on a table cached as FULL; an old row that lacks an identity column, or
+   carries one on a table cached as NOTHING; an UPDATE that kept its key yet
+   carried an old row) makes the table be read again at once (at most once a
+   second per table).
+5. **A table the catalogue does not have** (dropped since, or the source
+   settings name another database) is treated as with the lookup off, and
+   warned about once: only the record's key columns of its before images are
+   trusted.
+6. **The source database gone later**: a cached entry is kept (re-read every
+   few seconds until it answers); a table never read raises
+   :class:`~pipeline.errors.SourceUnavailable`, and the daemon retries the
+   batch as for a registry outage — nothing is dead-lettered for it.
+
+With ``transformer.identity_lookup`` off (:meth:`IdentityCatalog.record_only`),
+no database is asked: every table is taken to send only its record key's
+columns (the primary key, or the connector's ``message.key.columns``) in old
+rows. No filled-in value can reach a rule, but a rule that reads any other old
+value is dead-lettered, whatever the table's real identity.
+
+What the catalogue says is the identity *now*: a change written before an
+``ALTER TABLE ... REPLICA IDENTITY`` and read after the catalogue learned the
+new identity is judged by the new one (see docs/guarantees.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import psycopg
+
+from pipeline.cdc import Change, ReplicaIdentity, contradicts, key_identity, restrict
+from pipeline.errors import ConfigError, SourceUnavailable
+from pipeline.settings import SourceSettings
+
+__all__ = ["IdentityCatalog", "IdentityLookup", "catalog_lookup"]
+
+log = logging.getLogger("cdcflow.transformer.identities")
+
+IdentityLookup = Callable[[Collection[str]], Mapping[str, ReplicaIdentity]]
+"""Reads tables (``schema.table``) from the source catalogue; a table not found is left out.
+
+Raises :class:`~pipeline.errors.SourceUnavailable` when the database does not answer.
+"""
+
+_IDENTITY_SQL: Final = """
+SELECT n.nspname || '.' || c.relname AS qualified, c.relreplident::text AS ident,
+       i.indexrelid::regclass::text AS index_name,
+       ARRAY(SELECT a.attname::text
+               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, pos)
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+              ORDER BY k.pos) AS columns
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_index i ON i.indrelid = c.oid
+       AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))
+ WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = ANY(%s)
+"""
+
+# A contradicted entry is read again at most this often; a source that does not
+# answer is asked again after this long while its stale entries are used.
+_RECHECK_S: Final = 1.0
+_RETRY_S: Final = 5.0
+_OLD_IMAGE_OPS: Final = frozenset({"u", "d"})
+
+
+def catalog_lookup(source: SourceSettings) -> IdentityLookup:
+    """A lookup that reads ``pg_class`` / ``pg_index`` / ``pg_attribute`` of the source database.
+
+    Each call opens one short connection (lookups are rare: once per table and
+    refresh period).
+    """
+
+    def lookup(tables: Collection[str]) -> Mapping[str, ReplicaIdentity]:
+        try:
+            with psycopg.connect(source.dsn(), autocommit=True) as conn:
+                rows = conn.execute(_IDENTITY_SQL, (sorted(tables),)).fetchall()
+        except psycopg.Error as exc:
+            raise SourceUnavailable(
+                f"cannot read replica identities from the source database {source.database} "
+                f"at {source.host}:{source.port}: {exc}".strip(),
+                hint="check the source.* settings (CDCFLOW_SOURCE__HOST, __PORT, __DATABASE, "
+                "__USER, __PASSWORD) and that the database is up",
+            ) from exc
+        return {
+            str(qualified): ReplicaIdentity.from_catalog(str(ident), columns or (), index_name)
+            for qualified, ident, index_name, columns in rows
+        }
+
+    return lookup
+
+
+@dataclass(slots=True)
+class _Entry:
+    identity: ReplicaIdentity | None  # None: not in the catalogue
+    read_at: float
+    checked_at: float
+
+
+class IdentityCatalog:
+    """The replica identity of each table, cached (see the module doc).
+
+    Used by one thread at a time (the batch being processed).
+    """
+
+    def __init__(
+        self,
+        lookup: IdentityLookup | None,
+        *,
+        refresh_s: float = 60.0,
+        database: str = "the source database",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self.refresh_s = refresh_s
+        self.database = database
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._warned: set[str] = set()
+        self.lookups = 0
+        """How many times the catalogue was read (for tests and logs)."""
+
+    @classmethod
+    def record_only(cls) -> IdentityCatalog:
+        """No lookup: only the record key's columns of a before image are trusted."""
+        return cls(None)
+
+    @property
+    def enabled(self) -> bool:
+        return self._lookup is not None
+
+    def prepare(self, tables: Iterable[str]) -> None:
+        """Read ``tables`` (the domain's) at start; warn about those the catalogue lacks.
+
+        Raises:
+            ConfigError: the source database cannot be reached (exit 78).
+        """
+        wanted = sorted(set(tables))
+        if self._lookup is None or not wanted:
+            return
+        try:
+            self._read(wanted, self._clock())
+        except SourceUnavailable as exc:
+            raise ConfigError(
+                f"{exc.message} (the transformer reads each captured table's replica identity "
+                "at start)",
+                hint=f"{exc.hint}, or turn the lookup off with "
+                "CDCFLOW_TRANSFORMER__IDENTITY_LOOKUP=false (then only the record key's "
+                "columns of before images are trusted)",
+            ) from exc
+        for table in wanted:
+            entry = self._entries.get(table)
+            if entry is not None and entry.identity is None:
+                self._warn_missing(table)
+
+    def identity(self, table: str) -> ReplicaIdentity | None:
+        """The cached identity of ``table``, read when missing or stale; None: not in the catalogue.
+
+        Raises:
+            SourceUnavailable: the table was never read and the database does not answer.
+        """
+        now = self._clock()
+        entry = self._entries.get(table)
+        if entry is None or now - entry.read_at >= self.refresh_s:
+            entry = self._refresh(table, now, entry)
+        return entry.identity
+
+    def restrict(self, change: Change) -> Change:
+        """``change`` with its before image cut to what its table's identity carries.
+
+        Creates, reads and truncates come back untouched, without a lookup.
+
+        Raises:
+            SourceUnavailable: as :meth:`identity`.
+        """
+        if change.op not in _OLD_IMAGE_OPS:
+            return change
+        if self._lookup is None:
+            return restrict(change, key_identity(change, "transformer.identity_lookup is off"))
+        identity = self.identity(change.table)
+        if identity is not None and contradicts(identity, change):
+            identity = self._recheck(change, identity)
+        if identity is None:
+            self._warn_missing(change.table)
+            return restrict(change, key_identity(change, f"not found in {self.database}"))
+        return restrict(change, identity)
+
+    # ------------------------------------------------------------------ internals
+
+    def _recheck(self, change: Change, cached: ReplicaIdentity) -> ReplicaIdentity | None:
+        now = self._clock()
+        entry = self._entries[change.table]
+        if now - entry.checked_at < _RECHECK_S:
+            return entry.identity
+        log.info(
+            "%s op %s contradicts its cached replica identity (%s): reading it again",
+            change.table,
+            change.op,
+            cached.describe(),
+        )
+        return self._refresh(change.table, now, entry, force=True).identity
+
+    def _refresh(
+        self, table: str, now: float, entry: _Entry | None, *, force: bool = False
+    ) -> _Entry:
+        stale = [
+            t for t, e in self._entries.items() if t != table and now - e.read_at >= self.refresh_s
+        ]
+        try:
+            self._read([table, *stale], now)
+        except SourceUnavailable as exc:
+            if entry is None:
+                raise
+            # Keep what is known; ask again in a few seconds, not for every change.
+            log.warning("%s; keeping the cached identity of %s", exc.message, table)
+            entry.read_at = now - self.refresh_s + _RETRY_S
+            if force:
+                entry.checked_at = now
+            return entry
+        return self._entries[table]
+
+    def _read(self, tables: list[str], now: float) -> None:
+        assert self._lookup is not None
+        found = self._lookup(tables)
+        self.lookups += 1
+        for table in tables:
+            identity = found.get(table)
+            previous = self._entries.get(table)
+            if previous is not None and previous.identity != identity:
+                log.info(
+                    "replica identity of %s: %s -> %s",
+                    table,
+                    _text(previous.identity),
+                    _text(identity),
+                )
+            self._entries[table] = _Entry(identity, now, now)
+
+    def _warn_missing(self, table: str) -> None:
+        if table in self._warned:
+            return
+        self._warned.add(table)
+        log.warning(
+            "%s is not a table of %s: only the record key's columns of its before images are "
+            "trusted (check CDCFLOW_SOURCE__DATABASE if the connector captures another database)",
+            table,
+            self.database,
+        )
+
+
+def _text(identity: ReplicaIdentity | None) -> str:
+    return identity.describe() if identity is not None else "not in the catalogue"
