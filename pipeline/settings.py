@@ -266,6 +266,11 @@ class TransformerSettings(_Section):
     transactional_id: str = Field(
         "cdcflow-transformer", description="prefix of the transactional.id"
     )
+    allow_split_aggregates: bool = Field(
+        False,
+        description="start even though a deployed connector splits an aggregate's tables over "
+        "topics or partitions (its events may leave commit order; docs/guarantees.md)",
+    )
     metrics_port: int = Field(9464, ge=0, le=65535, description="0 disables the HTTP endpoint")
     schemas_dir: Path = Field(
         Path("schemas"), description="where the committed .avsc contracts live"

@@ -29,6 +29,7 @@ from pipeline.connect import (
     wait_for_state,
 )
 from pipeline.connect import plan as make_plan
+from pipeline.connect.domain import DomainCheck, fix_lines, with_domain
 from pipeline.connect.lifecycle import states
 from pipeline.connect.pg import is_postgres_connector, slot_name
 from pipeline.connect.remove import remove_connector
@@ -77,6 +78,35 @@ def _files_options(func: F) -> F:
 def _specs(ctx: CliContext, directory: Path | None, environment: str | None) -> list[ConnectorSpec]:
     conf = ctx.settings.connect
     return load_connectors(directory or conf.connectors_dir, environment or conf.environment)
+
+
+def _with_domains(
+    ctx: CliContext, specs: Sequence[ConnectorSpec]
+) -> tuple[list[ConnectorSpec], dict[str, DomainCheck]]:
+    """The specs with any derived routing, and each one's check against the domain it feeds."""
+    return with_domain(specs, ctx.settings.transformer)
+
+
+def _print_domains(checks: Iterable[DomainCheck]) -> None:
+    for check in checks:
+        findings = check.report.findings
+        head = f"{check.connector}: domain {check.domain} ({check.why})"
+        if check.derived:
+            head += f"; routing derived for {', '.join(f.subject for f in check.fixed)}"
+        click.echo(head)
+        for finding in (*findings, *check.description.findings):
+            level = click.style(f"{finding.level:<4}", fg=_LEVEL_COLOURS[finding.level])
+            click.echo(f"  {level}  {finding.subject}: {finding.detail}")
+            if finding.fix:
+                click.echo(f"        fix: {finding.fix}")
+        if check.split and check.report.derived:
+            click.echo("        the config that fixes it (or set 'routing: derive' in the file):")
+            for line in fix_lines(check.report):
+                click.echo("      " + line)
+        if not findings and not check.description.findings:
+            click.echo(
+                "  " + click.style("ok", fg="green") + "    every aggregate has one ordered stream"
+            )
 
 
 def _select(specs: Sequence[ConnectorSpec], names: Sequence[str]) -> list[ConnectorSpec]:
@@ -229,10 +259,18 @@ def plan(
     placeholders or look secret are masked. Deployed connectors that are not
     declared are listed; with --prune they are planned for deletion.
 
+    \b
+    Each connector is also checked against the domain it feeds (the file's
+    'domain:', else transformer.domain when its topics are the transformer's):
+    an aggregate whose tables are split over topics or partitions is
+    reported with the config that fixes it; with 'routing: derive' in the
+    file that config is planned, its keys marked as derived.
+
     Exits 0 when nothing would change, 2 when changes are pending, 1 on error.
     """
     specs = _select(_specs(ctx, directory, environment), names)
     warnings = _warn_plain_secrets(specs)
+    specs, domains = _with_domains(ctx, specs)
     with _client(ctx) as client:
         result = make_plan(
             client,
@@ -242,9 +280,16 @@ def plan(
             prune_prefix=ctx.settings.connect.prune_prefix,
         )
     if ctx.json_output:
-        ctx.emit_json({**result.to_dict(), "warnings": warnings})
+        ctx.emit_json(
+            {
+                **result.to_dict(),
+                "domains": [c.to_dict() for c in domains.values()],
+                "warnings": warnings,
+            }
+        )
     else:
         _print_plan(result)
+        _print_domains(domains.values())
     if result.has_changes:
         sys.exit(CHANGES_PENDING)
 
@@ -276,6 +321,8 @@ def _print_plan(result: Plan) -> None:
             sign, colour = _SIGNS[field.kind]
             before, after = field.shown()
             masked = f"  ({field.note()}, masked)" if field.sensitive and field.note() else ""
+            if change.spec is not None and field.key in change.spec.derived:
+                masked += "  (derived)"
             if field.kind == "add":
                 text = f"{field.key} = {after}"
             elif field.kind == "remove":
@@ -324,6 +371,12 @@ def _print_plan(result: Plan) -> None:
     "reports RUNNING first).",
 )
 @click.option("--skip-preflight", is_flag=True, help="Do not check the source database first.")
+@click.option(
+    "--allow-split-aggregates",
+    is_flag=True,
+    help="Deploy a connector even though its routing splits an aggregate of its domain "
+    "over topics or partitions (its events may then leave commit order).",
+)
 @click.argument("names", nargs=-1)
 @pass_cli
 def apply_command(
@@ -335,12 +388,15 @@ def apply_command(
     timeout_s: float,
     settle_s: float,
     skip_preflight: bool,
+    allow_split_aggregates: bool,
     names: tuple[str, ...],
 ) -> None:
     """Make the deployed connectors what the files declare; idempotent.
 
     \b
-    1. plan (as 'cdcflow connectors plan')
+    1. plan (as 'cdcflow connectors plan', derived routing included); refuse
+       a connector whose routing splits an aggregate of its domain, unless
+       --allow-split-aggregates
     2. validate every connector to create or update on the worker
     3. preflight the source database of each Debezium Postgres connector
     4. PUT /connectors/{name}/config for each change; unchanged ones get no request
@@ -351,6 +407,7 @@ def apply_command(
     """
     specs = _select(_specs(ctx, directory, environment), names)
     warnings = _warn_plain_secrets(specs)
+    specs, domains = _with_domains(ctx, specs)
     with _client(ctx) as client:
         result = apply(
             client,
@@ -364,11 +421,14 @@ def apply_command(
             only=names or None,
             prune_prefix=ctx.settings.connect.prune_prefix,
             progress=lambda msg: _err(f"  {msg}"),
+            domains=domains,
+            allow_split_aggregates=allow_split_aggregates,
         )
     if ctx.json_output:
         ctx.emit_json({**result.to_dict(), "warnings": warnings})
         return
     _print_preflight(result.preflight, only_problems=True)
+    _print_domains(domains.values())
     if not result.plan.has_changes:
         click.echo("no changes: the deployed connectors match the files")
     for name in result.applied:
@@ -405,14 +465,20 @@ def preflight(
     resolved here when possible), wal_level = logical, REPLICATION, a free
     replication slot and WAL sender, the captured tables exist and are
     readable, REPLICA IDENTITY per table (a warning for TOAST-able columns
-    without FULL), the publication, the heartbeat. Each failed check says
-    how to fix it. Exits 1 if any check failed (warnings do not fail).
+    without FULL), the publication, the heartbeat. With a domain (the file's
+    'domain:', else transformer.domain when the connector's topics are the
+    transformer's): tables its rules need but not captured, captured tables
+    it does not know, replica identities its rules' before-image reads need,
+    aggregates split over topics or partitions, routing columns outside the
+    replica identity. Each failed check says how to fix it. Exits 1 if any
+    check failed (warnings do not fail).
     """
     specs = [
         s
         for s in _select(_specs(ctx, directory, environment), names)
         if is_postgres_connector(s.config)
     ]
+    specs, domains = _with_domains(ctx, specs)
     deployed: set[str] = set()
     try:
         with _client(ctx) as client:
@@ -420,7 +486,13 @@ def preflight(
     except ConnectError:
         pass  # preflight is about the database; Connect being down is not its failure
     reports = [
-        run_preflight(s.name, s.config, ctx.settings.source, deployed=s.name in deployed)
+        run_preflight(
+            s.name,
+            s.config,
+            ctx.settings.source,
+            deployed=s.name in deployed,
+            domain=domains.get(s.name),
+        )
         for s in specs
     ]
     if ctx.json_output:

@@ -13,6 +13,10 @@ from typing import Any
 import click
 
 from pipeline.cli._context import CliContext, pass_cli
+from pipeline.connect import ConnectClient, deployed_configs
+from pipeline.connect.domain import DomainProblem, check_deployed, load_description, raise_for_split
+from pipeline.errors import ConfigError, ConnectError
+from pipeline.settings import Settings
 from pipeline.transformer import BatchResult, Metrics, TransformerFenced, build_transformer
 
 log = logging.getLogger("cdcflow.transformer")
@@ -63,10 +67,16 @@ def command(
     mapped or serialized go to the dead-letter topic with headers saying why.
     SIGTERM or Ctrl-C finishes the batch in flight, commits it and exits 0.
     Exit 1 on an error, 3 when fenced by a newer instance with the same id.
+
+    At start, the deployed connectors whose topics it reads are checked
+    against the domain: a connector that splits an aggregate's tables over
+    topics or partitions is logged with the config that fixes it, and the
+    run exits 78 unless transformer.allow_split_aggregates is true.
     """
     settings = ctx.settings
     if ctx.log_level > logging.INFO:
         logging.getLogger("cdcflow").setLevel(logging.INFO)
+    check_routing_at_start(settings, domain or settings.transformer.domain)
     metrics = Metrics()
     transformer = build_transformer(settings, domain=domain, instance=instance, metrics=metrics)
     port = settings.transformer.metrics_port if metrics_port is None else metrics_port
@@ -117,3 +127,37 @@ def command(
         click.echo(
             json.dumps({"transformer": transformer.transactional_id, **metrics.totals()}), err=True
         )
+
+
+def check_routing_at_start(settings: Settings, module: str) -> None:
+    """Refuse to start on connectors that split an aggregate (see ``run``'s help).
+
+    Connect being unreachable is a warning: the run goes on.
+
+    Raises:
+        ConfigError: a deployed connector splits an aggregate, and
+            transformer.allow_split_aggregates is false.
+    """
+    description = load_description(module)
+    try:
+        with ConnectClient.from_settings(settings.connect) as client:
+            deployed = deployed_configs(client)
+    except ConnectError as exc:
+        log.warning("cannot check the connectors' routing against the domain: %s", exc.message)
+        return
+    checks = check_deployed(deployed, description, settings.transformer)
+    try:
+        raise_for_split(checks)
+    except DomainProblem as exc:
+        if settings.transformer.allow_split_aggregates:
+            log.warning("%s\n(transformer.allow_split_aggregates is set: starting anyway)", exc)
+            return
+        log.error("%s", exc.message)
+        raise ConfigError(
+            "a deployed connector splits an aggregate of the domain (logged above)",
+            hint="set 'routing: derive' in the connector file and run 'cdcflow connectors "
+            "apply', or set transformer.allow_split_aggregates "
+            "(CDCFLOW_TRANSFORMER__ALLOW_SPLIT_AGGREGATES=true) to start anyway",
+        ) from exc
+    for check in checks:
+        log.info("connector %s keeps every aggregate of %s in order", check.connector, module)

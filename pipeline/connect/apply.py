@@ -4,11 +4,15 @@ The apply protocol, step by step (nothing on the server changes before step 4):
 
 1. Read every deployed connector's stored config (one ``GET /connectors?expand=info``)
    and compute the plan against the declared connectors.
+   Refuse (before anything else) a connector to create or update whose routing
+   splits an aggregate of its domain over topics or partitions
+   (:mod:`pipeline.connect.routing`), unless ``allow_split_aggregates``.
 2. Validate every connector to create or update on the worker
    (``PUT /connector-plugins/{class}/config/validate``). Any field error stops
    here, for all connectors, with Connect's per-field messages.
 3. Preflight the source database of every Debezium Postgres connector to create
-   or update. Any failed check stops here.
+   or update, with what its domain needs of the captured tables. Any failed
+   check stops here.
 4. ``PUT /connectors/{name}/config`` for each connector to create or update.
    An unchanged connector gets no request at all, so applying twice is a no-op.
 5. With ``prune``, ``DELETE /connectors/{name}`` for each deployed connector no
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.connect.client import ConnectClient
+from pipeline.connect.domain import DomainCheck, raise_for_split
 from pipeline.connect.files import ConnectorSpec
 from pipeline.connect.lifecycle import states, wait_for_state
 from pipeline.connect.pg import is_postgres_connector
@@ -115,10 +120,16 @@ def apply(
     prune_prefix: str | None = None,
     env: Mapping[str, str] | None = None,
     progress: Progress = _quiet,
+    domains: Mapping[str, DomainCheck] | None = None,
+    allow_split_aggregates: bool = False,
 ) -> ApplyResult:
     """Run the apply protocol of this module's docstring.
 
+    ``domains`` holds, by connector name, the check against the domain it feeds
+    (:func:`pipeline.connect.domain.with_domain`; its specs carry any derived routing).
+
     Raises:
+        DomainProblem: a connector's routing splits an aggregate (nothing changed).
         ValidationFailed: a connector failed server-side validation (nothing changed).
         PreflightFailed: the source database is not ready (nothing changed).
         ConnectorFailed: with ``wait``, a connector or task FAILED (with its trace).
@@ -128,6 +139,9 @@ def apply(
     redactor = Redactor.for_configs((s.config for s in specs), env)
     result = ApplyResult(plan(client, specs, prune=prune, only=only, prune_prefix=prune_prefix))
     to_put = result.plan.of(Action.CREATE, Action.UPDATE)
+    domains = domains or {}
+    if not allow_split_aggregates:
+        raise_for_split(domains[c.name] for c in to_put if c.name in domains)
 
     # 2. validate
     result.validations = validate_connectors(client, [c.spec for c in to_put if c.spec], redactor)
@@ -147,6 +161,7 @@ def apply(
                         source,
                         env=env,
                         deployed=change.name in deployed,
+                        domain=domains.get(change.name),
                     )
                 )
         raise_for_failures(result.preflight)

@@ -36,7 +36,8 @@ from pipeline.errors import ConfigError
 __all__ = ["ConnectorSpec", "load_connectors", "parse_connector_file"]
 
 SUFFIXES = (".yaml", ".yml", ".json")
-_TOP_LEVEL = ("name", "config")
+_TOP_LEVEL = ("name", "config", "domain", "routing")
+ROUTING_MODES = ("check", "derive")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class ConnectorSpec:
 
     ``config`` holds Connect's strings without ``name`` (the server adds that);
     ``origin`` says for each key the ``file:line`` its value came from.
+    ``domain`` is the module of the domain its changes feed (``None``: the
+    transformer's, when the connector's topics are the ones it reads), and
+    ``routing`` whether cdcflow only checks the routing against the domain
+    (``check``) or derives it (``derive``); ``derived`` says, for each key
+    cdcflow added, why.
     """
 
     name: str
@@ -52,6 +58,9 @@ class ConnectorSpec:
     source: Path
     overlay: Path | None = None
     origin: Mapping[str, str] = field(default_factory=dict)
+    domain: str | None = None
+    routing: str = "check"
+    derived: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def connector_class(self) -> str:
@@ -180,6 +189,8 @@ class _Parsed:
     name: str | None
     config: dict[str, str | None]
     origin: dict[str, str]
+    domain: str | None = None
+    routing: str | None = None
 
 
 def _config_value(key: str, node: _Node, path: Path, line: int | None) -> str | None:
@@ -210,6 +221,7 @@ def _parse(root: _Node | None, path: Path, *, overlay: bool) -> _Parsed:
         )
     seen: dict[str, int | None] = {}
     name: str | None = None
+    extra: dict[str, str] = {}
     config_node: _Map | None = None
     for key, line, node in root.entries:
         if key in seen:
@@ -220,9 +232,21 @@ def _parse(root: _Node | None, path: Path, *, overlay: bool) -> _Parsed:
         if key not in _TOP_LEVEL:
             raise ConfigError(
                 f"{_where(path, line)}: unknown key {key!r}",
-                hint="a connector file holds only 'name' and 'config'",
+                hint="a connector file holds 'name', 'config' and optionally 'domain' "
+                "and 'routing'",
             )
-        if key == "name":
+        if key in ("domain", "routing"):
+            if not isinstance(node, _Scalar) or not node.text:
+                raise ConfigError(f"{_where(path, line)}: key {key!r} must be a non-empty string")
+            if key == "routing" and node.text not in ROUTING_MODES:
+                raise ConfigError(
+                    f"{_where(path, line)}: routing {node.text!r} is not one of "
+                    f"{', '.join(ROUTING_MODES)}",
+                    hint="'derive' lets cdcflow route each aggregate's tables into one "
+                    "ordered stream; 'check' (the default) only checks the file's own routing",
+                )
+            extra[key] = node.text.strip()
+        elif key == "name":
             if not isinstance(node, _Scalar) or not node.text:
                 raise ConfigError(f"{_where(path, line)}: key 'name' must be a non-empty string")
             name = node.text.strip()
@@ -257,7 +281,7 @@ def _parse(root: _Node | None, path: Path, *, overlay: bool) -> _Parsed:
             )
         config[key] = value
         origin[key] = _where(path, line)
-    return _Parsed(path, name, config, origin)
+    return _Parsed(path, name, config, origin, extra.get("domain"), extra.get("routing"))
 
 
 def _read(path: Path, *, overlay: bool) -> _Parsed:
@@ -283,7 +307,9 @@ def _finish(base: _Parsed, over: _Parsed | None) -> ConnectorSpec:
     config = dict(base.config)
     origin = dict(base.origin)
     name = base.name
+    domain, routing = base.domain, base.routing
     if over is not None:
+        domain, routing = over.domain or domain, over.routing or routing
         for key, value in over.config.items():
             if value is None:
                 if key not in config:
@@ -315,7 +341,15 @@ def _finish(base: _Parsed, over: _Parsed | None) -> ConnectorSpec:
             hint="set it, e.g. io.debezium.connector.postgresql.PostgresConnector",
         )
     strings = {k: v for k, v in config.items() if v is not None}
-    return ConnectorSpec(name, strings, base.path, over.path if over else None, origin)
+    return ConnectorSpec(
+        name,
+        strings,
+        base.path,
+        over.path if over else None,
+        origin,
+        domain=domain,
+        routing=routing or "check",
+    )
 
 
 def _files_in(directory: Path) -> list[Path]:

@@ -88,7 +88,11 @@ class ConnectorChange:
             out["file"] = str(self.spec.source)
             if self.spec.overlay is not None:
                 out["overlay"] = str(self.spec.overlay)
-        out["fields"] = [f.to_dict() for f in self.fields]
+        derived = self.spec.derived if self.spec is not None else {}
+        out["fields"] = [
+            f.to_dict() | ({"derived": derived[f.key]} if f.key in derived else {})
+            for f in self.fields
+        ]
         return out
 
 

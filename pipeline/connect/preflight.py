@@ -10,8 +10,10 @@ works (its placeholders resolved locally, when they can be); ``wal_level`` is
 logical; the user may replicate; a replication slot and a WAL sender are free
 (or the slot exists, made by the same plugin in the same database); every
 captured table exists and is readable; each table's REPLICA IDENTITY (a warning
-for TOAST-able columns without FULL); the publication exists or can be
-created; heartbeats are configured and their table is writable and captured.
+for TOAST-able columns without FULL); with a domain, what its rules need of the
+captured tables (:func:`pipeline.connect.domain.domain_checks`); the
+publication exists or can be created; heartbeats are configured and their
+table is writable and captured.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from pipeline.connect.domain import DomainCheck, domain_checks
 from pipeline.connect.pg import (
     DEFAULT_PUBLICATION,
     Conn,
@@ -121,6 +124,14 @@ SELECT n.nspname || '.' || c.relname AS qualified, c.relreplident AS identity,
        pg_has_role(%(user)s, c.relowner, 'USAGE') AS owns,
        pg_get_userbyid(c.relowner) AS owner,
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+       ARRAY(SELECT a.attname::text FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+              WHERE i.indrelid = c.oid AND i.indisprimary
+              ORDER BY array_position(i.indkey::int2[], a.attnum)) AS key_columns,
+       ARRAY(SELECT a.attname::text FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+              WHERE i.indrelid = c.oid AND i.indisreplident
+              ORDER BY array_position(i.indkey::int2[], a.attnum)) AS index_identity_columns,
        ARRAY(SELECT a.attname::text FROM pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                 AND a.attstorage IN ('x', 'e')
@@ -160,6 +171,7 @@ class _Run:
     name: str
     config: Mapping[str, str]
     deployed: bool
+    domain: DomainCheck | None = None  # what the domain the connector feeds needs of it
     user: str | None = None  # the connector's database.user, resolved
     checks: list[Check] = field(default_factory=list)
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)  # every table, by name
@@ -286,6 +298,9 @@ class _Run:
         slot = self._slot(conn)
         self._senders(conn, slot_active=slot)
         tables = self._tables(conn, user)
+        if tables is not None and self.domain is not None:
+            for check in domain_checks(self.domain, tables, self.existing):
+                self.add(check.name, Level(check.level), check.detail, check.fix)
         if tables is not None:
             self._publication(conn, user, tables, superuser)
             self._heartbeat(tables, self.existing)
@@ -655,16 +670,19 @@ def run_preflight(
     env: Mapping[str, str] | None = None,
     deployed: bool = False,
     connect_timeout: int = 5,
+    domain: DomainCheck | None = None,
 ) -> PreflightReport:
     """Check the source database of one Debezium Postgres connector.
 
     ``deployed`` says the connector already runs, so its slot may be streaming.
+    With ``domain``, the captured tables are also checked against what the
+    domain's rules need (see :func:`pipeline.connect.domain.domain_checks`).
     Never raises for what it finds; see :func:`raise_for_failures`.
 
     Raises:
         psycopg.Error: only for an unexpected database error during the checks.
     """
-    run = _Run(name, config, deployed)
+    run = _Run(name, config, deployed, domain)
     conn, checked_as = run.connect(source, env, connect_timeout)
     if conn is not None:
         with conn:
