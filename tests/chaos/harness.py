@@ -1,26 +1,42 @@
 """Fault injection around the real shop pipeline, checked against the database's history.
 
-A fault test: install the audit triggers (tests/support/oracle.py), note the
-WAL position, run a workload of business operations while a fault is
-injected, let the pipeline catch up, then read every event produced for
-changes after that position (read_committed, plain AvroDeserializer) and
-compare them with what the database's history says they must be.
+A fault test:
+
+1. installs the audit triggers (tests/support/oracle.py) and notes the WAL
+   position;
+2. runs a workload of business operations in a thread
+   (:class:`WorkloadThread`) that keeps writing until the test says the
+   faults are over, plus a tail;
+3. injects its faults when the workload has made a given number of changes
+   (:meth:`FaultRun.wait_changes`), inside :meth:`FaultRun.fault`, which
+   records how many changes were made while the fault lasted and whether the
+   workload was still writing when it ended; the test asserts a floor on both;
+4. waits until the pipeline is idle: the connector has streamed a marker
+   written after the workload, and the transformer's group has committed
+   offsets at the end of every CDC partition;
+5. reads every event topic to its true end (read_committed, a plain
+   AvroDeserializer), every event of the test's time window, snapshot reads
+   and events without an LSN included, and compares them, payload by payload
+   and in order per aggregate, with what the database's history says they
+   must be.
 """
 
 from __future__ import annotations
 
 import os
-import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -30,7 +46,17 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pipeline.domains.shop.workload import Workload, WorkloadReport
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings
-from tests.support.oracle import History, Verdict, compare, expected_events, install_audit
+from tests.support.oracle import (
+    Found,
+    History,
+    Verdict,
+    audit_seq,
+    compare,
+    expected_events,
+    found_event,
+    install_audit,
+)
+from tests.support.pipeline import wait_streaming
 
 EVENT_TOPICS = ["shop.customer.events", "shop.order.events", "shop.product.events"]
 
@@ -47,8 +73,10 @@ class TransformerProcess:
         self.env, self.log, self.instance = env, log, instance
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.log_from = 0  # where this start's output begins in the (appended) log
 
     def start(self) -> None:
+        self.log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -78,6 +106,22 @@ class TransformerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def output(self) -> str:
+        """What this start of the process has logged so far."""
+        with self.log.open("rb") as f:
+            f.seek(self.log_from)
+            return f.read().decode(errors="replace")
+
+    def wait_for_log(self, text: str, timeout_s: float = 120.0) -> None:
+        """Wait until this start of the process logs ``text``; fail when it dies first."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.output():
+            assert self.alive(), f"transformer {self.instance} exited:\n{self.output()[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"transformer {self.instance} never logged {text!r}:\n{self.output()[-3000:]}"
+            )
+            time.sleep(0.2)
+
     def stop(self) -> int:
         """SIGTERM: the daemon finishes its batch and exits; returns its exit code."""
         if not self.alive():
@@ -87,10 +131,96 @@ class TransformerProcess:
         return self.proc.wait(60)
 
 
+class WorkloadThread:
+    """Shop business operations in a thread, until the test's faults are over.
+
+    It runs at least ``min_ops`` operations, and after :meth:`finish` a tail
+    of operations more, so that every fault lands while it writes. At most
+    ``max_ops``: a test that never calls :meth:`finish` does not run forever.
+    Its error, if any, is raised by :meth:`join`.
+    """
+
+    def __init__(
+        self, dsn: str, *, rate: float, seed: int, min_ops: int, max_ops: int, name: str
+    ) -> None:
+        self.dsn, self.rate, self.seed = dsn, rate, seed
+        self.min_ops, self.max_ops = min_ops, max_ops
+        self.report: WorkloadReport | None = None
+        self.error: BaseException | None = None
+        self.trace = ""
+        self._attempts = 0
+        self._stop_at: int | None = None
+        self._thread = threading.Thread(target=self._run, name=f"workload-{name}", daemon=True)
+
+    def start(self) -> WorkloadThread:
+        self._thread.start()
+        return self
+
+    def _should_stop(self) -> bool:
+        # Called once before each operation (and once more before the loop ends).
+        self._attempts += 1
+        if self._attempts > self.max_ops:
+            return True
+        return self._stop_at is not None and self._attempts > self._stop_at
+
+    def _run(self) -> None:
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                self.report = Workload(conn, self.seed).run(
+                    self.rate, should_stop=self._should_stop
+                )
+        except BaseException as exc:
+            self.error = exc
+            self.trace = traceback.format_exc()
+
+    def finish(self, tail_ops: int = 0) -> None:
+        """The faults are over: run ``tail_ops`` more operations (at least ``min_ops`` in all)."""
+        self._stop_at = max(self.min_ops, self._attempts + tail_ops)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> WorkloadThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # However the test ends, the workload stops writing before the next test.
+        self._stop_at = 0
+        self._thread.join(60)
+
+    def check(self) -> None:
+        """Fail the test if the workload failed."""
+        if self.error is not None:
+            raise AssertionError(f"the workload failed: {self.error!r}\n{self.trace}")
+
+    def join(self, timeout_s: float = 600.0) -> WorkloadReport:
+        """Wait for the end; the workload's own error fails the test."""
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), f"the workload still runs after {timeout_s}s"
+        self.check()
+        assert self.report is not None
+        return self.report
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault: changes made before it began and when it ended."""
+
+    label: str
+    at: int
+    until: int
+    writing: bool  # the workload was still writing when the fault ended
+
+    @property
+    def during(self) -> int:
+        return self.until - self.at
+
+
 class FaultRun:
     def __init__(self, settings: Settings, name: str, tmp: Path) -> None:
         self.settings = settings
         self.name = name
+        self.group = settings.transformer.group_id  # whose committed offsets mean "idle"
         self.dlq = f"cdcflow.dlq.chaos-{name}-{uuid.uuid4().hex[:6]}"
         env = dict(os.environ)
         env["CDCFLOW_TRANSFORMER__DEAD_LETTER_TOPIC"] = self.dlq
@@ -99,40 +229,120 @@ class FaultRun:
         self.transformer = TransformerProcess(
             env, tmp / f"transformer-{name}.log", instance=f"chaos-{name}"
         )
-        with psycopg.connect(settings.source.dsn(), autocommit=True) as conn:
-            self.audit_from = install_audit(conn)
-            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-            assert row is not None
-            self.start_lsn = lsn_int(row[0])
+        self.faults: list[Fault] = []
+        self._conn = psycopg.connect(settings.source.dsn(), autocommit=True)
+        self.audit_from = install_audit(self._conn)
+        row = self._conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        self.start_lsn = lsn_int(row[0])
         self.started_ms = int(time.time() * 1000) - 5000
 
+    # ------------------------------------------------------------ the workload and faults
+
     def workload(
-        self, count: int, rate: float, seed: int
-    ) -> tuple[threading.Thread, list[WorkloadReport]]:
-        reports: list[WorkloadReport] = []
+        self, *, rate: float, seed: int, min_ops: int, max_ops: int | None = None
+    ) -> WorkloadThread:
+        """Start a :class:`WorkloadThread` (``max_ops``: 10 x ``min_ops`` unless given)."""
+        return WorkloadThread(
+            self.settings.source.dsn(),
+            rate=rate,
+            seed=seed,
+            min_ops=min_ops,
+            max_ops=max_ops or 10 * min_ops,
+            name=self.name,
+        ).start()
 
-        def run() -> None:
-            with psycopg.connect(self.settings.source.dsn(), autocommit=True) as conn:
-                reports.append(Workload(conn, seed).run(rate, count=count))
+    def changes(self) -> int:
+        """Row changes made since the run began (the audit's count)."""
+        return audit_seq(self._conn) - self.audit_from
 
-        thread = threading.Thread(target=run, name=f"workload-{self.name}", daemon=True)
-        thread.start()
-        return thread, reports
+    def wait_changes(self, n: int, workload: WorkloadThread, timeout_s: float = 600.0) -> int:
+        """Wait until ``n`` changes were made; fail if the workload stops first."""
+        deadline = time.monotonic() + timeout_s
+        while (made := self.changes()) < n:
+            workload.check()
+            assert workload.alive(), f"the workload ended after {made} of {n} changes"
+            assert time.monotonic() < deadline, f"{made} of {n} changes after {timeout_s}s"
+            time.sleep(0.1)
+        return made
+
+    @contextmanager
+    def fault(self, label: str, workload: WorkloadThread) -> Iterator[None]:
+        """Record the changes made while the body (the fault, until it is over) runs."""
+        at = self.changes()
+        yield
+        workload.check()
+        fault = Fault(label, at, self.changes(), workload.alive())
+        self.faults.append(fault)
+        print(
+            f"[{self.name}] {label}: from change {fault.at} to {fault.until} "
+            f"({fault.during} during it){'' if fault.writing else ', AFTER the workload ended'}",
+            flush=True,
+        )
+
+    def assert_faults_inside(self, count: int, floor_each: int) -> None:
+        """``count`` faults, each ended while the workload wrote, ``floor_each`` changes during each."""
+        assert len(self.faults) == count, [f.label for f in self.faults]
+        late = [f.label for f in self.faults if not f.writing]
+        assert not late, f"faults that ended after the workload: {late}"
+        short = [(f.label, f.during) for f in self.faults if f.during < floor_each]
+        assert not short, f"faults with fewer than {floor_each} changes made during them: {short}"
+
+    # ------------------------------------------------------------ the verdict
 
     def history(self) -> History:
-        with psycopg.connect(self.settings.source.dsn(), autocommit=True) as conn:
-            return expected_events(conn, self.audit_from)
+        return expected_events(self._conn, self.audit_from)
 
-    def collect(
-        self, history: History, timeout_s: float = 300.0
-    ) -> dict[tuple[str, str], list[tuple[str, str]]]:
-        """Events for changes after the start position, per aggregate, in partition order.
+    def wait_idle(self, timeout_s: float = 600.0) -> None:
+        """Wait until the pipeline has turned every change made so far into events.
 
-        Reads until every expected event is there (and each partition to its
-        end), or the timeout passes: the pipeline may still be catching up.
+        A marker written now and streamed by the connector comes after every
+        earlier change; then the transformer's group must have committed
+        offsets (each in the transaction of its events) at the end of every
+        CDC partition as it was once the marker was seen.
         """
-        deadline = time.monotonic() + timeout_s
-        found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        wait_streaming(self.settings, timeout_s)
+        pattern = re.compile(self.settings.transformer.topics)
+        consumer = Consumer(
+            self.settings.kafka.client_config("consumer")
+            | {"group.id": self.group, "enable.auto.commit": False}
+        )
+        try:
+            topics = consumer.list_topics(timeout=30).topics
+            ends = {
+                (t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=30)[1]
+                for t in sorted(topics)
+                if pattern.match(t)
+                for p in topics[t].partitions
+            }
+            deadline = time.monotonic() + timeout_s
+            while True:
+                committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=30)
+                behind = {
+                    (tp.topic, tp.partition): ends[(tp.topic, tp.partition)] - tp.offset
+                    for tp in committed
+                    if tp.offset < ends[(tp.topic, tp.partition)]
+                    and ends[(tp.topic, tp.partition)] > 0
+                }
+                if not behind:
+                    return
+                assert time.monotonic() < deadline, (
+                    f"group {self.group} still behind after {timeout_s}s: {behind}"
+                )
+                time.sleep(0.5)
+        finally:
+            consumer.close()
+
+    def collect(self, timeout_s: float = 300.0) -> dict[tuple[str, str], list[Found]]:
+        """Every event of the run's time window, per aggregate, in partition order.
+
+        Call it once the pipeline is idle: it reads each event partition to the
+        high watermark it has now (an open transaction of a killed producer is
+        waited for until it is aborted), so a duplicate written after the
+        expected events is seen too. Only events of changes before the run
+        began (an LSN below its start) are left out.
+        """
+        found: dict[tuple[str, str], list[Found]] = defaultdict(list)
         deserializer = reader(SchemaRegistryClient(self.settings.registry.client_config()))
         consumer = Consumer(
             self.settings.kafka.client_config("consumer")
@@ -150,6 +360,10 @@ class FaultRun:
                 for t in EVENT_TOPICS
                 for p in meta.topics[t].partitions
             ]
+            ends = {
+                (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1]
+                for tp in parts
+            }
             start = consumer.offsets_for_times(parts, timeout=30)
             consumer.assign(
                 [
@@ -157,29 +371,28 @@ class FaultRun:
                     for tp in start
                 ]
             )
-            at_end: set[tuple[str, int]] = set()
-            total = 0
-            while time.monotonic() < deadline:
+            reached: dict[tuple[str, int], int] = {}
+            deadline = time.monotonic() + timeout_s
+            while any(reached.get(tp, -1) < end for tp, end in ends.items()):
+                assert time.monotonic() < deadline, (
+                    f"event partitions not read to their end after {timeout_s}s: "
+                    f"{ {tp: (reached.get(tp), end) for tp, end in ends.items()} }"
+                )
                 for msg in consumer.consume(1000, 0.5):
                     tp = (msg.topic(), msg.partition())
                     if msg.error():
                         assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
-                        at_end.add(tp)
+                        reached[tp] = msg.offset()
                         continue
-                    at_end.discard(tp)
+                    reached[tp] = msg.offset() + 1
                     value = deserializer(
                         msg.value(), SerializationContext(msg.topic(), MessageField.VALUE)
                     )
-                    meta_ = value["metadata"]
-                    lsn = meta_["source"]["lsn"]
-                    if lsn is None or lsn < self.start_lsn or meta_["source"]["snapshot"]:
+                    lsn = value["metadata"]["source"]["lsn"]
+                    if lsn is not None and lsn < self.start_lsn:
                         continue
-                    found[(meta_["aggregate_type"], meta_["aggregate_id"])].append(
-                        (str(meta_["event_id"]), meta_["event_type"])
-                    )
-                    total += 1
-                if len(at_end) == len(start) and total >= history.events:
-                    break
+                    key, event = found_event(value, f"{tp[0]}[{tp[1]}]@{msg.offset()}")
+                    found[key].append(event)
         finally:
             consumer.close()
         return found
@@ -202,9 +415,10 @@ class FaultRun:
             consumer.close()
 
     def verify(self, timeout_s: float = 300.0) -> Verdict:
+        """Wait until idle, read everything, compare; prints the counts."""
+        self.wait_idle()
         history = self.history()
-        found = self.collect(history, timeout_s)
-        verdict = compare(history, found)
+        verdict = compare(history, self.collect(timeout_s))
         print(
             f"[{self.name}] {verdict.line()}, dead letters {self.dead_letters()}, "
             f"transformer starts {self.transformer.starts}",
@@ -212,16 +426,19 @@ class FaultRun:
         )
         return verdict
 
+    def assert_exact(self, timeout_s: float = 300.0) -> Verdict:
+        """Every change's events exactly once, payloads equal, in order, nothing dead-lettered."""
+        verdict = self.verify(timeout_s)
+        assert verdict.expected > 0
+        assert verdict.exact, verdict.report()
+        assert self.dead_letters() == 0
+        return verdict
 
-def at_random_times(
-    n: int,
-    between: tuple[float, float],
-    action: Callable[[int], Any],
-    rng: random.Random,
-    stop: Callable[[], bool] = lambda: False,
-) -> None:
-    for i in range(n):
-        if stop():
-            return
-        time.sleep(rng.uniform(*between))
-        action(i)
+    def __enter__(self) -> FaultRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # A transformer left running would go on producing the same events.
+        if self.transformer.alive():
+            self.transformer.kill()
+        self._conn.close()

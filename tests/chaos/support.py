@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,25 +47,13 @@ def start_group_at_end(settings: Settings, group: str) -> int:
 
 
 def assert_exact(run: FaultRun, timeout_s: float = 300.0) -> Verdict:
-    """Every change's events exactly once, in order per aggregate, nothing dead-lettered."""
-    verdict = run.verify(timeout_s)
-    assert verdict.expected > 0
-    counts = (verdict.duplicates, verdict.missing, verdict.unexpected, verdict.out_of_order)
-    assert counts == (0, 0, 0, 0), verdict.line()
-    assert verdict.found == verdict.expected
-    assert run.dead_letters() == 0
-    return verdict
+    """Every change's events exactly once, payloads equal, in order, nothing dead-lettered."""
+    return run.assert_exact(timeout_s)
 
 
 def wait_for_log(proc: TransformerProcess, text: str, timeout_s: float = 60.0) -> None:
     """Wait until the process's log shows ``text`` (it fails the test when the process dies)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if text in proc.log.read_text(errors="replace"):
-            return
-        assert proc.alive(), f"transformer {proc.instance} exited:\n{tail(proc.log)}"
-        time.sleep(0.5)
-    raise AssertionError(f"transformer {proc.instance} never logged {text!r}:\n{tail(proc.log)}")
+    proc.wait_for_log(text, timeout_s)
 
 
 def wait_exit(proc: TransformerProcess, timeout_s: float = 60.0) -> int:
@@ -84,10 +71,6 @@ def totals(log: Path) -> dict[str, Any]:
 
 def consumed(log: Path) -> int:
     return int(sum(totals(log).get("consumed", {}).values()))
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @contextmanager

@@ -34,35 +34,39 @@ def test_a_broker_sigkilled_mid_stream_and_brought_back(
     group = f"chaos-broker-{uuid.uuid4().hex[:6]}"
     start_group_at_end(cluster.settings, group)
     run = cluster.fault_run("broker-kill", tmp_path)
+    run.group = group
     env = run.transformer.env | {
         "CDCFLOW_TRANSFORMER__GROUP_ID": group,
         "CDCFLOW_TRANSFORMER__TRANSACTIONAL_ID": group,
     }
-    with transformers() as started:
+    with run, transformers() as started:
         transformer = start(started, env, tmp_path, "k", "k")
         wait_for_log(transformer, "assigned ")
-        workload, reports = run.workload(count=8_000, rate=300, seed=31)
-        time.sleep(6)
-        victim = cluster.coordinator(group)
-        cluster.sigkill(victim)
-        print(f"[broker-kill] kafka-{victim} (the group's coordinator) SIGKILLed", flush=True)
-        time.sleep(12)
-        # The survivors took over: the event topics' partitions lost a replica
-        # from their in-sync set, and are still written to.
-        lagging = cluster.under_replicated(EVENT_TOPICS)
-        cluster.restart(victim)
+        with run.workload(rate=300, seed=31, min_ops=8_000) as workload:
+            at = run.wait_changes(2_000, workload)
+            victim = cluster.coordinator(group)
+            with run.fault(f"kafka-{victim} (the group's coordinator) down", workload):
+                cluster.sigkill(victim)
+                time.sleep(12)
+                # The survivors took over: the event topics' partitions lost a replica
+                # from their in-sync set, and are still written to.
+                lagging = cluster.under_replicated(EVENT_TOPICS)
+                run.wait_changes(at + 2_000, workload)
+                cluster.restart(victim)
+            print(
+                f"[broker-kill] kafka-{victim} back; {lagging} event partitions were short "
+                "of a replica",
+                flush=True,
+            )
+            workload.finish(tail_ops=1_000)
+            report = workload.join()
         print(
-            f"[broker-kill] kafka-{victim} back; {lagging} event partitions were short of a replica",
-            flush=True,
-        )
-        workload.join()
-        history = run.history()
-        print(
-            f"[broker-kill] workload: {reports[0].total} operations, {history.changes} changes "
-            f"in {reports[0].seconds:.0f}s",
+            f"[broker-kill] workload: {report.total} operations, {run.changes()} changes "
+            f"in {report.seconds:.0f}s",
             flush=True,
         )
         assert lagging > 0
+        run.assert_faults_inside(1, floor_each=2_000)
         assert_exact(run)
         assert transformer.alive() and transformer.starts == 1, "the transformer did not carry on"
         assert transformer.stop() == 0

@@ -20,7 +20,6 @@ its own, so no other transformer of the machine produces the same events
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +49,7 @@ def test_processes_join_die_and_are_fenced_under_load(
     group = f"chaos-scale-{uuid.uuid4().hex[:6]}"
     partitions = start_group_at_end(cluster.settings, group)
     run = cluster.fault_run("scale", tmp_path)
+    run.group = group
     env = run.transformer.env | {
         "CDCFLOW_TRANSFORMER__GROUP_ID": group,
         "CDCFLOW_TRANSFORMER__TRANSACTIONAL_ID": group,
@@ -59,7 +59,7 @@ def test_processes_join_die_and_are_fenced_under_load(
         "CDCFLOW_TRANSFORMER__OVERLAP_COMMIT": "true",
     }
 
-    with transformers() as started:
+    with run, transformers() as started:
 
         def process(instance: str, log: str) -> TransformerProcess:
             return start(started, env, tmp_path, instance, log)
@@ -73,29 +73,34 @@ def _scale_kill_and_fence(
     a, b = process("a", "a"), process("b", "b")
     for proc in (a, b):
         wait_for_log(proc, "assigned ")
-    workload, reports = run.workload(count=10_000, rate=300, seed=21)
+    with run.workload(rate=300, seed=21, min_ops=10_000) as workload:
+        at = run.wait_changes(1_500, workload)
+        with run.fault("c joins", workload):
+            c = process("c", "c")  # scale out: the partitions are spread over three
+            wait_for_log(c, "assigned ")
 
-    time.sleep(5)
-    c = process("c", "c")  # scale out: the partitions are spread over three
-    wait_for_log(c, "assigned ")
+        at = run.wait_changes(at + 3_000, workload)
+        with run.fault("b SIGKILLed", workload):
+            # Mid-batch: its transaction stays open until it times out (60 s); its
+            # partitions wait for its session to expire while the workload goes on.
+            b.kill()
+            run.wait_changes(at + 1_000, workload)
 
-    time.sleep(4)
-    b.kill()  # SIGKILL mid-batch: its transaction stays open until it times out (60 s)
-
-    time.sleep(4)
-    a2 = process("a", "a-again")  # the same instance name as a running process
-    assert wait_exit(a, 60) == 3, "the older 'a' was not fenced (exit 3 expected)"
-    assert "was fenced" in a.log.read_text()
-    wait_for_log(a2, "assigned ")
-
-    workload.join()
-    history = run.history()
+        at = run.wait_changes(at + 3_000, workload)
+        with run.fault("a fenced by a second a", workload):
+            a2 = process("a", "a-again")  # the same instance name as a running process
+            assert wait_exit(a, 60) == 3, "the older 'a' was not fenced (exit 3 expected)"
+            assert "was fenced" in a.log.read_text()
+            wait_for_log(a2, "assigned ")
+        workload.finish(tail_ops=1_500)
+        report = workload.join()
     print(
-        f"[scale] {partitions} CDC partitions; workload: {reports[0].total} operations, "
-        f"{history.changes} changes in {reports[0].seconds:.0f}s; "
+        f"[scale] {partitions} CDC partitions; workload: {report.total} operations, "
+        f"{run.changes()} changes in {report.seconds:.0f}s; "
         "a, b started; c added; b SIGKILLed; a fenced by a second 'a'",
         flush=True,
     )
+    run.assert_faults_inside(3, floor_each=100)
     verdict = assert_exact(run)
     assert verdict.changes >= 10_000
     assert c.stop() == 0 and a2.stop() == 0
