@@ -483,7 +483,9 @@ def derive_routing(
     on the tables' topics) and, when its tables are on several topics, one
     ``ByLogicalTableRouter`` into ``<prefix>.<schema>.<aggregate>_aggregate``
     with ``key.enforce.uniqueness: false`` — appended after the transforms the
-    config already has. ``{**config, **derive_routing(...)}`` is the fixed
+    config already has (a ``PartitionRouting`` whose tables the user's own
+    chain merges with others goes first instead, where each table's topic is
+    still its own). ``{**config, **derive_routing(...)}`` is the fixed
     config; an empty result means there is nothing to fix (or nothing fixable).
     """
     return dict(check_routing(description, config, tables=tables, catalog=catalog).derived)
@@ -508,12 +510,17 @@ def _derive(
     routes: Mapping[str, Route],
     checker: _Checker,
 ) -> dict[str, str]:
-    transforms = _names(config.get("transforms"))
+    own = _names(config.get("transforms"))
     predicates = _names(config.get("predicates"))
-    taken = set(transforms) | set(predicates)
+    taken = set(own) | set(predicates)
+    first: list[str] = []  # partitioning that must see each table's own topic
+    last: list[str] = []
     out: dict[str, str] = {}
     num = _partitions(config)
     prefix = config.get("topic.prefix", "")
+    final: dict[str, set[str]] = {}  # topic after the user's chain -> the tables on it
+    for table, route in routes.items():
+        final.setdefault(route.topic or "", set()).add(table)
     for name, columns in sorted(checker.to_fix.items()):
         by_column: dict[str, list[str]] = {}
         for table, column in sorted(columns.items()):
@@ -522,7 +529,13 @@ def _derive(
             alias = _alias(f"{name}_partition_by_{column}", taken)
             pred = _alias(f"{name}_by_{column}", taken)
             topics = [routes[t].topic or "" for t in tables]
-            transforms.append(alias)
+            if all(final[t] <= set(tables) for t in topics):
+                last.append(alias)  # after the user's transforms, on the topics they make
+            else:
+                # The user's chain already merges these tables with others: tell
+                # them apart by Debezium's own topic names, before that chain.
+                topics = [f"{prefix}.{t}" for t in tables]
+                first.append(alias)
             predicates.append(pred)
             out |= {
                 f"predicates.{pred}.type": _TOPIC_MATCHES,
@@ -538,7 +551,7 @@ def _derive(
             schema = sorted(columns)[0].split(".", 1)[0]
             target = f"{prefix}.{schema}.{name.replace('+', '_')}_aggregate"
             alias = _alias(f"{name}_aggregate", taken)
-            transforms.append(alias)
+            last.append(alias)
             out |= {
                 f"transforms.{alias}.type": TABLE_ROUTER,
                 f"transforms.{alias}.topic.regex": f"({_alternation(all_topics)})",
@@ -547,7 +560,7 @@ def _derive(
                 # table from each record's source block.
                 f"transforms.{alias}.key.enforce.uniqueness": "false",
             }
-    out["transforms"] = ",".join(transforms)
+    out["transforms"] = ",".join(first + own + last)
     if predicates:
         out["predicates"] = ",".join(predicates)
     return out
