@@ -14,8 +14,9 @@ from typing import ClassVar
 from pipeline.cdc import Change
 from pipeline.events import DomainEvent
 from pipeline.mapping import Rules, changed, changed_to, where
+from pipeline.mapping.describe import DomainDescription, describe_domain
 
-__all__ = ["rules"]
+__all__ = ["bank_description", "rules", "shop_description"]
 
 
 class _BankEvent(DomainEvent):
@@ -95,3 +96,17 @@ def _loan(member: int, loan: int) -> LoanTaken:
 @rules.on("public.loans", ops="u")
 def loan_unannotated(change):  # type: ignore[no-untyped-def]
     return None
+
+
+def bank_description() -> DomainDescription:
+    """This domain, described."""
+    from pipeline.contracts.catalog import discover_events
+
+    return describe_domain(rules, discover_events([__name__]))
+
+
+def shop_description() -> DomainDescription:
+    """The bundled shop, described, for comparison."""
+    from pipeline.connect.domain import load_description
+
+    return load_description("pipeline.domains.shop")

@@ -17,7 +17,6 @@ from pipeline.connect.routing import (
 )
 from pipeline.contracts.catalog import discover_events
 from pipeline.mapping.describe import DomainDescription, describe_domain
-from pipeline.mapping.loader import load_domain
 from tests.unit import domain_bank
 
 SHOP_FILE = Path(__file__).resolve().parents[2] / "connectors" / "shop-postgres.yaml"
@@ -33,13 +32,12 @@ BANK = {
 
 @pytest.fixture(scope="module")
 def shop() -> DomainDescription:
-    module = "pipeline.domains.shop"
-    return describe_domain(load_domain(module), discover_events([module]))
+    return domain_bank.shop_description()
 
 
 @pytest.fixture(scope="module")
 def bank() -> DomainDescription:
-    return describe_domain(domain_bank.rules, discover_events(["tests.unit.domain_bank"]))
+    return domain_bank.bank_description()
 
 
 def shop_config() -> dict[str, str]:

@@ -11,20 +11,18 @@ from pipeline.contracts.catalog import discover_events
 from pipeline.events import DomainEvent
 from pipeline.mapping import Rules, changed, changed_from, changed_to, equals, where
 from pipeline.mapping.describe import DomainDescription, describe_domain
-from pipeline.mapping.loader import load_domain
 from pipeline.mapping.yaml_rules import compile_rules
 from tests.unit import domain_bank
 
 
 @pytest.fixture(scope="module")
 def shop() -> DomainDescription:
-    module = "pipeline.domains.shop"
-    return describe_domain(load_domain(module), discover_events([module]))
+    return domain_bank.shop_description()
 
 
 @pytest.fixture(scope="module")
 def bank() -> DomainDescription:
-    return describe_domain(domain_bank.rules, discover_events(["tests.unit.domain_bank"]))
+    return domain_bank.bank_description()
 
 
 def test_shop_order_aggregate_is_fed_by_three_tables(shop: DomainDescription) -> None:
