@@ -330,31 +330,58 @@ def _order_row() -> dict[str, object]:
     return dict(doc["payload"]["after"])
 
 
-@pytest.mark.parametrize(
-    "mangle",
-    [
-        lambda doc: doc["schema"]["fields"][0].update(fields=["not a field"]),
-        lambda doc: doc["schema"].update(fields="nonsense"),
-        lambda doc: doc["payload"].update(transaction="tx"),
-        lambda doc: doc["payload"]["source"].update(name=None),
-    ],
-    ids=[
-        "field-not-an-object",
-        "fields-not-a-list",
-        "transaction-not-an-object",
-        "source-name-null",
-    ],
-)
-def test_malformed_records_are_decode_errors(mangle: Callable[[dict[str, Any]], None]) -> None:
+def _mangled(mangle: Callable[[dict[str, Any]], None]) -> bytes:
     _, value = dbz.record("u", "customers", before=_customer(), after=_customer(email="b@x"))
     doc = json.loads(value)
     mangle(doc)
-    raw = json.dumps(doc).encode()
-    try:
-        result = decode_record(
-            raw, key=b'{"id": 1}', topic="shop.public.customers", partition=2, offset=99
-        )
-    except DecodeError as err:
-        assert err.value == raw
-    else:
-        assert isinstance(result, Change)  # tolerated: the malformed part was not needed
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (
+            lambda doc: doc["schema"]["fields"][0].update(fields=["not a field"]),
+            "malformed Debezium record: TypeError",
+        ),
+        (
+            lambda doc: doc["schema"].update(fields="nonsense"),
+            "malformed Debezium record: AttributeError",
+        ),
+        (
+            lambda doc: doc["payload"]["source"].update(name=None),
+            "source block is invalid",
+        ),
+    ],
+    ids=["field-not-an-object", "fields-not-a-list", "source-name-null"],
+)
+def test_malformed_records_are_decode_errors(
+    mangle: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    raw = _mangled(mangle)
+    with pytest.raises(DecodeError) as caught:
+        decode_record(raw, key=b'{"id": 1}', topic="shop.public.customers", partition=2, offset=99)
+    err = caught.value
+    assert str(err).startswith(f"shop.public.customers[2]@99: {message}")
+    assert (err.topic, err.partition, err.offset, err.value) == (
+        "shop.public.customers",
+        2,
+        99,
+        raw,
+    )
+
+
+def test_a_transaction_block_that_is_not_an_object_is_taken_as_absent() -> None:
+    # Debezium writes an object or null; anything else carries no transaction to use.
+    raw = _mangled(lambda doc: doc["payload"].update(transaction="tx"))
+    change = decode_record(
+        raw, key=b'{"id": 1}', topic="shop.public.customers", partition=2, offset=99
+    )
+    assert isinstance(change, Change)
+    assert change.transaction is None
+    assert (change.op, change.table, change.old("email"), change.new("email")) == (
+        "u",
+        "public.customers",
+        "ada@example.com",
+        "b@x",
+    )

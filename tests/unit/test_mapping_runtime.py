@@ -294,6 +294,48 @@ def test_row_key_is_canonical_json_of_the_key_else_the_row() -> None:
     assert row_key(keyless) == '{"at":"2024-01-01T00:00:00+00:00","x":1}'
 
 
+POSITION = SourcePosition(
+    connector="shop",
+    table="public.customers",
+    lsn=24023128,
+    commit_lsn=24023120,
+    tx_id=555,
+    commit_ts_ms=1718000000123,
+)
+
+
 def test_source_position_is_what_ids_hash() -> None:
-    source = SourcePosition(connector="c", table="public.t", lsn=1, tx_id=2, commit_ts_ms=3)
-    assert derive_event_id(source, "k", "E") == derive_event_id(source.model_copy(), "k", "E")
+    # Pinned: events already written carry these ids, and a repeat of their change must
+    # get the same ones. uuid5 in namespace 6f1c3f0e-5b2a-4c8e-9a77-0c5d2f1e8b41 of
+    # "shop|24023128|555|public.customers|{"id":7}|CustomerRegistered|0|".
+    key = '{"id":7}'
+    assert str(derive_event_id(POSITION, key, "CustomerRegistered")) == (
+        "8c441c95-5548-5168-869a-9ff0246b6f0e"
+    )
+    assert str(derive_event_id(POSITION, key, "CustomerRegistered", 1)) == (
+        "cd440bdd-cb8b-5140-be8e-6eecfd535046"
+    )
+    snapshot = POSITION.model_copy(update={"snapshot": True})
+    assert str(derive_event_id(snapshot, key, "CustomerRegistered")) == (
+        "8c73b1ae-e94a-5696-8ff3-294e844382a7"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("connector", "other"), ("table", "public.orders"), ("lsn", 24023129), ("tx_id", 556)],
+)
+def test_each_part_of_the_position_changes_the_id(field: str, value: object) -> None:
+    moved = POSITION.model_copy(update={field: value})
+    key = '{"id":7}'
+    assert derive_event_id(moved, key, "CustomerRegistered") != derive_event_id(
+        POSITION, key, "CustomerRegistered"
+    )
+
+
+def test_key_and_type_change_the_id_and_the_commit_time_does_not() -> None:
+    base = derive_event_id(POSITION, '{"id":7}', "CustomerRegistered")
+    assert derive_event_id(POSITION, '{"id":8}', "CustomerRegistered") != base
+    assert derive_event_id(POSITION, '{"id":7}', "CustomerClosed") != base
+    later = POSITION.model_copy(update={"commit_ts_ms": 1718000009999})
+    assert derive_event_id(later, '{"id":7}', "CustomerRegistered") == base

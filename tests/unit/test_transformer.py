@@ -141,23 +141,20 @@ def test_the_next_batch_is_deduplicated_while_the_previous_one_commits() -> None
     assert not dedup.is_repeat(tp, _change(2000))
     second = dedup.seal()
 
-    # Batch 1's offsets carry batch 1's marks, not batch 2's.
-    def hw(lsn: int) -> str:
-        commit_lsn, own = position_of(_change(lsn))  # type: ignore[misc]
-        return f'{{"hw":[{commit_lsn},{own}]}}'
-
-    assert dedup.metadata(tp, first) == hw(1000)
-    assert dedup.metadata(tp, second) == hw(2000)
-    assert dedup.metadata(other, second) == hw(1500)  # from the batch before
+    # Batch 1's offsets carry batch 1's marks, not batch 2's: (commit LSN, LSN), where
+    # the test records' commit LSN (source.sequence[0]) is 8 below their own.
+    assert dedup.metadata(tp, first) == '{"hw":[992,1000]}'
+    assert dedup.metadata(tp, second) == '{"hw":[1992,2000]}'
+    assert dedup.metadata(other, second) == '{"hw":[1492,1500]}'  # from the batch before
     with pytest.raises(AssertionError):
         dedup.commit(second)  # out of order
     dedup.commit(first)
     assert dedup.uncommitted == 1
     dedup.rollback()  # batch 2 aborted: back to batch 1's marks
-    assert dedup.mark(tp) == position_of(_change(1000))
+    assert dedup.mark(tp) == (992, 1000)
     assert not dedup.is_repeat(tp, _change(2000))
     dedup.discard_pending()  # the registry did not answer: batch 2 starts over
-    assert dedup.mark(tp) == position_of(_change(1000))
+    assert dedup.mark(tp) == (992, 1000)
 
 
 def test_snapshot_rows_are_never_dropped_by_position() -> None:
@@ -231,13 +228,31 @@ def test_dead_letter_headers_say_why() -> None:
     }
 
 
-@pytest.mark.parametrize("instance", ["0", "b"])
-def test_transactional_id_and_static_membership_follow_the_instance(instance: str) -> None:
-    t = _transformer(FakeSerializer())
-    t.transactional_id = f"cdcflow-transformer-{instance}"
-    assert t._consumer_config()["group.instance.id"] == f"cdcflow-transformer-{instance}"
+@pytest.mark.parametrize(
+    ("instance", "prefix", "expected"),
+    [
+        ("0", None, "cdcflow-transformer-0"),
+        ("b", None, "cdcflow-transformer-b"),
+        ("b", "shop-prod", "shop-prod-b"),
+    ],
+)
+def test_transactional_id_and_static_membership_follow_the_instance(
+    instance: str, prefix: str | None, expected: str
+) -> None:
+    domain = "pipeline.domains.shop"
+    settings = load_settings(transformer={"transactional_id": prefix} if prefix else {})
+    t = Transformer(
+        settings,
+        load_domain(domain),
+        discover_events([domain]),
+        FakeSerializer(),  # type: ignore[arg-type]
+        instance=instance,
+    )
+    consumer = t._consumer_config()
+    assert consumer["group.instance.id"] == expected
+    assert consumer["group.id"] == "cdcflow-transformer"
     producer = t._producer_config()
-    assert producer["transactional.id"] == f"cdcflow-transformer-{instance}"
+    assert producer["transactional.id"] == expected
     assert producer["enable.idempotence"] is True
     assert producer["partitioner"] == "murmur2_random"
 
