@@ -25,6 +25,7 @@ from pipeline.connect.routing import (
     TableCatalog,
     captured_tables,
     check_routing,
+    derive_routing,
     simulate,
 )
 from pipeline.errors import PreflightFailed
@@ -127,7 +128,7 @@ def check_connector(
         return spec, DomainCheck(
             spec.name, description.domain, why, description, spec.config, report
         )
-    derived = dict(report.derived)
+    derived = derive_routing(description, spec.config)
     if not derived:
         return spec, DomainCheck(
             spec.name, description.domain, why, description, spec.config, report, derived=derived

@@ -299,6 +299,8 @@ class _Checker:
     catalog: Mapping[str, TableCatalog] | None
     findings: list[Finding] = field(default_factory=list)
     to_fix: dict[str, dict[str, str]] = field(default_factory=dict)
+    unproven: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Single-table aggregates partitioned by a record key this check cannot see."""
     """Aggregate group name -> table -> the column to partition it by."""
     group_topic: dict[str, str | None] = field(default_factory=dict)
 
@@ -378,7 +380,9 @@ class _Checker:
                     self.catalog[table].key if self.catalog and table in self.catalog else None
                 )
                 if key is None:
-                    continue  # the primary key is not known here; preflight checks it
+                    # The primary key is not known here (the preflight checks it).
+                    self.unproven[name] = {table: column}
+                    continue
                 if key == (column,):
                     continue
                 wrong.append((table, column, f"partitioned by its record key ({', '.join(key)})"))
@@ -452,6 +456,7 @@ def check_routing(
     *,
     tables: Iterable[str] | None = None,
     catalog: Mapping[str, TableCatalog] | None = None,
+    derive_unproven: bool = False,
 ) -> RoutingReport:
     """Check that ``config`` keeps every aggregate of ``description`` in commit order.
 
@@ -459,13 +464,20 @@ def check_routing(
     connector's include / exclude lists capture); ``catalog`` adds what only
     the database knows (primary keys, replica identities), without which those
     checks are left to the preflight. The report's ``derived`` holds the
-    config that fixes what can be fixed (see :func:`derive_routing`).
+    config that fixes what was found; with ``derive_unproven`` also the
+    partitioning of single-table aggregates whose record key is not known
+    (see :func:`derive_routing`).
     """
     captured = captured_tables(config, description.all_tables if tables is None else tables)
     routes = simulate(config, captured)
     checker = _Checker(description, config, routes, catalog)
     checker.run()
-    derived = _derive(description, config, routes, checker) if checker.to_fix else {}
+    fixes = dict(checker.to_fix)
+    if derive_unproven and fixes:
+        fixes = checker.unproven | fixes
+    elif derive_unproven:
+        fixes = dict(checker.unproven)
+    derived = _derive(config, routes, fixes) if fixes else {}
     return RoutingReport(routes, tuple(checker.findings), derived)
 
 
@@ -487,8 +499,16 @@ def derive_routing(
     chain merges with others goes first instead, where each table's topic is
     still its own). ``{**config, **derive_routing(...)}`` is the fixed
     config; an empty result means there is nothing to fix (or nothing fixable).
+
+    Without ``catalog`` the primary keys are not known: a table feeding an
+    aggregate on its own is then partitioned by its id column as well, which
+    is right whatever its key (with the key equal to the id column, it only
+    changes which partition an id lands on).
     """
-    return dict(check_routing(description, config, tables=tables, catalog=catalog).derived)
+    report = check_routing(
+        description, config, tables=tables, catalog=catalog, derive_unproven=True
+    )
+    return dict(report.derived)
 
 
 def _alias(base: str, taken: set[str]) -> str:
@@ -505,10 +525,7 @@ def _alternation(topics: Iterable[str]) -> str:
 
 
 def _derive(
-    description: DomainDescription,
-    config: Mapping[str, str],
-    routes: Mapping[str, Route],
-    checker: _Checker,
+    config: Mapping[str, str], routes: Mapping[str, Route], fixes: Mapping[str, Mapping[str, str]]
 ) -> dict[str, str]:
     own = _names(config.get("transforms"))
     predicates = _names(config.get("predicates"))
@@ -521,7 +538,7 @@ def _derive(
     final: dict[str, set[str]] = {}  # topic after the user's chain -> the tables on it
     for table, route in routes.items():
         final.setdefault(route.topic or "", set()).add(table)
-    for name, columns in sorted(checker.to_fix.items()):
+    for name, columns in sorted(fixes.items()):
         by_column: dict[str, list[str]] = {}
         for table, column in sorted(columns.items()):
             by_column.setdefault(column, []).append(table)
