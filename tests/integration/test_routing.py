@@ -176,3 +176,76 @@ def test_split_aggregate_refused_then_derived_and_kept_in_commit_order(
     assert all(
         {t for t, _ in events} >= {"AccountOpened", "LimitSet"} for events in expected.values()
     )
+
+
+def test_preflight_checks_the_captured_tables_against_the_domain(
+    stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pipeline_run(
+        stack,
+        settings,
+        tmp_path,
+        monkeypatch,
+        domain=DOMAIN,
+        event_base=_AccountsEvent,
+        schema_sql=ACCOUNTS / "schema.sql",
+        label="rpre",
+    ) as run:
+        with run.db() as db:
+            db.execute("CREATE TABLE audit (id bigint PRIMARY KEY, note text)")
+            db.execute("ALTER TABLE account_limits REPLICA IDENTITY DEFAULT")
+        connectors = tmp_path / "connectors"
+        directory = write_connector_file(run, connectors, routing="derive")
+        path = directory / "accounts.json"
+        body = json.loads(path.read_text())
+
+        def preflight() -> dict[tuple[str, str], tuple[str, str | None]]:
+            result = CliRunner().invoke(
+                cli, ["-o", "json", "connectors", "preflight", "--dir", str(connectors)]
+            )
+            assert result.exit_code == 1, result.output
+            (report,) = json.loads(result.stdout)["connectors"]
+            return {
+                (c["check"], c["detail"]): (c["level"], c["fix"])
+                for c in report["checks"]
+                if c["check"].startswith(("domain", "before image", "routing"))
+            }
+
+        # A table the rules need is not captured; a captured one the domain does not know.
+        body["config"]["table.include.list"] = "public\\.accounts,public\\.audit"
+        path.write_text(json.dumps(body))
+        found = preflight()
+        assert found == {
+            (
+                f"domain {DOMAIN}",
+                "rules read public.account_limits, which this connector does not capture",
+            ): ("fail", "add public.account_limits to table.include.list"),
+            (
+                f"domain {DOMAIN}",
+                "captured tables the domain does not know: public.audit (the transformer "
+                "dead-letters every change of them)",
+            ): (
+                "fail",
+                "declare them in the domain (rules.known(...) or rules.ignore(...)), or drop "
+                "them from table.include.list",
+            ),
+        }
+
+        # Both tables captured; account_limits' identity is its key only.
+        body["config"]["table.include.list"] = "public\\.accounts,public\\.account_limits"
+        path.write_text(json.dumps(body))
+        found = preflight()
+        fix = "ALTER TABLE public.account_limits REPLICA IDENTITY FULL"
+        assert found == {
+            (
+                "before image public.account_limits",
+                "REPLICA IDENTITY DEFAULT: the before image carries only id, but "
+                "limit_changed read(s) the old amount",
+            ): ("fail", fix),
+            (
+                "routing public.account_limits",
+                "it is partitioned by change.account_id, which a delete's before image does "
+                "not carry (REPLICA IDENTITY DEFAULT): its deletes land on another partition "
+                "(no rule maps its deletes today)",
+            ): ("warn", fix),
+        }
