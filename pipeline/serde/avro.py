@@ -25,10 +25,10 @@ import io
 import json
 import struct
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import MAX_PREC, Context, Decimal, Inexact, InvalidOperation
 from enum import Enum
 from pathlib import Path
 from types import UnionType
@@ -39,6 +39,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from pipeline.contracts.naming import schema_path, subject_name
 from pipeline.errors import CdcflowError, SchemaContractError, SerializationError
@@ -95,9 +96,59 @@ def _is_as_is(annotation: Any) -> bool:
     return False
 
 
-# Per model class: each field's name, and whether its value goes to fastavro as it is.
-# Deciding that once per class, from the annotations, spares a type dispatch per value.
-_PLANS: dict[type[BaseModel], tuple[tuple[str, bool], ...]] = {}
+def _decimal_scale(annotation: Any, metadata: list[Any]) -> int | None:
+    """The ``decimal_places`` of a Decimal field (the Avro decimal's scale), if it has one."""
+    for item in metadata:
+        places = getattr(item, "decimal_places", None)
+        if places is not None:
+            return int(places)
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *more = get_args(annotation)
+        return _decimal_scale(base, [m for i in more for m in getattr(i, "metadata", None) or [i]])
+    if origin in (Union, UnionType):
+        scales = {_decimal_scale(arg, []) for arg in get_args(annotation)} - {None}
+        return scales.pop() if len(scales) == 1 else None
+    return None
+
+
+_EXACT = Context(prec=MAX_PREC, traps=[Inexact, InvalidOperation])
+
+
+def _at_scale(scale: int) -> Callable[[Any], Any]:
+    """A Decimal at the Avro decimal's scale when that is exact (``5.5000`` -> ``5.50``).
+
+    A numeric column whose scale grew (numeric(10,2) -> numeric(12,4)) sends
+    every value with the new scale; fastavro refuses more fraction digits than
+    the schema's scale even when they are zeros. Only zeros are dropped: a
+    value that would be rounded is left as it is, and fails the event.
+    """
+    quantum = Decimal(1).scaleb(-scale)
+
+    def convert(value: Any) -> Any:
+        if type(value) is not Decimal or not value.is_finite():
+            return value
+        exponent = value.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent >= -scale:
+            return value
+        try:
+            return value.quantize(quantum, context=_EXACT)
+        except (Inexact, InvalidOperation):
+            return value
+
+    return convert
+
+
+# Per model class: each field's name, and how its value goes to fastavro (None: as it
+# is). Deciding that once per class, from the annotations, spares a type dispatch per value.
+_PLANS: dict[type[BaseModel], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
+
+
+def _field_plan(field: FieldInfo) -> Callable[[Any], Any] | None:
+    scale = _decimal_scale(field.annotation, list(field.metadata))
+    if scale is not None:
+        return _at_scale(scale)
+    return None if _is_as_is(field.annotation) else _avro_value
 
 
 def _model_record(model: BaseModel) -> dict[str, Any]:
@@ -105,10 +156,12 @@ def _model_record(model: BaseModel) -> dict[str, Any]:
     plan = _PLANS.get(cls)
     if plan is None:
         plan = _PLANS[cls] = tuple(
-            (name, _is_as_is(field.annotation)) for name, field in cls.model_fields.items()
+            (name, _field_plan(field)) for name, field in cls.model_fields.items()
         )
     values = model.__dict__
-    return {name: values[name] if as_is else _avro_value(values[name]) for name, as_is in plan}
+    return {
+        name: values[name] if convert is None else convert(values[name]) for name, convert in plan
+    }
 
 
 def event_to_record(event: DomainEvent) -> dict[str, Any]:

@@ -8,12 +8,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from pydantic import Field
 
 from pipeline.contracts import render, schema_for
 from pipeline.contracts.naming import schema_path
@@ -40,8 +42,8 @@ def local_zone_st_johns(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def _round_trip(record: dict[str, Any]) -> dict[str, Any]:
-    schema = schema_for(Clocked)
+def _round_trip(record: dict[str, Any], event: type[DomainEvent] = Clocked) -> dict[str, Any]:
+    schema = schema_for(event)
     schema["fields"] = [f for f in schema["fields"] if f["name"] != "metadata"]
     parsed = fastavro.parse_schema(schema)
     buf = io.BytesIO()
@@ -105,3 +107,51 @@ def test_a_registry_that_refuses_connections_is_unavailable_not_a_bad_event(
     serializer, event = _registry_down_serializer(tmp_path)
     with pytest.raises(RegistryUnavailable):
         serializer.serialize(event, "clock.events")
+
+
+# -- a Decimal wider in scale than its Avro decimal --------------------------------
+# A numeric column whose scale grew (numeric(10,2) -> numeric(12,4)) sends every
+# value with the new scale (5.5 arrives as 5.5000). An event field declared
+# Decimal(10, 2) holds 5.50 exactly, so it is written; 5.1234 would be rounded,
+# so it is not (fastavro refuses it, and the record is dead-lettered).
+
+
+class Priced(DomainEvent):
+    __aggregate__: ClassVar[str] = "priced"
+    __aggregate_id__: ClassVar[str] = "id"
+
+    id: int
+    price: Annotated[Decimal, Field(max_digits=10, decimal_places=2)]
+    discount: Annotated[Decimal, Field(max_digits=6, decimal_places=3)] | None = None
+
+
+@pytest.mark.parametrize(
+    ("price", "written"),
+    [
+        ("5.5000", "5.50"),
+        ("12345678.9000", "12345678.90"),
+        ("-0.1000", "-0.10"),
+        ("7", "7"),  # fewer decimals: fastavro scales it up itself
+        ("7.25", "7.25"),
+    ],
+)
+def test_trailing_zeros_beyond_the_scale_are_dropped(price: str, written: str) -> None:
+    record = event_to_record(Priced(id=1, price=Decimal(price)))
+    assert str(record["price"]) == written
+    assert _round_trip(record, Priced)["price"] == Decimal(price)
+
+
+def test_an_optional_decimal_is_scaled_too_and_none_stays_none() -> None:
+    record = event_to_record(Priced(id=1, price=Decimal("1.00"), discount=Decimal("0.250000")))
+    assert str(record["discount"]) == "0.250"
+    assert event_to_record(Priced(id=1, price=Decimal("1")))["discount"] is None
+
+
+def test_a_value_that_would_be_rounded_is_left_for_the_schema_to_refuse() -> None:
+    # The model's own validation refuses it; a rule may still build one unvalidated.
+    event = Priced.model_construct(id=1, price=Decimal("5.1234"))
+    record = event_to_record(event)
+    assert record["price"] == Decimal("5.1234")
+    assert str(record["price"]) == "5.1234"
+    with pytest.raises(ValueError, match="Scale"):
+        _round_trip(record, Priced)
