@@ -92,7 +92,8 @@ def _print_domains(checks: Iterable[DomainCheck]) -> None:
         findings = check.report.findings
         head = f"{check.connector}: domain {check.domain} ({check.why})"
         if check.derived:
-            head += f"; routing derived for {', '.join(f.subject for f in check.fixed)}"
+            fixed = ", ".join(f"{f.subject} ({f.kind})" for f in check.fixed if f.level == "fail")
+            head += f"; routing derived for {fixed or 'tables whose record key is not known'}"
         click.echo(head)
         for finding in (*findings, *check.description.findings):
             level = click.style(f"{finding.level:<4}", fg=_LEVEL_COLOURS[finding.level])
@@ -425,7 +426,13 @@ def apply_command(
             allow_split_aggregates=allow_split_aggregates,
         )
     if ctx.json_output:
-        ctx.emit_json({**result.to_dict(), "warnings": warnings})
+        ctx.emit_json(
+            {
+                **result.to_dict(),
+                "domains": [c.to_dict() for c in domains.values()],
+                "warnings": warnings,
+            }
+        )
         return
     _print_preflight(result.preflight, only_problems=True)
     _print_domains(domains.values())
