@@ -18,6 +18,8 @@ maps the tree to exit codes (see ``pipeline.cli``)::
     ├── RegistryError               the schema registry refused or failed a request
     ├── SourceUnavailable           the source database's catalogue could not be read
     ├── ColumnWithheld              a rule read an old value the source did not send (a KeyError too)
+    ├── ColumnMissing               a rule read a column the row image lacks: dropped or renamed
+    │                               in the source? (a KeyError too)
     ├── DecodeError                 a Debezium record could not be decoded (carries the record)
     ├── MappingError                a mapping rule raised or returned something invalid
     └── SerializationError          a domain event does not fit its schema
@@ -30,6 +32,7 @@ from typing import Any
 __all__ = [
     "ArtifactError",
     "CdcflowError",
+    "ColumnMissing",
     "ColumnWithheld",
     "ComponentStartError",
     "ConfigError",
@@ -196,6 +199,23 @@ class ColumnWithheld(CdcflowError, KeyError):
         self.op = op
         self.column = column
         self.identity = identity
+
+
+class ColumnMissing(CdcflowError, KeyError):
+    """A rule read a column that the row image does not have.
+
+    Once a rule has run on the table, the usual cause is DDL in the source: the
+    column was dropped or renamed (``cdcflow schemas check --source`` lists
+    them). A ``KeyError`` too, so that ``except KeyError`` behaves as before.
+    """
+
+    def __init__(
+        self, message: str, *, table: str, op: str, column: str, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.table = table
+        self.op = op
+        self.column = column
 
 
 class RecordError(CdcflowError):

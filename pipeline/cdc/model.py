@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from pipeline.errors import ColumnWithheld
+from pipeline.errors import ColumnMissing, ColumnWithheld
 from pipeline.events import SourcePosition
 
 if TYPE_CHECKING:
@@ -171,8 +171,10 @@ class Change:
         """The column's value in the after image.
 
         Raises:
-            KeyError: the after image is absent or lacks the column, and no
-                ``default`` was given (the message names table, op and column).
+            ColumnMissing: the after image lacks the column (dropped or renamed
+                in the source?) and no ``default`` was given; a ``KeyError``.
+            KeyError: the after image is absent, and no ``default`` was given
+                (the message names table, op and column).
         """
         return self._get(self.after, "after", column, default)
 
@@ -220,4 +222,15 @@ class Change:
             return default
         if image is None:
             raise KeyError(f"{self.table} op {self.op!r} has no {which} image (column {column!r})")
-        raise KeyError(f"{self.table} op {self.op!r}: no column {column!r} in the {which} image")
+        sent = ", ".join(sorted(image)) or "no column"
+        raise ColumnMissing(
+            f"{self.table} op {self.op!r}: no column {column!r} in the {which} image (the "
+            f"source sent {sent}); was it dropped or renamed in the source table?",
+            table=self.table,
+            op=self.op,
+            column=column,
+            hint=f"'cdcflow schemas check --source' lists the columns rules read that the "
+            f"source tables lack; restore {self.table}.{column} or change the rule "
+            f"(change.{'new' if which == 'after' else 'old'}({column!r}, default) where it "
+            "may be absent), then replay these dead letters",
+        )

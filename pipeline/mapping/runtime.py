@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from pipeline.cdc import Change, Interval, Skip, SkipReason
-from pipeline.errors import CdcflowError, ColumnWithheld, MappingError
+from pipeline.errors import CdcflowError, ColumnMissing, ColumnWithheld, MappingError
 from pipeline.events import DomainEvent, EventMetadata, derive_event_id
 from pipeline.mapping.predicates import BeforeImageMissing
 from pipeline.mapping.registry import Rule, RuleResult, Rules
@@ -98,9 +98,11 @@ def _guarded(rule: Rule, change: Change, part: str, call: Callable[[], _T]) -> _
     try:
         return call()
     except Exception as exc:
-        # An old value the source did not send names its column; a cdcflow error's
+        # A column the source did not send or the row lacks names its column; a cdcflow error's
         # message is carried without its hint (the hint has a field of its own).
-        named = exc if isinstance(exc, ColumnWithheld | BeforeImageMissing) else None
+        named = (
+            exc if isinstance(exc, ColumnWithheld | ColumnMissing | BeforeImageMissing) else None
+        )
         detail = exc.message if isinstance(exc, CdcflowError) else exc
         message = f"{part} of rule {rule} ({rule.origin}) raised {type(exc).__name__}: {detail}"
         column = named.column if named is not None else None
