@@ -402,6 +402,8 @@ def _annotation_events(
             ok = ok and item_ok
         return out, ok
     value = _resolve(node, namespace)
+    if value is None:
+        return [], False  # a name the module does not define at run time (TYPE_CHECKING)
     return _type_events(value)
 
 

@@ -175,3 +175,14 @@ def test_describe_to_dict_is_plain_data(shop: DomainDescription) -> None:
         {"table": "public.payments", "aggregate_id_from": "order_id"},
     ]
     assert issubclass(domain_bank.LimitSet, DomainEvent)
+
+
+def test_an_annotation_naming_what_the_module_does_not_define_is_unknown() -> None:
+    rules = Rules("bank")
+
+    @rules.on("public.accounts", ops="c")
+    def opened(change: Change) -> NotImportedAtRunTime:  # type: ignore[name-defined]  # noqa: F821
+        return None
+
+    (info,) = describe_domain(rules, []).tables["public.accounts"].rules
+    assert not info.events_known
