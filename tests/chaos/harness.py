@@ -43,6 +43,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from pipeline.connect import ConnectClient
 from pipeline.domains.shop.workload import Workload, WorkloadReport
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings
@@ -221,6 +222,7 @@ class FaultRun:
         self.settings = settings
         self.name = name
         self.group = settings.transformer.group_id  # whose committed offsets mean "idle"
+        self.connector = "shop-postgres"
         self.dlq = f"cdcflow.dlq.chaos-{name}-{uuid.uuid4().hex[:6]}"
         env = dict(os.environ)
         env["CDCFLOW_TRANSFORMER__DEAD_LETTER_TOPIC"] = self.dlq
@@ -296,12 +298,20 @@ class FaultRun:
     def wait_idle(self, timeout_s: float = 600.0) -> None:
         """Wait until the pipeline has turned every change made so far into events.
 
-        A marker written now and streamed by the connector comes after every
-        earlier change; then the transformer's group must have committed
-        offsets (each in the transaction of its events) at the end of every
-        CDC partition as it was once the marker was seen.
+        First the connector: the source offset Connect committed for it must
+        reach the WAL position of now. Connect commits a source offset only
+        once every record before it was written to Kafka (a record seen on one
+        CDC partition says nothing of another partition's, which the producer
+        may still retry after a broker came back). A marker written now
+        moves the connector past that position. Then the transformer's group
+        must have committed offsets (each in the transaction of its events) at
+        the end of every CDC partition as it is then.
         """
+        row = self._conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        end_lsn = lsn_int(row[0])
         wait_streaming(self.settings, timeout_s)
+        self._wait_connector_offset(end_lsn, timeout_s)
         pattern = re.compile(self.settings.transformer.topics)
         consumer = Consumer(
             self.settings.kafka.client_config("consumer")
@@ -332,6 +342,20 @@ class FaultRun:
                 time.sleep(0.5)
         finally:
             consumer.close()
+
+    def _wait_connector_offset(self, lsn: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with ConnectClient.from_settings(self.settings.connect) as connect:
+            while True:
+                offsets = connect.offsets(self.connector).get("offsets", [])
+                done = [int(o["offset"]["lsn"]) for o in offsets if o["offset"].get("lsn")]
+                if done and max(done) >= lsn:
+                    return
+                assert time.monotonic() < deadline, (
+                    f"connector {self.connector}: offsets {offsets} still before LSN {lsn} "
+                    f"after {timeout_s}s"
+                )
+                time.sleep(0.5)
 
     def collect(self, timeout_s: float = 300.0) -> dict[tuple[str, str], list[Found]]:
         """Every event of the run's time window, per aggregate, in partition order.
