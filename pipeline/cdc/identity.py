@@ -134,7 +134,8 @@ def restrict(change: Change, identity: ReplicaIdentity) -> Change:
 
     The other columns are removed (never given a value) and listed in
     ``withheld``; after-image columns that decoding filled from them (an
-    unchanged TOASTed value) become :data:`UNCHANGED` again. Creates, reads,
+    unchanged TOASTed value) become :data:`UNCHANGED` again, and a delete's key
+    loses them too (Debezium takes it from the old row). Creates, reads,
     truncates, changes without a before image and FULL tables come back as
     they are.
     """
@@ -155,8 +156,14 @@ def restrict(change: Change, identity: ReplicaIdentity) -> Change:
         # A TOASTed column of the after image was filled from the before image's
         # stand-in value: it was not sent, and is UNCHANGED again.
         after = MappingProxyType({**after, **dict.fromkeys(refilled, UNCHANGED)})
+    key = change.key
+    if change.op == "d" and any(k in withheld for k in key):
+        # A delete's record key is taken from the old row: a key column the
+        # identity does not carry holds the stand-in value there too.
+        key = MappingProxyType({k: v for k, v in key.items() if k not in withheld})
     return replace(
         change,
+        key=key,
         before=MappingProxyType({c: v for c, v in before.items() if c in keep}),
         after=after,
         withheld=withheld,

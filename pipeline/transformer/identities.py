@@ -82,6 +82,11 @@ SELECT n.nspname || '.' || c.relname AS qualified, c.relreplident::text AS ident
 _RECHECK_S: Final = 1.0
 _RETRY_S: Final = 5.0
 _OLD_IMAGE_OPS: Final = frozenset({"u", "d"})
+_SOURCE_HINT: Final = (
+    "check that the source database is up and the source.* settings (CDCFLOW_SOURCE__HOST, "
+    "CDCFLOW_SOURCE__PORT, CDCFLOW_SOURCE__DATABASE, CDCFLOW_SOURCE__USER, "
+    "CDCFLOW_SOURCE__PASSWORD)"
+)
 
 
 def catalog_lookup(source: SourceSettings) -> IdentityLookup:
@@ -99,8 +104,7 @@ def catalog_lookup(source: SourceSettings) -> IdentityLookup:
             raise SourceUnavailable(
                 f"cannot read replica identities from the source database {source.database} "
                 f"at {source.host}:{source.port}: {exc}".strip(),
-                hint="check the source.* settings (CDCFLOW_SOURCE__HOST, __PORT, __DATABASE, "
-                "__USER, __PASSWORD) and that the database is up",
+                hint=_SOURCE_HINT,
             ) from exc
         return {
             str(qualified): ReplicaIdentity.from_catalog(str(ident), columns or (), index_name)
@@ -164,7 +168,7 @@ class IdentityCatalog:
             raise ConfigError(
                 f"{exc.message} (the transformer reads each captured table's replica identity "
                 "at start)",
-                hint=f"{exc.hint}, or turn the lookup off with "
+                hint=f"{_SOURCE_HINT}, or turn the lookup off with "
                 "CDCFLOW_TRANSFORMER__IDENTITY_LOOKUP=false (then only the record key's "
                 "columns of before images are trusted)",
             ) from exc
