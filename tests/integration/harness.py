@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipeline.connect import ConnectClient, parse_connector_file, wait_for_state
+from pipeline.connect.files import ConnectorSpec
 from pipeline.contracts.catalog import discover_events
 from pipeline.contracts.generate import render, schema_for
 from pipeline.contracts.naming import event_subject, event_topic, schema_path
@@ -181,10 +182,27 @@ class PipelineRun:
         config = connector_config(self.database, self.prefix, self.slot, tables)
         self.deploy_connector(config)
 
-    def connector_file_config(self, path: Path) -> dict[str, str]:
-        """A domain's own connector file, as written, pointed at this run's database and names."""
-        base = parse_connector_file(path).config
-        return repointed(base, database=self.database, prefix=self.prefix, slot=self.slot)
+    def connector_spec(self, path: Path, **overrides: str) -> ConnectorSpec:
+        """A domain's own connector file, as written (plus ``overrides``), for this run.
+
+        Named after the run's connector, pointed at its database, ``topic.prefix``,
+        slot and publication; ``domain`` and ``routing`` stay as the file says.
+        """
+        spec = parse_connector_file(path)
+        config = repointed(
+            dict(spec.config), database=self.database, prefix=self.prefix, slot=self.slot
+        )
+        return replace(spec, name=self.connector, config=config | overrides)
+
+    @property
+    def connect(self) -> ConnectClient:
+        """The Connect client the run deploys with (for ``pipeline.connect.apply``)."""
+        return self._connect
+
+    def cdc_topics(self) -> list[str]:
+        """The run's CDC topics, whatever the connector's routing named them."""
+        topics = self._admin.list_topics(timeout=10).topics
+        return sorted(t for t in topics if t.startswith(f"{self.prefix}."))
 
     def deploy_connector(self, config: dict[str, str]) -> None:
         """Create the connector from ``config`` and wait until it and its task run."""
