@@ -37,7 +37,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psutil
 import psycopg
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -45,8 +47,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipeline.connect import ConnectClient
 from pipeline.domains.shop.workload import Workload, WorkloadReport
+from pipeline.errors import CdcflowError
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings
+from pipeline.stack import LocalStack
 from tests.support.oracle import (
     Found,
     History,
@@ -130,6 +134,38 @@ class TransformerProcess:
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGTERM)
         return self.proc.wait(60)
+
+
+def _listener(port: int) -> int | None:
+    """The pid of the process listening on ``port``, if any."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid
+    return None
+
+
+def bring_back(stack: LocalStack, component: Any, timeout_s: float = 120.0) -> None:
+    """Start a component of the local stack that a fault test stopped or killed.
+
+    The stack is shared: another session's ``stack`` fixture may have seen the
+    component down and started it meanwhile. Its process is then adopted
+    (recorded as the component's), so that ``cdcflow stack status`` and the
+    next fault see it.
+    """
+    if component.proc.running():
+        return
+    if _listener(component.port) is None:
+        try:
+            component.start(stack.artifacts(), progress=print)
+            return
+        except CdcflowError as exc:
+            print(f"[chaos] {component.name} did not start ({exc}); was it started elsewhere?")
+    deadline = time.monotonic() + timeout_s
+    while (pid := _listener(component.port)) is None:
+        assert time.monotonic() < deadline, f"{component.name} is not listening again"
+        time.sleep(1)
+    component.proc.record(pid)
+    print(f"[chaos] {component.name} was started by another session: pid {pid} adopted")
 
 
 class WorkloadThread:

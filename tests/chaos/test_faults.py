@@ -22,7 +22,7 @@ import pytest
 
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
-from tests.chaos.harness import FaultRun, WorkloadThread
+from tests.chaos.harness import FaultRun, WorkloadThread, bring_back
 from tests.support.pipeline import prepare_shop, run_cli
 
 pytestmark = pytest.mark.chaos
@@ -86,7 +86,7 @@ def test_connect_worker_sigkilled_3_times(
                     # SIGKILL: Debezium's last offsets are not flushed; it re-sends after restart.
                     proc.kill()
                     proc.wait(30)
-                    stack.connect.start(stack.artifacts(), progress=print)
+                    bring_back(stack, stack.connect)
                     run_cli("connectors", "apply", "--wait")
             workload.finish(tail_ops=1_000)
             _report(run, workload)
@@ -104,7 +104,7 @@ def test_kafka_broker_restart(shop: Settings, stack: LocalStack, tmp_path: Path)
                 assert stack.kafka.stop()
                 time.sleep(3)
                 run.wait_changes(at + 1_000, workload)
-                stack.kafka.start(stack.artifacts(), progress=print)
+                bring_back(stack, stack.kafka)
             workload.finish(tail_ops=1_000)
             _report(run, workload)
         run_cli("connectors", "apply", "--wait")
@@ -127,7 +127,7 @@ def test_registry_unavailable_for_30_seconds(
                 run.transformer.start()
                 time.sleep(30)
                 run.wait_changes(at + 2_000, workload)
-                stack.registry.start(stack.artifacts(), progress=print)
+                bring_back(stack, stack.registry)
             workload.finish(tail_ops=1_000)
             _report(run, workload)
         run.assert_faults_inside(1, floor_each=2_000)
