@@ -331,7 +331,9 @@ def _change(
     toast = matcher(options.unavailable_value_placeholder)
     try:
         before_plan, after_plan = schema.rows() if schema is not None else (None, None)
-        before, toasted_before = decode_planned(payload.get("before"), before_plan, toast)
+        before, toasted_before = decode_planned(
+            payload.get("before"), before_plan, toast, old_row=True
+        )
         after, toasted_after = decode_planned(payload.get("after"), after_plan, toast)
     except ValueDecodeError as exc:
         raise DecodeError(f"{source.table}: {exc}", **ref.error_fields()) from exc

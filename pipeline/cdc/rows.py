@@ -76,9 +76,14 @@ def decode_row(
 
 
 def decode_planned(
-    raw: Any, plan: RowPlan | None, toast: PlaceholderMatcher
+    raw: Any, plan: RowPlan | None, toast: PlaceholderMatcher, *, old_row: bool = False
 ) -> tuple[dict[str, Any] | None, set[str]]:
     """:func:`decode_row` with the columns already resolved (the transformer's hot path).
+
+    ``old_row``: the image is a before image, where an empty string that does
+    not decode is Debezium's stand-in for a NOT NULL column the replica
+    identity did not carry (no json or uuid value is empty): it becomes
+    :data:`UNCHANGED`, not sent, instead of failing the record.
 
     Raises:
         ValueDecodeError: as :func:`decode_row`.
@@ -105,6 +110,9 @@ def decode_planned(
         try:
             row[column] = decode(value)
         except ValueDecodeError as exc:
+            if old_row and value == "":
+                row[column] = UNCHANGED
+                continue
             raise ColumnError(column, exc) from exc
     return row, toasted
 

@@ -16,13 +16,15 @@ from uuid import UUID
 
 import pytest
 
-from pipeline.cdc import Change, Op, SkipReason
+from pipeline.cdc import UNCHANGED, Change, Op, SkipReason, decode_record
+from pipeline.cdc.identity import ReplicaIdentity, restrict
 from pipeline.contracts.catalog import discover_events
-from pipeline.errors import MappingError
+from pipeline.errors import DecodeError, MappingError
 from pipeline.events import DomainEvent
 from pipeline.mapping import Mapped, Rules, load_domain, map_change
 from pipeline.mapping.describe import describe_domain
 from tests.domains.library import events as ev
+from tests.unit import debezium as dbz
 from tests.unit.changes import make_change
 
 BOOK = UUID("3d1c2b4a-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
@@ -315,3 +317,58 @@ def test_every_event_type_has_a_rule(rules: Rules) -> None:
         "book": {"public.books": "id", "public.book_tags": "book_id"},
         "loan": {"public.loans": "id", "public.loan_renewals": "loan_id"},
     }
+
+
+# -- what Debezium really sends for a key-only old row
+
+
+BOOK_COLUMNS = [
+    dbz.uuid_col("id"),
+    dbz.text("isbn"),
+    dbz.text("title"),
+    dbz.json_col("authors", optional=False),
+    dbz.named("published_on", "int32", "io.debezium.time.Date", optional=True),
+    dbz.decimal("price", 2, precision=10, optional=True),
+]
+# A books delete under REPLICA IDENTITY DEFAULT, as Debezium 3.6 wrote it on the
+# local stack: the columns the old row did not carry hold the type's default, and
+# for a NOT NULL jsonb (or uuid) that default, "", is not a value of the type.
+KEY_ONLY_BOOK = {
+    "id": str(BOOK),
+    "isbn": "",
+    "title": "",
+    "authors": "",
+    "published_on": None,
+    "price": None,
+}
+
+
+def decoded_book_delete(before: dict[str, Any]) -> Change:
+    key, value = dbz.record(
+        "d", "books", before=before, columns=BOOK_COLUMNS, key_fields=[dbz.uuid_col("id")]
+    )
+    result = decode_record(value, key=key, topic=dbz.topic("books"), partition=0, offset=1)
+    assert isinstance(result, Change)
+    return result
+
+
+def test_a_key_only_old_row_decodes_and_its_key_only_rule_maps(rules: Rules) -> None:
+    decoded = decoded_book_delete(KEY_ONLY_BOOK)
+    assert decoded.before is not None and decoded.before["authors"] is UNCHANGED  # not sent
+    cut = restrict(decoded, ReplicaIdentity.from_catalog("d", ["id"]))
+    assert dict(cut.before or {}) == {"id": BOOK}
+    result = map_change(rules, cut)
+    assert isinstance(result, Mapped)
+    assert [e.payload() for e in result.events] == [{"book_id": BOOK}]
+
+
+def test_an_empty_json_text_is_still_an_error_in_a_new_row() -> None:
+    key, value = dbz.record(
+        "c",
+        "books",
+        after={**KEY_ONLY_BOOK, "isbn": "x", "title": "y"},
+        columns=BOOK_COLUMNS,
+        key_fields=[dbz.uuid_col("id")],
+    )
+    with pytest.raises(DecodeError, match="authors"):
+        decode_record(value, key=key, topic=dbz.topic("books"), partition=0, offset=1)
