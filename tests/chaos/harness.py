@@ -372,12 +372,22 @@ class FaultRun:
                 }
                 if not behind:
                     return
+                self._check_transformer()
                 assert time.monotonic() < deadline, (
                     f"group {self.group} still behind after {timeout_s}s: {behind}"
                 )
                 time.sleep(0.5)
         finally:
             consumer.close()
+
+    def _check_transformer(self) -> None:
+        """A transformer this run started and did not stop must still run: nothing restarts it."""
+        proc = self.transformer
+        if proc.starts and not proc.alive():
+            raise AssertionError(
+                f"transformer {proc.instance} exited ({proc.proc.returncode if proc.proc else '?'}) "
+                f"before the pipeline was idle:\n{proc.output()[-3000:]}"
+            )
 
     def _wait_connector_offset(self, lsn: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -387,6 +397,7 @@ class FaultRun:
                 done = [int(o["offset"]["lsn"]) for o in offsets if o["offset"].get("lsn")]
                 if done and max(done) >= lsn:
                     return
+                self._check_transformer()
                 assert time.monotonic() < deadline, (
                     f"connector {self.connector}: offsets {offsets} still before LSN {lsn} "
                     f"after {timeout_s}s"
