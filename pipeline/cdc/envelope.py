@@ -350,6 +350,7 @@ def _change(
         transaction=_transaction(payload.get("transaction")),
         toasted=frozenset(toasted_before | toasted_after),
         record=ref,
+        database=payload["source"].get("db"),
     )
 
 

@@ -152,6 +152,8 @@ class Change:
     """Columns of the before image the source did not send (its replica identity leaves them out)."""
     identity: ReplicaIdentity | None = None
     """The replica identity ``before`` was cut to; None: not cut (FULL, or not checked)."""
+    database: str | None = field(default=None, compare=False)
+    """The source database the change was captured from (Debezium's ``source.db``)."""
 
     @property
     def committed_at(self) -> datetime:

@@ -27,9 +27,10 @@ def build_transformer(
 ) -> Transformer:
     """A transformer for ``domain`` (default ``settings.transformer.domain``).
 
-    Replica identities are read from the source database (``settings.source``)
-    unless ``identity_lookup`` stands in for it, or ``transformer.identity_lookup``
-    is off; the domain's tables are read here, before anything else connects.
+    Replica identities are read from the catalogue of each change's source
+    database (on the server of ``settings.source``) unless ``identity_lookup``
+    stands in for it, or ``transformer.identity_lookup`` is off; the domain's
+    tables are read here from ``source.database``, before anything else connects.
 
     Raises:
         ConfigError: the domain cannot be imported, has no rules or declares no event
@@ -68,5 +69,5 @@ def identity_catalog(settings: Settings, lookup: IdentityLookup | None = None) -
     return IdentityCatalog(
         lookup or catalog_lookup(settings.source),
         refresh_s=cfg.identity_refresh_s,
-        database=f"database {settings.source.database}",
+        database=settings.source.database,
     )

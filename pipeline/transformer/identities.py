@@ -4,12 +4,14 @@ The transformer cuts every UPDATE's and DELETE's before image to the columns
 the table's replica identity made PostgreSQL write to the WAL
 (:func:`pipeline.cdc.restrict`), so that no value Debezium filled in for a
 column it was not sent (null, ``0``, ``""``) reaches a rule. The
-:class:`IdentityCatalog` says which columns those are:
+:class:`IdentityCatalog` says which columns those are. It reads the catalogue
+of the database each change was captured from (Debezium's ``source.db``), on
+the server and with the login of the ``source.*`` settings:
 
 1. **At start** (:meth:`IdentityCatalog.prepare`) the domain's tables are read
-   in one query; a source database that cannot be reached stops the start
-   with a :class:`~pipeline.errors.ConfigError` naming the ``source.*``
-   settings (exit 78).
+   from ``source.database`` in one query; a source database that cannot be
+   reached stops the start with a :class:`~pipeline.errors.ConfigError` naming
+   the ``source.*`` settings (exit 78).
 2. **A table seen for the first time** is read then (lazily), and cached.
 3. **After** ``transformer.identity_refresh_s`` a table's entry is read again
    the next time one of its changes arrives (with every other stale entry,
@@ -19,10 +21,9 @@ column it was not sent (null, ``0``, ``""``) reaches a rule. The
    carries one on a table cached as NOTHING; an UPDATE that kept its key yet
    carried an old row) makes the table be read again at once (at most once a
    second per table).
-5. **A table the catalogue does not have** (dropped since, or the source
-   settings name another database) is treated as with the lookup off, and
-   warned about once: only the record's key columns of its before images are
-   trusted.
+5. **A table the catalogue does not have** (dropped since) is treated as with
+   the lookup off, and warned about once: only the record's key columns of its
+   before images are trusted.
 6. **The source database gone later**: a cached entry is kept (re-read every
    few seconds until it answers); a table never read raises
    :class:`~pipeline.errors.SourceUnavailable`, and the daemon retries the
@@ -57,8 +58,9 @@ __all__ = ["IdentityCatalog", "IdentityLookup", "catalog_lookup"]
 
 log = logging.getLogger("cdcflow.transformer.identities")
 
-IdentityLookup = Callable[[Collection[str]], Mapping[str, ReplicaIdentity]]
-"""Reads tables (``schema.table``) from the source catalogue; a table not found is left out.
+IdentityLookup = Callable[[str, Collection[str]], Mapping[str, ReplicaIdentity]]
+"""Reads tables (``schema.table``) from the catalogue of a database (the first
+argument); a table not found is left out.
 
 Raises :class:`~pipeline.errors.SourceUnavailable` when the database does not answer.
 """
@@ -82,6 +84,7 @@ SELECT n.nspname || '.' || c.relname AS qualified, c.relreplident::text AS ident
 _RECHECK_S: Final = 1.0
 _RETRY_S: Final = 5.0
 _OLD_IMAGE_OPS: Final = frozenset({"u", "d"})
+_Table = tuple[str, str]  # (database, schema.table)
 _SOURCE_HINT: Final = (
     "check that the source database is up and the source.* settings (CDCFLOW_SOURCE__HOST, "
     "CDCFLOW_SOURCE__PORT, CDCFLOW_SOURCE__DATABASE, CDCFLOW_SOURCE__USER, "
@@ -92,17 +95,17 @@ _SOURCE_HINT: Final = (
 def catalog_lookup(source: SourceSettings) -> IdentityLookup:
     """A lookup that reads ``pg_class`` / ``pg_index`` / ``pg_attribute`` of the source database.
 
-    Each call opens one short connection (lookups are rare: once per table and
-    refresh period).
+    Each call opens one short connection to ``database`` (lookups are rare:
+    once per table and refresh period).
     """
 
-    def lookup(tables: Collection[str]) -> Mapping[str, ReplicaIdentity]:
+    def lookup(database: str, tables: Collection[str]) -> Mapping[str, ReplicaIdentity]:
         try:
-            with psycopg.connect(source.dsn(), autocommit=True) as conn:
+            with psycopg.connect(source.dsn(database), autocommit=True) as conn:
                 rows = conn.execute(_IDENTITY_SQL, (sorted(tables),)).fetchall()
         except psycopg.Error as exc:
             raise SourceUnavailable(
-                f"cannot read replica identities from the source database {source.database} "
+                f"cannot read replica identities from the source database {database} "
                 f"at {source.host}:{source.port}: {exc}".strip(),
                 hint=_SOURCE_HINT,
             ) from exc
@@ -132,15 +135,16 @@ class IdentityCatalog:
         lookup: IdentityLookup | None,
         *,
         refresh_s: float = 60.0,
-        database: str = "the source database",
+        database: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
         self.refresh_s = refresh_s
         self.database = database
+        """The database of the domain's tables, and of changes that do not name theirs."""
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
-        self._warned: set[str] = set()
+        self._entries: dict[_Table, _Entry] = {}
+        self._warned: set[_Table] = set()
         self.lookups = 0
         """How many times the catalogue was read (for tests and logs)."""
 
@@ -159,7 +163,7 @@ class IdentityCatalog:
         Raises:
             ConfigError: the source database cannot be reached (exit 78).
         """
-        wanted = sorted(set(tables))
+        wanted = [(self.database, t) for t in sorted(set(tables))]
         if self._lookup is None or not wanted:
             return
         try:
@@ -177,17 +181,21 @@ class IdentityCatalog:
             if entry is not None and entry.identity is None:
                 self._warn_missing(table)
 
-    def identity(self, table: str) -> ReplicaIdentity | None:
-        """The cached identity of ``table``, read when missing or stale; None: not in the catalogue.
+    def identity(self, table: str, database: str | None = None) -> ReplicaIdentity | None:
+        """The cached identity of ``table`` (in ``database``, default :attr:`database`), read
+        when missing or stale; None: not in the catalogue.
 
         Raises:
             SourceUnavailable: the table was never read and the database does not answer.
         """
+        return self._entry((database or self.database, table)).identity
+
+    def _entry(self, table: _Table) -> _Entry:
         now = self._clock()
         entry = self._entries.get(table)
         if entry is None or now - entry.read_at >= self.refresh_s:
             entry = self._refresh(table, now, entry)
-        return entry.identity
+        return entry
 
     def restrict(self, change: Change) -> Change:
         """``change`` with its before image cut to what its table's identity carries.
@@ -201,19 +209,23 @@ class IdentityCatalog:
             return change
         if self._lookup is None:
             return restrict(change, key_identity(change, "transformer.identity_lookup is off"))
-        identity = self.identity(change.table)
+        table = (change.database or self.database, change.table)
+        identity = self._entry(table).identity
         if identity is not None and contradicts(identity, change):
-            identity = self._recheck(change, identity)
+            identity = self._recheck(table, change, identity)
         if identity is None:
-            self._warn_missing(change.table)
-            return restrict(change, key_identity(change, f"not found in {self.database}"))
+            self._warn_missing(table)
+            reason = f"not found in database {table[0]}"
+            return restrict(change, key_identity(change, reason))
         return restrict(change, identity)
 
     # ------------------------------------------------------------------ internals
 
-    def _recheck(self, change: Change, cached: ReplicaIdentity) -> ReplicaIdentity | None:
+    def _recheck(
+        self, table: _Table, change: Change, cached: ReplicaIdentity
+    ) -> ReplicaIdentity | None:
         now = self._clock()
-        entry = self._entries[change.table]
+        entry = self._entries[table]
         if now - entry.checked_at < _RECHECK_S:
             return entry.identity
         log.info(
@@ -222,13 +234,15 @@ class IdentityCatalog:
             change.op,
             cached.describe(),
         )
-        return self._refresh(change.table, now, entry, force=True).identity
+        return self._refresh(table, now, entry, force=True).identity
 
     def _refresh(
-        self, table: str, now: float, entry: _Entry | None, *, force: bool = False
+        self, table: _Table, now: float, entry: _Entry | None, *, force: bool = False
     ) -> _Entry:
         stale = [
-            t for t, e in self._entries.items() if t != table and now - e.read_at >= self.refresh_s
+            t
+            for t, e in self._entries.items()
+            if t != table and t[0] == table[0] and now - e.read_at >= self.refresh_s
         ]
         try:
             self._read([table, *stale], now)
@@ -236,38 +250,39 @@ class IdentityCatalog:
             if entry is None:
                 raise
             # Keep what is known; ask again in a few seconds, not for every change.
-            log.warning("%s; keeping the cached identity of %s", exc.message, table)
+            log.warning("%s; keeping the cached identity of %s", exc.message, table[1])
             entry.read_at = now - self.refresh_s + _RETRY_S
             if force:
                 entry.checked_at = now
             return entry
         return self._entries[table]
 
-    def _read(self, tables: list[str], now: float) -> None:
+    def _read(self, tables: list[_Table], now: float) -> None:
+        """Read ``tables``, all of one database, in one query."""
         assert self._lookup is not None
-        found = self._lookup(tables)
+        found = self._lookup(tables[0][0], [name for _, name in tables])
         self.lookups += 1
         for table in tables:
-            identity = found.get(table)
+            identity = found.get(table[1])
             previous = self._entries.get(table)
             if previous is not None and previous.identity != identity:
                 log.info(
                     "replica identity of %s: %s -> %s",
-                    table,
+                    table[1],
                     _text(previous.identity),
                     _text(identity),
                 )
             self._entries[table] = _Entry(identity, now, now)
 
-    def _warn_missing(self, table: str) -> None:
+    def _warn_missing(self, table: _Table) -> None:
         if table in self._warned:
             return
         self._warned.add(table)
         log.warning(
-            "%s is not a table of %s: only the record key's columns of its before images are "
-            "trusted (check CDCFLOW_SOURCE__DATABASE if the connector captures another database)",
-            table,
-            self.database,
+            "%s is not a table of database %s: only the record key's columns of its before "
+            "images are trusted",
+            table[1],
+            table[0],
         )
 
 

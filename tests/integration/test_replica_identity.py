@@ -72,9 +72,9 @@ def test_the_catalogue_reads_every_kind_of_identity_from_postgresql(run: Pipelin
             CREATE TABLE ident."Pairs" (a integer, b text, c text, PRIMARY KEY (b, a));
             """
         )
-    source = run.settings.source.model_copy(update={"database": run.database})
-    found = catalog_lookup(source)(
-        [ACCOUNTS, LEDGERS, BADGES, "ident.silent", "ident.keyless", "ident.Pairs", "ident.gone"]
+    found = catalog_lookup(run.settings.source)(
+        run.database,
+        [ACCOUNTS, LEDGERS, BADGES, "ident.silent", "ident.keyless", "ident.Pairs", "ident.gone"],
     )
     assert found == {
         ACCOUNTS: ReplicaIdentity("default", ("id",)),

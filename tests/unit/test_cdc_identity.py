@@ -319,12 +319,14 @@ class FakeCatalogue:
     def __init__(self, identities: dict[str, ReplicaIdentity]) -> None:
         self.identities = identities
         self.asked: list[list[str]] = []
+        self.databases: list[str] = []
         self.down = False
 
-    def __call__(self, tables: Collection[str]) -> Mapping[str, ReplicaIdentity]:
+    def __call__(self, database: str, tables: Collection[str]) -> Mapping[str, ReplicaIdentity]:
         if self.down:
             raise SourceUnavailable("connection refused", hint="check the source.* settings")
         self.asked.append(sorted(tables))
+        self.databases.append(database)
         return {t: self.identities[t] for t in tables if t in self.identities}
 
 
@@ -341,7 +343,7 @@ def catalogue(
 ) -> tuple[IdentityCatalog, FakeCatalogue, Clock]:
     fake, clock = FakeCatalogue(identities), Clock()
     return (
-        IdentityCatalog(fake, refresh_s=refresh_s, database="database t", clock=clock),
+        IdentityCatalog(fake, refresh_s=refresh_s, database="t", clock=clock),
         fake,
         clock,
     )
@@ -379,6 +381,16 @@ def test_stale_entries_are_read_together() -> None:
     assert fake.asked[-1] == [ACCOUNTS, ledgers]
     cat.restrict(delete(FULL_ROW, ledgers))
     assert len(fake.asked) == 3
+
+
+def test_each_change_is_looked_up_in_the_database_it_was_captured_from() -> None:
+    cat, fake, _ = catalogue({ACCOUNTS: DEFAULT})
+    cat.prepare([ACCOUNTS])
+    cat.restrict(delete(KEY_ONLY))  # no database named: the settings' database
+    elsewhere = Change(**{**_fields(delete(KEY_ONLY)), "database": "it_scratch"})
+    cat.restrict(elsewhere)
+    cat.restrict(elsewhere)
+    assert fake.databases == ["t", "it_scratch"]
 
 
 def test_a_record_that_contradicts_the_cache_is_judged_by_a_fresh_read() -> None:
@@ -444,7 +456,7 @@ def test_a_source_unreachable_at_start_is_a_config_error_naming_the_settings() -
 def test_the_catalogue_query_of_an_unreachable_source_raises_source_unavailable() -> None:
     source = load_settings(source={"port": 1, "password": "x"}).source  # nothing listens on 1
     with pytest.raises(SourceUnavailable) as caught:
-        catalog_lookup(source)([ACCOUNTS])
+        catalog_lookup(source)("shop", [ACCOUNTS])
     assert "localhost:1" in caught.value.message
     assert "CDCFLOW_SOURCE__PORT" in (caught.value.hint or "")
 
@@ -621,6 +633,7 @@ def test_build_transformer_reads_the_domain_tables_through_an_injected_lookup() 
     fake = FakeCatalogue({IDENT_ACCOUNTS: DEFAULT})
     t = build_transformer(load_settings(), domain=IDENTITY_DOMAIN, identity_lookup=fake)
     assert fake.asked == [["ident.accounts", "ident.badges", "ident.ledgers"]]
+    assert fake.databases == ["shop"]  # source.database
     assert t.identities is not None and t.identities.enabled
     fake.down = True
     with pytest.raises(ConfigError):
