@@ -220,14 +220,6 @@ def raise_for_split(checks: Iterable[DomainCheck]) -> None:
 # --------------------------------------------------------------------------- preflight
 
 
-@dataclass(frozen=True)
-class _Check:
-    name: str
-    level: str
-    detail: str
-    fix: str | None = None
-
-
 def _catalog(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, TableCatalog]:
     out = {}
     for table, row in rows.items():
@@ -243,23 +235,24 @@ def domain_checks(
     check: DomainCheck,
     captured: Mapping[str, Mapping[str, Any]],
     existing: Mapping[str, Mapping[str, Any]],
-) -> list[_Check]:
-    """What the domain needs of the captured tables, as preflight checks.
+) -> list[Finding]:
+    """What the domain needs of the captured tables, as preflight findings (subject: the check).
 
     ``captured`` and ``existing`` are the preflight's catalogue rows (captured
     tables, every table of the database) with ``identity``, ``key_columns``
     and ``index_identity_columns``.
     """
     description = check.description
-    out: list[_Check] = []
+    out: list[Finding] = []
     name = f"domain {description.domain}"
     catalog = _catalog(existing)
     for table in sorted(set(description.tables) - set(captured)):
         exists = table in existing
         out.append(
-            _Check(
-                name,
+            Finding(
+                "table-not-captured",
                 "fail" if exists else "warn",
+                name,
                 f"rules read {table}, which this connector does not capture"
                 + ("" if exists else " (nor does it exist in this database)"),
                 f"add {table} to table.include.list"
@@ -270,9 +263,10 @@ def domain_checks(
     unknown = sorted(set(captured) - description.all_tables)
     if unknown:
         out.append(
-            _Check(
-                name,
+            Finding(
+                "unknown-table",
                 "fail",
+                name,
                 f"captured tables the domain does not know: {', '.join(unknown)} (the "
                 "transformer dead-letters every change of them)",
                 "declare them in the domain (rules.known(...) or rules.ignore(...)), "
@@ -288,13 +282,19 @@ def domain_checks(
             fix = "set in the connector file's config (or 'routing: derive'): " + ", ".join(
                 f"{k}={v}" for k, v in report.derived.items()
             )
-        out.append(_Check(f"routing {finding.subject}", finding.level, finding.detail, fix))
+        out.append(
+            Finding(finding.kind, finding.level, f"routing {finding.subject}", finding.detail, fix)
+        )
     for finding in description.findings:
-        out.append(_Check(f"{name} {finding.subject}", "warn", finding.detail, finding.fix))
+        out.append(
+            Finding(finding.kind, "warn", f"{name} {finding.subject}", finding.detail, finding.fix)
+        )
     return out
 
 
-def _identity_needs(table: str, description: DomainDescription, info: TableCatalog) -> list[_Check]:
+def _identity_needs(
+    table: str, description: DomainDescription, info: TableCatalog
+) -> list[Finding]:
     rules = description.tables[table]
     if info.identity == "f":
         return []
@@ -305,9 +305,10 @@ def _identity_needs(table: str, description: DomainDescription, info: TableCatal
     if missing:
         readers = [r.name for r in rules.rules if set(missing) & r.before_columns]
         return [
-            _Check(
-                name,
+            Finding(
+                "identity-lacks-column",
                 "fail",
+                name,
                 f"REPLICA IDENTITY {identity}: the before image carries only "
                 f"{', '.join(info.identity_columns) or 'no column'}, but "
                 f"{', '.join(readers)} read(s) the old {', '.join(missing)}",
@@ -316,9 +317,10 @@ def _identity_needs(table: str, description: DomainDescription, info: TableCatal
         ]
     if rules.before_unknown:
         return [
-            _Check(
-                name,
+            Finding(
+                "identity-reads-unknown",
                 "warn",
+                name,
                 f"REPLICA IDENTITY {identity}, and what these rules read of the before image "
                 f"cannot be told: {'; '.join(rules.before_unknown)}",
                 f"{fix}, or make the rules' reads visible (change.old('col'), changed('col'))",

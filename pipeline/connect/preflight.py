@@ -299,8 +299,8 @@ class _Run:
         self._senders(conn, slot_active=slot)
         tables = self._tables(conn, user)
         if tables is not None and self.domain is not None:
-            for check in domain_checks(self.domain, tables, self.existing):
-                self.add(check.name, Level(check.level), check.detail, check.fix)
+            for found in domain_checks(self.domain, tables, self.existing):
+                self.add(found.subject, Level(found.level), found.detail, found.fix)
         if tables is not None:
             self._publication(conn, user, tables, superuser)
             self._heartbeat(tables, self.existing)

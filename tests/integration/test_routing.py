@@ -10,6 +10,7 @@ writes to both tables are interleaved across many accounts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections import defaultdict
@@ -33,6 +34,26 @@ from tests.integration.harness import REPO, PipelineRun, pipeline_run
 DOMAIN = "tests.domains.accounts"
 ACCOUNTS = REPO / "tests" / "domains" / "accounts"
 ACCOUNT_COUNT = 25
+
+
+def accounts_run(
+    stack: LocalStack,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    label: str,
+) -> contextlib.AbstractContextManager[PipelineRun]:
+    """A run of the accounts domain: its own database, names and clean-up."""
+    return pipeline_run(
+        stack,
+        settings,
+        tmp_path,
+        monkeypatch,
+        domain=DOMAIN,
+        event_base=_AccountsEvent,
+        schema_sql=ACCOUNTS / "schema.sql",
+        label=label,
+    )
 
 
 def write_connector_file(run: PipelineRun, directory: Path, routing: str | None) -> Path:
@@ -100,16 +121,7 @@ def interleaved_writes(run: PipelineRun) -> dict[int, list[tuple[str, dict[str, 
 def test_split_aggregate_refused_then_derived_and_kept_in_commit_order(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pipeline_run(
-        stack,
-        settings,
-        tmp_path,
-        monkeypatch,
-        domain=DOMAIN,
-        event_base=_AccountsEvent,
-        schema_sql=ACCOUNTS / "schema.sql",
-        label="routing",
-    ) as run:
+    with accounts_run(stack, settings, tmp_path, monkeypatch, "routing") as run:
         runner = CliRunner()
         connectors = tmp_path / "connectors"
 
@@ -181,16 +193,7 @@ def test_split_aggregate_refused_then_derived_and_kept_in_commit_order(
 def test_preflight_checks_the_captured_tables_against_the_domain(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pipeline_run(
-        stack,
-        settings,
-        tmp_path,
-        monkeypatch,
-        domain=DOMAIN,
-        event_base=_AccountsEvent,
-        schema_sql=ACCOUNTS / "schema.sql",
-        label="rpre",
-    ) as run:
+    with accounts_run(stack, settings, tmp_path, monkeypatch, "rpre") as run:
         with run.db() as db:
             db.execute("CREATE TABLE audit (id bigint PRIMARY KEY, note text)")
             db.execute("ALTER TABLE account_limits REPLICA IDENTITY DEFAULT")

@@ -32,7 +32,7 @@ def checks(
     )
     _, check = check_connector(spec, domain_bank.bank_description(), "test")
     found = domain_checks(check, captured, existing or captured)
-    return [(c.name, c.level, c.detail, c.fix) for c in found]
+    return [(c.subject, c.level, c.detail, c.fix) for c in found]
 
 
 EVERYTHING = {
