@@ -15,6 +15,7 @@ slot first, because a leftover slot retains WAL for every database on the server
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 import time
@@ -492,22 +493,10 @@ def fidelity_run(
 
 LIBRARY = REPO / "tests" / "domains" / "library"
 
-
-def library_run(
-    stack: LocalStack,
-    settings: Settings,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    label: str,
-) -> contextlib.AbstractContextManager[PipelineRun]:
-    """A :func:`pipeline_run` of the ``tests.domains.library`` domain."""
-    return pipeline_run(
-        stack,
-        settings,
-        tmp_path,
-        monkeypatch,
-        domain="tests.domains.library",
-        event_base=_LibraryEvent,
-        schema_sql=LIBRARY / "schema.sql",
-        label=label,
-    )
+library_run = functools.partial(
+    pipeline_run,
+    domain="tests.domains.library",
+    event_base=_LibraryEvent,
+    schema_sql=LIBRARY / "schema.sql",
+)
+"""A :func:`pipeline_run` of the ``tests.domains.library`` domain (give ``label=``)."""

@@ -267,7 +267,7 @@ class Library:
 def test_every_table_snapshot_and_stream_become_the_expected_events(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with library_run(stack, settings, tmp_path, monkeypatch, "lib") as run:
+    with library_run(stack, settings, tmp_path, monkeypatch, label="lib") as run:
         lib = Library(run)
         # -- rows that exist before the connector: read by its snapshot
         ada = lib.member("ada@example.org", "Ada Lovelace", {"newsletter": True, "limit": 2.5})
@@ -445,7 +445,7 @@ def test_events_of_each_aggregate_arrive_in_commit_order(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     members, books = 12, 12
-    with library_run(stack, settings, tmp_path, monkeypatch, "liborder") as run:
+    with library_run(stack, settings, tmp_path, monkeypatch, label="liborder") as run:
         work = Workload(run)
         with work.transaction():
             member_ids = [
@@ -663,7 +663,7 @@ def test_events_of_each_aggregate_arrive_in_commit_order(
 def test_preflight_tells_a_new_user_what_to_change(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with library_run(stack, settings, tmp_path, monkeypatch, "libpre") as run:
+    with library_run(stack, settings, tmp_path, monkeypatch, label="libpre") as run:
         # The table without a key, before its author read preflight's advice.
         with run.db() as conn:
             conn.execute("ALTER TABLE book_tags REPLICA IDENTITY DEFAULT")
@@ -740,7 +740,7 @@ def test_a_key_only_delete_maps_whatever_the_other_columns_types(
     Debezium fills the columns the old row did not carry with their type's
     default, "" for jsonb, which is no JSON text: the record must still decode.
     """
-    with library_run(stack, settings, tmp_path, monkeypatch, "libjson") as run:
+    with library_run(stack, settings, tmp_path, monkeypatch, label="libjson") as run:
         run.register_contracts()
         run.deploy_connector(dict(derived(run.connector_spec(CONNECTOR)).config))
         run.start_transformer()
@@ -762,7 +762,7 @@ def test_a_key_only_delete_maps_whatever_the_other_columns_types(
 def test_identical_rows_of_a_table_without_a_key_get_ids_of_their_own(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with library_run(stack, settings, tmp_path, monkeypatch, "libdup") as run:
+    with library_run(stack, settings, tmp_path, monkeypatch, label="libdup") as run:
         lib = Library(run)
         book = lib.book("978-3-333-33333-3", "Twice tagged", ["Someone"])
         with lib.transaction():
