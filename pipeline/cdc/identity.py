@@ -114,7 +114,7 @@ class ReplicaIdentity:
         if self.assumed is not None:
             return (
                 f"let cdcflow learn the table's replica identity (transformer.identity_lookup on, "
-                f"source.* naming the captured database), and run '{full}' if it is not FULL"
+                f"source.* a login on the captured server), and run '{full}' if it is not FULL"
             )
         if self.mode == "index" and self.index:
             return (
