@@ -8,6 +8,7 @@ and check that no rule can read a value the source did not send.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -627,6 +628,24 @@ def test_a_source_outage_is_not_a_dead_letter() -> None:
     t = _transformer(fake)
     with pytest.raises(SourceUnavailable):
         t.process([_account_delete(0, 2)])  # type: ignore[list-item]
+
+
+def test_the_batch_waits_out_a_source_outage_and_is_then_processed() -> None:
+    class FlakyCatalogue(FakeCatalogue):
+        calls = 0
+
+        def __call__(self, database: str, tables: Collection[str]) -> Mapping[str, Any]:
+            self.calls += 1
+            self.down = self.calls == 1  # the first query finds the database down
+            return super().__call__(database, tables)
+
+    flaky = FlakyCatalogue({IDENT_ACCOUNTS: DEFAULT})
+    t = _transformer(flaky)
+    res = t.process_with_retry([_account_delete(0, 1)], threading.Event())  # type: ignore[list-item]
+    assert flaky.calls == 2
+    assert res is not None
+    assert res.dead_lettered == {"map": 1}  # cut and dead-lettered, not lost to the outage
+    assert dict(res.out[0].headers)["cdcflow.dlq.column"] == b"customer_ref"
 
 
 def test_build_transformer_reads_the_domain_tables_through_an_injected_lookup() -> None:
