@@ -200,6 +200,11 @@ class PipelineRun:
         """The Connect client the run deploys with (for ``pipeline.connect.apply``)."""
         return self._connect
 
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0: it does not exist)."""
+        meta = self._admin.list_topics(topic, timeout=10).topics.get(topic)
+        return 0 if meta is None or meta.error is not None else len(meta.partitions)
+
     def cdc_topics(self) -> list[str]:
         """The run's CDC topics, whatever the connector's routing named them."""
         topics = self._admin.list_topics(timeout=10).topics

@@ -621,7 +621,7 @@ def test_events_of_each_aggregate_arrive_in_commit_order(
         totals = run_until_idle(run, work.records)
         counts = Counter(event_type for story in work.story.values() for event_type, _ in story)
         received = read_events(run, counts)
-        topics = {t: run._admin.list_topics(t, timeout=10).topics[t] for t in run.cdc_topics()}
+        topics = {t: run.partitions(t) for t in run.cdc_topics()}
         run.stop_transformer()
 
     consumed, mapped, skipped, dead_lettered = balance(totals)
@@ -634,7 +634,7 @@ def test_events_of_each_aggregate_arrive_in_commit_order(
         "public.loan_aggregate",
         "public.member_aggregate",
     ]
-    assert {len(meta.partitions) for meta in topics.values()} == {3}
+    assert set(topics.values()) == {3}
 
     # each aggregate's events: on one partition, in the order the test committed them,
     # and with growing source positions (commit LSN, LSN)
