@@ -31,6 +31,7 @@ BOOK = UUID("3d1c2b4a-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
 LOAN = UUID("9a8b7c6d-5e4f-4321-8fed-cba987654321")
 LENT = datetime(2024, 6, 10, 9, 30, 15, 250000, tzinfo=UTC)
 BACK = datetime(2024, 7, 3, 17, 0, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +183,18 @@ def test_fine_waived_from_a_full_old_row(rules: Rules) -> None:
 
 
 def test_fine_waived_from_a_key_only_old_row_is_a_mapping_error(rules: Rules) -> None:
-    # What REPLICA IDENTITY DEFAULT sends for a delete: the key. The rule needs the
-    # member and the amount; it must fail, never waive a made-up amount.
+    # What Debezium writes for a delete under REPLICA IDENTITY DEFAULT: the key, and
+    # stand-ins for the NOT NULL columns the old row did not carry. Cut to the
+    # identity, the rule cannot read the member or the amount: it fails, naming
+    # the column and the fix, and never waives a made-up amount of 0.
+    stand_ins = fine(member_id=0, loan_id=None, amount=Decimal(0), reason="", issued_at=EPOCH)
+    cut = restrict(
+        change("d", "fines", before=stand_ins), ReplicaIdentity.from_catalog("d", ["id"])
+    )
     with pytest.raises(MappingError, match="member_id") as caught:
-        map_change(rules, change("d", "fines", before={"id": 11}))
+        map_change(rules, cut)
+    assert (caught.value.table, caught.value.column) == ("public.fines", "member_id")
+    assert "ALTER TABLE public.fines REPLICA IDENTITY FULL" in (caught.value.hint or "")
     assert caught.value.topic == "shop.public.fines"  # the record travels with the error
 
 
