@@ -5,9 +5,14 @@ changes since its last flushed offset, as new records at new offsets of the
 CDC topic. Kafka transactions cannot see that; the source position can.
 
 Within one CDC topic partition, streamed changes arrive in the source's
-commit order, so their position ``(commit_lsn, lsn)`` — Debezium's
+commit order, so their position ``(commit_lsn, lsn, half)`` — Debezium's
 ``source.sequence``: the LSN of the last commit before the change, and the
-change's own LSN — only grows. The state is therefore one high-water mark per
+change's own LSN; then ``half``, 0 for a delete and 1 otherwise — only grows.
+``half`` is there because one WAL record can become two change events: an
+UPDATE that changes the primary key is sent as a delete of the old key and a
+create of the new one, both at the update's LSN, the delete first. Without
+it the create, at the delete's very position, would be taken for a repeat and
+its events lost. The state is therefore one high-water mark per
 input partition: a streamed change at or below it was already turned into
 events and is dropped. The mark is committed as the metadata of the
 partition's offset, in the same Kafka transaction as the events it covers,
@@ -29,7 +34,7 @@ from pipeline.cdc import Change
 
 __all__ = ["Position", "SourceDedup", "position_of"]
 
-Position = tuple[int, int]
+Position = tuple[int, int, int]
 TP = tuple[str, int]
 _META_KEY = "hw"
 
@@ -39,7 +44,7 @@ def position_of(change: Change) -> Position | None:
     src = change.source
     if src.snapshot or src.commit_lsn is None or src.lsn is None:
         return None
-    return (src.commit_lsn, src.lsn)
+    return (src.commit_lsn, src.lsn, 0 if change.op == "d" else 1)
 
 
 class SourceDedup:
@@ -68,7 +73,11 @@ class SourceDedup:
             return
         try:
             hw = json.loads(metadata)[_META_KEY]
-            self._committed[tp] = (int(hw[0]), int(hw[1]))
+            # A mark of two entries was written before the delete/create halves were told
+            # apart: taken as a delete's, so the create of a changed key that may follow it
+            # is kept (a possible duplicate rather than a possible loss).
+            half = int(hw[2]) if len(hw) > 2 else 0
+            self._committed[tp] = (int(hw[0]), int(hw[1]), half)
         except (ValueError, KeyError, TypeError, IndexError):
             return  # metadata written by someone else: start without a mark
 

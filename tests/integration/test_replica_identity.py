@@ -212,11 +212,6 @@ def test_key_only_images_are_dead_lettered_never_mapped_with_stand_in_values(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Debezium sends a changed primary key as a delete and a create at one source "
-    "position; the transformer's de-duplication drops the create as a repeat",
-)
 def test_a_changed_key_under_default_identity_maps_both_halves(run: PipelineRun) -> None:
     run.register_contracts()
     run.start_connector([ACCOUNTS])

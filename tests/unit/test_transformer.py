@@ -141,20 +141,20 @@ def test_the_next_batch_is_deduplicated_while_the_previous_one_commits() -> None
     assert not dedup.is_repeat(tp, _change(2000))
     second = dedup.seal()
 
-    # Batch 1's offsets carry batch 1's marks, not batch 2's: (commit LSN, LSN), where
+    # Batch 1's offsets carry batch 1's marks, not batch 2's: (commit LSN, LSN, half), where
     # the test records' commit LSN (source.sequence[0]) is 8 below their own.
-    assert dedup.metadata(tp, first) == '{"hw":[992,1000]}'
-    assert dedup.metadata(tp, second) == '{"hw":[1992,2000]}'
-    assert dedup.metadata(other, second) == '{"hw":[1492,1500]}'  # from the batch before
+    assert dedup.metadata(tp, first) == '{"hw":[992,1000,1]}'
+    assert dedup.metadata(tp, second) == '{"hw":[1992,2000,1]}'
+    assert dedup.metadata(other, second) == '{"hw":[1492,1500,1]}'  # from the batch before
     with pytest.raises(AssertionError):
         dedup.commit(second)  # out of order
     dedup.commit(first)
     assert dedup.uncommitted == 1
     dedup.rollback()  # batch 2 aborted: back to batch 1's marks
-    assert dedup.mark(tp) == (992, 1000)
+    assert dedup.mark(tp) == (992, 1000, 1)
     assert not dedup.is_repeat(tp, _change(2000))
     dedup.discard_pending()  # the registry did not answer: batch 2 starts over
-    assert dedup.mark(tp) == (992, 1000)
+    assert dedup.mark(tp) == (992, 1000, 1)
 
 
 def test_snapshot_rows_are_never_dropped_by_position() -> None:

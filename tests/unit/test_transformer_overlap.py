@@ -188,7 +188,7 @@ def test_a_held_batch_is_committed_before_revocation_and_dropped_when_lost() -> 
     t.run(stop)
     assert revoked == [0]  # the held batch was not committed yet when revocation came
     # Committed in the callback, with the held batch's own mark (commit LSN, LSN).
-    assert producer.offsets[0] == [(0, 1, '{"hw":[92,100]}')]
+    assert producer.offsets[0] == [(0, 1, '{"hw":[92,100,1]}')]
     assert (TOPIC, 0) not in t._assigned
 
     lost = RecordingProducer()
