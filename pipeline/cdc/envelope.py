@@ -27,6 +27,7 @@ from typing import Any, Final, cast
 import orjson
 from pydantic import ValidationError
 
+from pipeline.cdc.identity import key_only_shape
 from pipeline.cdc.model import OPS, Change, Op, RecordRef, Skip, SkipReason, TransactionBlock
 from pipeline.cdc.numeric import ValueDecodeError
 from pipeline.cdc.rows import RowPlan, decode_planned, fill_unchanged, frozen, row_fields, row_plan
@@ -40,6 +41,7 @@ __all__ = ["DEFAULT_OPTIONS", "DecoderOptions", "decode_record"]
 HEARTBEAT_SCHEMA: Final = "io.debezium.connector.common.Heartbeat"
 TRANSACTION_SCHEMA: Final = "io.debezium.connector.common.TransactionMetadataValue"
 _NOT_SNAPSHOT: Final = frozenset({"false", ""})
+_OLD_IMAGE_OPS: Final = frozenset({"u", "d"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,11 +341,12 @@ def _change(
         raise DecodeError(f"{source.table}: {exc}", **ref.error_fields()) from exc
     fill_unchanged(after, before)
     _check_images(cast(Op, op), before, after, ref)
+    key = _key(ref) or {}
     return Change(
         op=cast(Op, op),
         table=source.table,
         connector=source.connector,
-        key=frozen(_key(ref) or {}) or {},
+        key=frozen(key) or {},
         before=frozen(before),
         after=frozen(after),
         source=source,
@@ -351,7 +354,14 @@ def _change(
         toasted=frozenset(toasted_before | toasted_after),
         record=ref,
         database=payload["source"].get("db"),
+        key_only_shape=before is not None
+        and op in _OLD_IMAGE_OPS
+        and key_only_shape(payload.get("before"), key, _columns(before_plan)),
     )
+
+
+def _columns(plan: RowPlan | None) -> dict[str, dict[str, Any] | None] | None:
+    return None if plan is None else {name: column[1] for name, column in plan.items()}
 
 
 def _check_images(op: Op, before: Any, after: Any, ref: RecordRef) -> None:

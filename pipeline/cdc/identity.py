@@ -24,14 +24,22 @@ after image that decoding filled from such a before image is put back to
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pipeline.cdc.model import UNCHANGED, Change
 
-__all__ = ["IdentityMode", "ReplicaIdentity", "contradicts", "key_identity", "restrict"]
+__all__ = [
+    "IdentityMode",
+    "ReplicaIdentity",
+    "contradicts",
+    "key_identity",
+    "key_only_shape",
+    "restrict",
+    "stale_full_identity",
+]
 
 IdentityMode = Literal["full", "default", "index", "nothing"]
 
@@ -67,6 +75,8 @@ class ReplicaIdentity:
     columns: tuple[str, ...] = ()
     index: str | None = None
     assumed: str | None = None
+    fix: str | None = None
+    """What to do about an assumed identity, when it is not "let cdcflow look it up"."""
 
     @classmethod
     def from_catalog(
@@ -111,6 +121,8 @@ class ReplicaIdentity:
     def hint(self, table: str, column: str) -> str:
         """What makes old rows of ``table`` carry ``column``."""
         full = f"ALTER TABLE {_quoted(table)} REPLICA IDENTITY FULL"
+        if self.fix is not None:
+            return self.fix
         if self.assumed is not None:
             return (
                 f"let cdcflow learn the table's replica identity (transformer.identity_lookup on, "
@@ -127,6 +139,68 @@ class ReplicaIdentity:
 def key_identity(change: Change, reason: str) -> ReplicaIdentity:
     """The identity assumed when the catalogue cannot say: the record's key columns only."""
     return ReplicaIdentity("default", tuple(change.key), assumed=reason)
+
+
+def stale_full_identity(change: Change) -> ReplicaIdentity:
+    """The identity of an old row that a FULL table's catalogue entry cannot explain.
+
+    The catalogue says FULL, but the old row has the shape Debezium gives a
+    key-only one (:attr:`Change.key_only_shape`): it was most likely written
+    before ``ALTER TABLE ... REPLICA IDENTITY FULL`` (a backlog, a redrive, a
+    replay). Only the key is trusted; a rule that needs more dead-letters.
+    """
+    return ReplicaIdentity(
+        "default",
+        tuple(change.key),
+        assumed="the table is FULL now, but this old row holds only its key's values, every "
+        "other column null or a type's default: it was written under an earlier identity",
+        fix="nothing to change if the table is REPLICA IDENTITY FULL now: the change was written "
+        "before; map it from the key, or redrive it with a rule that does not read old values",
+    )
+
+
+# Raw JSON values Debezium puts in an old row's column that the WAL did not carry (a
+# NOT NULL column gets its schema default, or its type's zero, in the JsonConverter's form).
+_ZERO_VALUES: Final = frozenset({0, "", "AA=="})
+# The epoch, or midnight, as io.debezium.time.ZonedTimestamp / ZonedTime text.
+_EPOCH_TEXT: Final = re.compile(r"(1970-01-01T)?00:00(:00(\.0+)?)?(Z|[+-]00(:?00)?)?\Z")
+
+
+def _stand_in(raw: Any, schema: Mapping[str, Any] | None) -> bool:
+    if raw is None or raw is False:
+        return True
+    if isinstance(raw, bool):
+        return False
+    if isinstance(raw, int | float | str) and raw in _ZERO_VALUES:
+        return True
+    if isinstance(raw, str) and _EPOCH_TEXT.match(raw):
+        return True
+    if isinstance(raw, dict) and raw.get("value") in ("AA==", ""):
+        return True  # io.debezium.data.VariableScaleDecimal zero
+    if schema is not None and "default" in schema:
+        return bool(raw == schema["default"])
+    return False
+
+
+def key_only_shape(
+    raw_before: Any,
+    key: Iterable[str],
+    columns: Mapping[str, Mapping[str, Any] | None] | None,
+) -> bool:
+    """True when an old row could be a key-only one: every non-key column null or a stand-in.
+
+    ``raw_before`` is the before image as parsed from JSON, ``columns`` the
+    column schemas by name (None: schemaless). A row with no column outside
+    the key is never key-only shaped (there is nothing it could lack).
+    """
+    if not isinstance(raw_before, dict):
+        return False
+    keys = set(key)
+    others = [c for c in raw_before if c not in keys]
+    if not others:
+        return False
+    get = columns.get if columns is not None else (lambda _c: None)
+    return all(_stand_in(raw_before[c], get(c)) for c in others)
 
 
 def restrict(change: Change, identity: ReplicaIdentity) -> Change:

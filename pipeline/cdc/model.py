@@ -154,6 +154,9 @@ class Change:
     """The replica identity ``before`` was cut to; None: not cut (FULL, or not checked)."""
     database: str | None = field(default=None, compare=False)
     """The source database the change was captured from (Debezium's ``source.db``)."""
+    key_only_shape: bool = field(default=False, compare=False)
+    """The before image has the shape of a key-only old row: every column outside the
+    record key null or what Debezium puts for a column the WAL did not carry."""
 
     @property
     def committed_at(self) -> datetime:

@@ -51,6 +51,7 @@ from typing import Final
 import psycopg
 
 from pipeline.cdc import Change, ReplicaIdentity, contradicts, key_identity, restrict
+from pipeline.cdc.identity import stale_full_identity
 from pipeline.errors import ConfigError, SourceUnavailable
 from pipeline.settings import SourceSettings
 
@@ -217,6 +218,10 @@ class IdentityCatalog:
             self._warn_missing(table)
             reason = f"not found in database {table[0]}"
             return restrict(change, key_identity(change, reason))
+        if identity.full and change.key_only_shape:
+            # FULL now, but the old row looks key-only: written before the table became
+            # FULL (a backlog, a redrive). Trusting FULL would pass Debezium's fill-ins on.
+            return restrict(change, stale_full_identity(change))
         return restrict(change, identity)
 
     # ------------------------------------------------------------------ internals
