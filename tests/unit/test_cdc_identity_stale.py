@@ -20,16 +20,9 @@ from pipeline.cdc.identity import key_only_shape
 from pipeline.errors import ColumnWithheld
 from pipeline.transformer.identities import IdentityCatalog
 from tests.unit import debezium as dbz
+from tests.unit.test_cdc_identity import ACCOUNT_COLUMNS
 
-COLUMNS = [
-    dbz.int64("id"),
-    dbz.int32("customer_ref"),
-    dbz.text("owner"),
-    dbz.boolean("active"),
-    dbz.text("note", optional=True),
-    dbz.tstz("opened_at"),
-    dbz.decimal("balance", 2),
-]
+COLUMNS = [*ACCOUNT_COLUMNS, dbz.tstz("opened_at"), dbz.decimal("balance", 2)]
 FILLED = {
     "id": 7,
     "customer_ref": 0,
