@@ -347,6 +347,14 @@ def outcome(
         dead = read_all(run, run.settings.transformer.dead_letter_topic)
         totals = run.totals()
         run.stop_transformer()
+        dead_by_table = Counter(
+            headers(r)["original.topic"].removeprefix(f"{run.prefix}.") for r in dead
+        )
+        print(
+            f"[ddl] {len(written)} changes in {writer.rounds} rounds, {cdc_records} CDC records; "
+            f"transformer: {_sums(totals)}; events {_counts(events)}; "
+            f"dead letters {dict(dead_by_table)}"
+        )
         yield Outcome(
             run,
             written,
@@ -391,6 +399,14 @@ def read_all(run: PipelineRun, topic: str, *, avro: bool = False) -> list[Receiv
     finally:
         consumer.close()
     return out
+
+
+def _counts(records: dict[str, list[Received]]) -> dict[str, int]:
+    return {name: len(found) for name, found in records.items()}
+
+
+def _sums(totals: dict[str, dict[str, float]]) -> dict[str, int]:
+    return {name: int(sum(by_label.values())) for name, by_label in totals.items()}
 
 
 # ---------------------------------------------------------------- the oracle
