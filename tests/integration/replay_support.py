@@ -4,12 +4,16 @@
 (key = aggregate id, the cdcflow headers, one Kafka transaction per batch,
 Avro through the registry, subjects ``<topic>-<record>`` auto-registered).
 
-:class:`ShopSource` is the shop's source side for one test: the shop's
-tables (``schema.sql``) in a PostgreSQL schema of the test's own, and for
-each business operation, the row changes it made turned into events by the
-shop's real mapping rules (``map_change``) and produced to the test's topics
-once the database transaction has committed, as CDC would deliver them.
-Nothing another engineer's workload does can touch these tables.
+:class:`ShopSource` is an in-process stand-in for CDC — neither Debezium
+nor the transformer daemon runs: the shop's tables (``schema.sql``) in a
+PostgreSQL schema of the test's own, and for each business operation, the
+row changes it made (read back with ``RETURNING``/``SELECT``, not from the
+WAL) turned into events by the shop's real mapping rules (``map_change``) and
+produced to the test's topics once the database transaction has committed.
+It tests the consumer side (replay, projections) on realistic events; that
+the real chain yields such events is tested in ``test_shop_pipeline.py``, and
+``test_replay.py`` folds orders from events of the real chain too. Nothing
+another engineer's workload does can touch these tables.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from psycopg.rows import dict_row
@@ -36,8 +47,6 @@ from pipeline.domains.shop.mappings import rules
 from pipeline.events import DomainEvent, SourcePosition
 from pipeline.mapping import Mapped, map_change
 from pipeline.replay.decode import EventDecoder, registry_lookup
-from pipeline.replay.positions import EndAt
-from pipeline.replay.stream import EventStream
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
 
@@ -119,16 +128,50 @@ class Record:
     event: DomainEvent
 
 
-def read_topic(settings: Settings, topic: str) -> list[Record]:
-    """Every event of ``topic`` (committed), in partition and offset order."""
+def read_topic(settings: Settings, topic: str, timeout_s: float = 120.0) -> list[Record]:
+    """Every committed event of ``topic``, in partition and offset order.
+
+    Read with a plain confluent-kafka consumer (read_committed, each partition
+    from its beginning to its high watermark), not with the EventStream that
+    replay and the projections read with: positions and timestamps the tests
+    expect come from Kafka itself.
+    """
     decoder = decoder_for(settings)
+    consumer = Consumer(
+        settings.kafka.client_config("consumer")
+        | {
+            "group.id": unique("read-"),
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
     out: list[Record] = []
-    with EventStream(settings.kafka.client_config("consumer"), [topic], end=EndAt()) as stream:
-        for batch in stream.batches():
-            for msg in batch:
-                event = decoder.decode(msg.value())
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        reached: dict[int, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while any(reached.get(p, -1) < end for p, end in ends.items()):
+            assert time.monotonic() < deadline, f"{topic} not read to its end: {reached} {ends}"
+            for msg in consumer.consume(500, 0.5):
+                partition, offset = msg.partition(), msg.offset()
+                assert partition is not None and offset is not None
+                error = msg.error()
+                if error is not None:
+                    assert error.code() == KafkaError._PARTITION_EOF, error
+                    reached[partition] = offset
+                    continue
+                reached[partition] = offset + 1
+                event = decoder.decode(msg.value())  # type: ignore[arg-type]
                 assert event is not None
-                out.append(Record(msg.partition(), msg.offset(), msg.timestamp()[1], event))  # type: ignore[arg-type]
+                out.append(Record(partition, offset, msg.timestamp()[1], event))
+    finally:
+        consumer.close()
     return sorted(out, key=lambda r: (r.partition, r.offset))
 
 

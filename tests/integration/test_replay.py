@@ -1,4 +1,13 @@
-"""Replay on the real stack: from a timestamp on every partition, offsets, until, aggregates."""
+"""Replay on the real Kafka and registry: from a timestamp on every partition, offsets, until,
+aggregates.
+
+Most tests here produce hand-made events (:class:`EventProducer`, stamped
+with made-up source positions) straight to a topic of their own: they test
+the consumer side, not CDC. Expected positions come from a plain
+confluent-kafka consumer (:func:`read_topic`), expected states are written
+out by hand. The last test folds orders from events the real chain made:
+PostgreSQL -> Debezium -> the transformer (tests/integration/harness.py).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +25,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.domains.shop.events import OrderLineAdded, OrderPaid, OrderPlaced
+from pipeline.domains.shop.events import OrderLineAdded, OrderPaid, OrderPlaced, _ShopEvent
 from pipeline.events import DomainEvent, EventMetadata, SourcePosition, derive_event_id
-from pipeline.replay.aggregate import fold
 from pipeline.replay.positions import EndAt, StartAt, format_ms
 from pipeline.replay.replay import replay
-from pipeline.replay.shop.order import apply, order_repository
+from pipeline.replay.shop.order import Order, OrderLine, order_repository
 from pipeline.replay.stream import Delivered
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
+from tests.integration.harness import REPO, pipeline_run
 from tests.integration.replay_support import (
     EventProducer,
     Record,
@@ -38,6 +47,7 @@ from tests.integration.replay_support import (
 PARTITIONS = 4
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CDCFLOW = str(Path(sys.executable).parent / "cdcflow")
+SHOP_SCHEMA = REPO / "pipeline" / "domains" / "shop" / "schema.sql"
 
 
 def stamp(event: DomainEvent, n: int) -> DomainEvent:
@@ -250,17 +260,120 @@ def test_the_order_repository_loads_one_order_from_its_partition(
     records = read_topic(settings, topic)
     repo = order_repository(settings.kafka.client_config("consumer"), decoder_for(settings), topic)
 
-    wanted = orders[5]
+    wanted = orders[5]  # its events are numbered from 50 (order_events(wanted, 50))
+    assert sum(r.event.aggregate_id() == str(wanted) for r in records) == 3
     order = repo.load(str(wanted))
-    expected = fold(apply, [r.event for r in records if r.event.aggregate_id() == str(wanted)])
-    assert order == expected
-    assert order is not None and (order.status, order.paid, order.version) == (
-        "paid",
-        Decimal("12.50"),
-        3,
+    expected = Order(
+        order_id=wanted,
+        status="paid",
+        customer_id=50 % 7,
+        total=Decimal("12.50"),
+        currency="EUR",
+        placed_at=T0,
+        lines=(OrderLine(line_no=1, product_id=3, quantity=5, unit_price=Decimal("2.50")),),
+        paid=Decimal("12.50"),
+        payment_ids=(50,),
+        version=3,
     )
+    assert order == expected
     assert repo.load(str(uuid.uuid4())) is None
 
     everything = repo.load_all()
     assert set(everything) == {str(o) for o in orders}
     assert everything[str(wanted)] == expected
+
+
+SHOP_TABLES = [
+    f"public.{t}" for t in ("customers", "products", "orders", "order_lines", "payments")
+]
+
+
+def test_the_order_repository_folds_an_order_the_real_pipeline_made(
+    stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shop's rows through Debezium and the transformer, folded back into the order."""
+    # The run names the event topics after itself through __domain__, which the
+    # shop's events take from their package unless it is set.
+    monkeypatch.setattr(_ShopEvent, "__domain__", "shop", raising=False)
+    with pipeline_run(
+        stack,
+        settings,
+        tmp_path,
+        monkeypatch,
+        domain="pipeline.domains.shop",
+        event_base=_ShopEvent,
+        schema_sql=SHOP_SCHEMA,
+        label="fold",
+    ) as run:
+        run.register_contracts()
+        run.start_connector(SHOP_TABLES)
+        run.start_transformer()
+        topic = run.topic_of(OrderPlaced)
+        with run.db() as conn:
+            cid = conn.execute(
+                "INSERT INTO customers (email, full_name) VALUES ('fold@example.com', 'F')"
+                " RETURNING id"
+            ).fetchone()["id"]  # type: ignore[index]
+            p1, p2 = (
+                conn.execute(
+                    "INSERT INTO products (sku, name, price) VALUES (%s, %s, %s) RETURNING id",
+                    (sku, sku, price),
+                ).fetchone()["id"]  # type: ignore[index]
+                for sku, price in (("K", "12.25"), ("F", "3.10"))
+            )
+            with conn.transaction():
+                order = conn.execute(
+                    "INSERT INTO orders (customer_id, total) VALUES (%s, 30.70)"
+                    " RETURNING id, placed_at",
+                    (cid,),
+                ).fetchone()
+                assert order is not None
+                o1 = order["id"]
+                conn.execute(
+                    "INSERT INTO order_lines VALUES (%s, 1, %s, 2, 12.25), (%s, 2, %s, 2, 3.10)",
+                    (o1, p1, o1, p2),
+                )
+            with conn.transaction():
+                pay = conn.execute(
+                    "INSERT INTO payments (order_id, amount, method) VALUES (%s, 30.70, 'card')"
+                    " RETURNING id",
+                    (o1,),
+                ).fetchone()["id"]  # type: ignore[index]
+                conn.execute("UPDATE orders SET status = 'paid' WHERE id = %s", (o1,))
+            # Placed, two lines, paid. Once they are out, the connector's snapshot
+            # (if it read them) is over: the shipping is streamed as an update.
+            run.read(topic, 4, avro=True)
+            shipped_at = conn.execute(
+                "UPDATE orders SET status = 'shipped', shipped_at = now(),"
+                " tracking_number = 'TRK-FOLD' WHERE id = %s RETURNING shipped_at",
+                (o1,),
+            ).fetchone()["shipped_at"]  # type: ignore[index]
+        events = run.read(topic, 5, avro=True)
+        assert sorted(e.value["metadata"]["event_type"] for e in events) == [
+            "OrderLineAdded",
+            "OrderLineAdded",
+            "OrderPaid",
+            "OrderPlaced",
+            "OrderShipped",
+        ]
+
+        repo = order_repository(
+            run.settings.kafka.client_config("consumer"), decoder_for(run.settings), topic
+        )
+        assert repo.load(str(o1)) == Order(
+            order_id=o1,
+            status="shipped",
+            customer_id=cid,
+            total=Decimal("30.70"),
+            currency="EUR",
+            placed_at=order["placed_at"],
+            lines=(
+                OrderLine(line_no=1, product_id=p1, quantity=2, unit_price=Decimal("12.25")),
+                OrderLine(line_no=2, product_id=p2, quantity=2, unit_price=Decimal("3.10")),
+            ),
+            paid=Decimal("30.70"),
+            payment_ids=(pay,),
+            shipped_at=shipped_at,
+            tracking_number="TRK-FOLD",
+            version=5,
+        )
