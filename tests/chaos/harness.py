@@ -144,28 +144,26 @@ def _listener(port: int) -> int | None:
     return None
 
 
-def bring_back(stack: LocalStack, component: Any, timeout_s: float = 120.0) -> None:
+def bring_back(stack: LocalStack, component: Any, attempts: int = 3) -> None:
     """Start a component of the local stack that a fault test stopped or killed.
 
-    The stack is shared: another session's ``stack`` fixture may have seen the
-    component down and started it meanwhile. Its process is then adopted
-    (recorded as the component's), so that ``cdcflow stack status`` and the
-    next fault see it.
+    Returns once it answers. The stack is shared: another session's ``stack``
+    fixture may have seen the component down and started it meanwhile. Its
+    process is then adopted (recorded as the component's), so that ``cdcflow
+    stack status`` and the next fault see it.
     """
-    if component.proc.running():
-        return
-    if _listener(component.port) is None:
+    for attempt in range(1, attempts + 1):
+        if not component.proc.running() and (pid := _listener(component.port)) is not None:
+            component.proc.record(pid)
+            print(f"[chaos] {component.name} was started by another session: pid {pid} adopted")
         try:
-            component.start(stack.artifacts(), progress=print)
+            component.start(stack.artifacts(), progress=print)  # waits until it answers
             return
         except CdcflowError as exc:
-            print(f"[chaos] {component.name} did not start ({exc}); was it started elsewhere?")
-    deadline = time.monotonic() + timeout_s
-    while (pid := _listener(component.port)) is None:
-        assert time.monotonic() < deadline, f"{component.name} is not listening again"
-        time.sleep(1)
-    component.proc.record(pid)
-    print(f"[chaos] {component.name} was started by another session: pid {pid} adopted")
+            if attempt == attempts:
+                raise
+            print(f"[chaos] {component.name}: {exc}; trying again")
+            time.sleep(5)
 
 
 class WorkloadThread:
@@ -185,6 +183,7 @@ class WorkloadThread:
         self.report: WorkloadReport | None = None
         self.error: BaseException | None = None
         self.trace = ""
+        self.deadlocks = 0
         self._attempts = 0
         self._stop_at: int | None = None
         self._thread = threading.Thread(target=self._run, name=f"workload-{name}", daemon=True)
@@ -201,11 +200,22 @@ class WorkloadThread:
         return self._stop_at is not None and self._attempts > self._stop_at
 
     def _run(self) -> None:
+        # A deadlock (another session's fixture altering the shared shop tables)
+        # aborts one operation's transaction whole: the workload goes on, as an
+        # application would; the operations of the interrupted run go uncounted.
         try:
-            with psycopg.connect(self.dsn, autocommit=True) as conn:
-                self.report = Workload(conn, self.seed).run(
-                    self.rate, should_stop=self._should_stop
-                )
+            while True:
+                try:
+                    with psycopg.connect(self.dsn, autocommit=True) as conn:
+                        seed = self.seed + self.deadlocks
+                        report = Workload(conn, seed).run(self.rate, should_stop=self._should_stop)
+                    break
+                except psycopg.errors.DeadlockDetected as exc:
+                    self.deadlocks += 1
+                    print(f"[workload] deadlock victim, going on: {exc.diag.message_detail}")
+                    if self.deadlocks > 20:
+                        raise
+            self.report = report
         except BaseException as exc:
             self.error = exc
             self.trace = traceback.format_exc()

@@ -40,7 +40,8 @@ def _report(run: FaultRun, workload: WorkloadThread) -> int:
     changes = run.changes()
     print(
         f"[{run.name}] workload: {report.total} operations ({sum(report.skipped.values())} "
-        f"skipped), {changes} changes in {report.seconds:.0f}s",
+        f"skipped), {changes} changes in {report.seconds:.0f}s, "
+        f"{workload.deadlocks} deadlock victims retried",
         flush=True,
     )
     return changes

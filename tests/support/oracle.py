@@ -35,6 +35,8 @@ from uuid import UUID
 
 import psycopg
 
+from tests.support.db import retry_on_deadlock
+
 __all__ = [
     "ANY",
     "Expected",
@@ -78,7 +80,7 @@ END $$;
 
 def install_audit(conn: psycopg.Connection[Any]) -> int:
     """Install the audit triggers; return the last audit sequence number so far."""
-    conn.execute(AUDIT_SQL)
+    retry_on_deadlock(lambda: conn.execute(AUDIT_SQL))
     return audit_seq(conn)
 
 

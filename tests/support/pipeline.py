@@ -25,6 +25,7 @@ from pipeline.domains.shop.source import apply_schema, seed
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings
 from pipeline.transformer import Metrics, Transformer, build_transformer
+from tests.support.db import retry_on_deadlock
 
 
 def run_cli(*args: str) -> None:
@@ -38,8 +39,8 @@ def run_cli(*args: str) -> None:
 def prepare_shop(settings: Settings) -> None:
     """Shop schema + seed, contracts registered, connector applied and streaming."""
     with psycopg.connect(settings.source.dsn(), autocommit=True) as conn:
-        apply_schema(conn)
-        seed(conn)
+        retry_on_deadlock(lambda: apply_schema(conn))
+        retry_on_deadlock(lambda: seed(conn))
     run_cli("schemas", "register")
     run_cli("connectors", "apply", "--wait")
     wait_streaming(settings)
