@@ -2,8 +2,8 @@
 
 A fault test:
 
-1. installs the audit triggers (tests/support/oracle.py) and notes the WAL
-   position;
+1. installs the audit triggers (tests/support/oracle.py) and notes which
+   transactions had committed (the run checks the changes of all others);
 2. runs a workload of business operations in a thread
    (:class:`WorkloadThread`) that keeps writing until the test says the
    faults are over, plus a tail;
@@ -11,12 +11,14 @@ A fault test:
    (:meth:`FaultRun.wait_changes`), inside :meth:`FaultRun.fault`, which
    records how many changes were made while the fault lasted and whether the
    workload was still writing when it ended; the test asserts a floor on both;
-4. waits until the pipeline is idle: the connector has streamed a marker
-   written after the workload, and the transformer's group has committed
-   offsets at the end of every CDC partition;
+4. waits until the pipeline is idle: the connector's committed source
+   offset has passed the WAL position after the workload, and the
+   transformer's group has committed offsets at the end of every CDC
+   partition;
 5. reads every event topic to its true end (read_committed, a plain
-   AvroDeserializer), every event of the test's time window, snapshot reads
-   and events without an LSN included, and compares them, payload by payload
+   AvroDeserializer), every event of the test's time window but those of
+   transactions committed before it began, snapshot reads and events
+   without an LSN included, and compares them, payload by payload
    and in order per aggregate, with what the database's history says they
    must be.
 """
@@ -54,6 +56,7 @@ from pipeline.stack import LocalStack
 from tests.support.oracle import (
     Found,
     History,
+    Snapshot,
     Verdict,
     audit_seq,
     compare,
@@ -279,10 +282,8 @@ class FaultRun:
         )
         self.faults: list[Fault] = []
         self._conn = psycopg.connect(settings.source.dsn(), autocommit=True)
-        self.audit_from = install_audit(self._conn)
-        row = self._conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        assert row is not None
-        self.start_lsn = lsn_int(row[0])
+        self.audit_from = install_audit(self._conn)  # (for counting changes as they are made)
+        self.since = Snapshot.now(self._conn)  # what the run checks: changes after this
         self.started_ms = int(time.time() * 1000) - 5000
 
     # ------------------------------------------------------------ the workload and faults
@@ -339,7 +340,7 @@ class FaultRun:
     # ------------------------------------------------------------ the verdict
 
     def history(self) -> History:
-        return expected_events(self._conn, self.audit_from)
+        return expected_events(self._conn, self.since)
 
     def wait_idle(self, timeout_s: float = 600.0) -> None:
         """Wait until the pipeline has turned every change made so far into events.
@@ -420,8 +421,8 @@ class FaultRun:
         Call it once the pipeline is idle: it reads each event partition to the
         high watermark it has now (an open transaction of a killed producer is
         waited for until it is aborted), so a duplicate written after the
-        expected events is seen too. Only events of changes before the run
-        began (an LSN below its start) are left out.
+        expected events is seen too. Only events of transactions that had
+        committed when the run began are left out.
         """
         found: dict[tuple[str, str], list[Found]] = defaultdict(list)
         deserializer = reader(SchemaRegistryClient(self.settings.registry.client_config()))
@@ -469,8 +470,8 @@ class FaultRun:
                     value = deserializer(
                         msg.value(), SerializationContext(msg.topic(), MessageField.VALUE)
                     )
-                    lsn = value["metadata"]["source"]["lsn"]
-                    if lsn is not None and lsn < self.start_lsn:
+                    tx = value["metadata"]["source"]["tx_id"]
+                    if tx is not None and self.since.before(tx):
                         continue
                     key, event = found_event(value, f"{tp[0]}[{tp[1]}]@{msg.offset()}")
                     found[key].append(event)

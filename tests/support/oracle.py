@@ -312,13 +312,40 @@ class History:
             )
 
 
-def expected_events(conn: psycopg.Connection[Any], after_seq: int) -> History:
-    """The events the changes after ``after_seq`` must yield, per (aggregate type, id), in order."""
+class Snapshot:
+    """Which transactions had committed when a run began (``pg_current_snapshot()``).
+
+    The run's changes are those of every other transaction: a sequence number
+    or a WAL position would draw the line wrongly for a transaction of another
+    session that was open when the run began and committed after.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        xmin, xmax, xip = text.split(":")
+        self.xmin, self.xmax = int(xmin), int(xmax)
+        self.xip = {int(x) for x in xip.split(",") if x}
+
+    @classmethod
+    def now(cls, conn: psycopg.Connection[Any]) -> Snapshot:
+        row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        assert row is not None
+        return cls(row[0])
+
+    def before(self, tx: int) -> bool:
+        """Had the transaction ``tx`` (its 32-bit id, as the WAL has it) committed?"""
+        xmin, xmax = self.xmin % 2**32, self.xmax % 2**32
+        return tx < xmin or (tx < xmax and tx not in {x % 2**32 for x in self.xip})
+
+
+def expected_events(conn: psycopg.Connection[Any], since: Snapshot) -> History:
+    """The events of the changes made after ``since``, per (aggregate type, id), in order."""
     hist = History()
     rows = conn.execute(
         "SELECT seq, txid, tbl, op, old_row::text, new_row::text FROM cdcflow_test_audit"
-        " WHERE seq > %s ORDER BY seq",
-        (after_seq,),
+        " WHERE txid >= %s AND NOT pg_visible_in_snapshot(txid::text::xid8, %s::pg_snapshot)"
+        " ORDER BY seq",
+        (since.xmin, since.text),
     )
     for seq, txid, tbl, op, old, new in rows:
         hist.add(seq, txid, tbl, op, _json(old), _json(new))

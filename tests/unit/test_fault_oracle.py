@@ -19,7 +19,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.support.oracle import Found, History, compare, found_event
+from tests.support.oracle import Found, History, Snapshot, compare, found_event
 
 ORDER = "3f2b8c1e-9d4a-4b6e-8f01-2a3b4c5d6e7f"
 PLACED_AT = "2026-12-01T10:00:00.123456+00:00"
@@ -310,3 +310,9 @@ def test_a_business_time_left_null_is_not_compared() -> None:
     assert compare(h, found([value])).exact
     value["tracking_number"] = "TRK1"
     assert compare(h, found([value])).unexpected == 1
+
+
+def test_the_run_begins_with_the_transactions_not_yet_committed() -> None:
+    # xmin 100, xmax 105, 101 and 103 still open when the run began; in epoch 1.
+    since = Snapshot(f"{(1 << 32) + 100}:{(1 << 32) + 105}:{(1 << 32) + 101},{(1 << 32) + 103}")
+    assert [tx for tx in range(98, 108) if since.before(tx)] == [98, 99, 100, 102, 104]
