@@ -340,7 +340,8 @@ class FaultRun:
     # ------------------------------------------------------------ the verdict
 
     def history(self) -> History:
-        return expected_events(self._conn, self.since)
+        """What the changes made since the run began must yield (all of them, when idle)."""
+        return expected_events(self._conn, self.since, Snapshot.now(self._conn))
 
     def wait_idle(self, timeout_s: float = 600.0) -> None:
         """Wait until the pipeline has turned every change made so far into events.
@@ -415,14 +416,16 @@ class FaultRun:
                 )
                 time.sleep(0.5)
 
-    def collect(self, timeout_s: float = 300.0) -> dict[tuple[str, str], list[Found]]:
+    def collect(
+        self, until: Snapshot, timeout_s: float = 300.0
+    ) -> dict[tuple[str, str], list[Found]]:
         """Every event of the run's time window, per aggregate, in partition order.
 
         Call it once the pipeline is idle: it reads each event partition to the
         high watermark it has now (an open transaction of a killed producer is
         waited for until it is aborted), so a duplicate written after the
         expected events is seen too. Only events of transactions that had
-        committed when the run began are left out.
+        committed when the run began, or had not by ``until``, are left out.
         """
         found: dict[tuple[str, str], list[Found]] = defaultdict(list)
         deserializer = reader(SchemaRegistryClient(self.settings.registry.client_config()))
@@ -471,8 +474,8 @@ class FaultRun:
                         msg.value(), SerializationContext(msg.topic(), MessageField.VALUE)
                     )
                     tx = value["metadata"]["source"]["tx_id"]
-                    if tx is not None and self.since.before(tx):
-                        continue
+                    if tx is not None and (self.since.before(tx) or not until.before(tx)):
+                        continue  # committed before the run, or after its end
                     key, event = found_event(value, f"{tp[0]}[{tp[1]}]@{msg.offset()}")
                     found[key].append(event)
         finally:
@@ -498,9 +501,11 @@ class FaultRun:
 
     def verify(self, timeout_s: float = 300.0) -> Verdict:
         """Wait until idle, read everything, compare; prints the counts."""
+        # The run's end: other sessions' changes after it are not its own.
+        until = Snapshot.now(self._conn)
         self.wait_idle()
-        history = self.history()
-        verdict = compare(history, self.collect(timeout_s))
+        history = expected_events(self._conn, self.since, until)
+        verdict = compare(history, self.collect(until, timeout_s))
         print(
             f"[{self.name}] {verdict.line()}, dead letters {self.dead_letters()}, "
             f"transformer starts {self.transformer.starts}",

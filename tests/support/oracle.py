@@ -338,14 +338,19 @@ class Snapshot:
         return tx < xmin or (tx < xmax and tx not in {x % 2**32 for x in self.xip})
 
 
-def expected_events(conn: psycopg.Connection[Any], since: Snapshot) -> History:
-    """The events of the changes made after ``since``, per (aggregate type, id), in order."""
+def expected_events(conn: psycopg.Connection[Any], since: Snapshot, until: Snapshot) -> History:
+    """The events of the changes committed after ``since`` and by ``until``, per aggregate, in order.
+
+    Other sessions write to the shop's tables too: their changes after ``until``
+    are neither expected nor counted when found (:meth:`Snapshot.before`).
+    """
     hist = History()
     rows = conn.execute(
         "SELECT seq, txid, tbl, op, old_row::text, new_row::text FROM cdcflow_test_audit"
         " WHERE txid >= %s AND NOT pg_visible_in_snapshot(txid::text::xid8, %s::pg_snapshot)"
+        " AND pg_visible_in_snapshot(txid::text::xid8, %s::pg_snapshot)"
         " ORDER BY seq",
-        (since.xmin, since.text),
+        (since.xmin, since.text, until.text),
     )
     for seq, txid, tbl, op, old, new in rows:
         hist.add(seq, txid, tbl, op, _json(old), _json(new))
