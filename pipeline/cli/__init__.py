@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from typing import Any
@@ -69,7 +70,14 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the ``cdcflow`` console script."""
+    """Entry point of the ``cdcflow`` console script.
+
+    The working directory is put on the import path, as ``python -m`` does:
+    ``--domain mypkg`` finds a domain package in the project directory the
+    command runs in, without installing it.
+    """
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return cli.main(args=argv, prog_name="cdcflow", standalone_mode=False)
     except CdcflowError as exc:
