@@ -276,12 +276,18 @@ def domain_checks(
     for table in sorted(set(description.tables) & set(captured)):
         out += _identity_needs(table, description, catalog[table])
     report = check_routing(description, check.config, tables=captured, catalog=catalog)
+    shown: str | None = None  # the first finding that carries the derived config
     for finding in report.findings:
         fix = finding.fix
         if finding.level == "fail" and report.derived:
-            fix = "set in the connector file's config (or 'routing: derive'): " + ", ".join(
-                f"{k}={v}" for k, v in report.derived.items()
-            )
+            # One config fixes every aggregate: it is printed once, not once per finding.
+            if shown is None:
+                shown = f"routing {finding.subject}"
+                fix = "set in the connector file's config (or 'routing: derive'): " + ", ".join(
+                    f"{k}={v}" for k, v in report.derived.items()
+                )
+            else:
+                fix = f"the config given for '{shown}' fixes this too (or 'routing: derive')"
         out.append(
             Finding(finding.kind, finding.level, f"routing {finding.subject}", finding.detail, fix)
         )

@@ -116,3 +116,13 @@ def test_split_aggregate_with_the_config_that_fixes_it() -> None:
     assert "transforms.account_aggregate.topic.replacement=bank.public.account_aggregate" in (
         split[3] or ""
     )
+
+
+def test_the_derived_config_is_given_once_however_many_findings_it_fixes() -> None:
+    failed = [c for c in checks(EVERYTHING, routing="check") if c[1] == "fail"]
+    assert [c[0] for c in failed] == ["routing account", "routing public.loans -> member"]
+    first, second = failed[0][3] or "", failed[1][3] or ""
+    assert first.startswith("set in the connector file's config (or 'routing: derive'): ")
+    assert "transforms.account_aggregate.type=io.debezium.transforms.ByLogicalTableRouter" in first
+    assert "change.member_id" in first  # the loans' partitioning is in the one config too
+    assert second == "the config given for 'routing account' fixes this too (or 'routing: derive')"
