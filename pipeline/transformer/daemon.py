@@ -22,9 +22,13 @@ The commit protocol — each step is a method below, named after it:
    which fences it, and the batch is retried.
 6. **commit** the transaction. Only now do the batch's counters and
    de-duplication marks count as done. On an abortable error in 3-6: abort,
-   rewind, forget the batch's marks, retry the batch. On a fatal error (this
-   transactional id was fenced by a newer instance): stop, and leave the
-   batch to whoever owns the partitions now.
+   rewind, forget the batch's marks, retry the batch. On a fence (this
+   transactional id was taken over by a newer instance): stop, and leave the
+   batch to whoever owns the partitions now. On another fatal error (e.g. the
+   abort refused with ``INVALID_TXN_STATE`` after the transaction
+   coordinator's broker restarted): replace the producer — the new one's
+   ``init_transactions`` aborts the open transaction — rewind and retry; five
+   replacements in a row without a commit stop the run as an error.
 
 A crash at any point leaves the batch either entirely committed (events,
 dead letters and offsets) or entirely invisible to ``read_committed``
@@ -81,6 +85,16 @@ log = logging.getLogger("cdcflow.transformer")
 DUPLICATE = "duplicate"
 
 
+_FENCE_CODES = frozenset(
+    {KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.PRODUCER_FENCED}
+)
+
+
+def _fenced(err: KafkaError) -> bool:
+    """True when a newer instance with this transactional id took over."""
+    return err.code() in _FENCE_CODES
+
+
 def where(msg: Message) -> tuple[str, int, int]:
     """Topic, partition and offset of a consumed record (which always has all three)."""
     topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
@@ -128,6 +142,8 @@ class Transformer:
     # Step 5's deadline: its own timeout (30 s) plus a margin, after which the
     # producer is given up as wedged (see pipeline/transformer/watchdog.py).
     send_offsets_deadline_s = 45.0
+    # A producer replaced this many times in a row without a commit: stop, and say so.
+    max_replacements = 5
 
     def __init__(
         self,
@@ -159,6 +175,7 @@ class Transformer:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._last_lag_check = 0.0
+        self._replaced = 0  # producers replaced since the last commit
         # A batch processed whose transaction has not begun (overlap mode).
         self._held: BatchResult | None = None
         self._on_batch: Callable[[BatchResult], None] | None = None
@@ -563,23 +580,18 @@ class Transformer:
             # The group coordinator's broker left and librdkafka waits for it for
             # good (see watchdog.py). A new producer with this transactional id
             # fences the wedged one and aborts its transaction; the batch is retried.
-            log.warning(
-                "%s; replacing the producer, retrying the batch of %d records", exc, res.records
-            )
-            self.metrics.transactions.labels("aborted").inc()
-            self.metrics.last_commit_ok = False
-            self._producer = None  # released by the call's thread, should it ever return
-            self.dedup.rollback()
-            self._rewind(res.first)
-            self._start_producer()
+            self._replace_producer(res, str(exc))
             return False
         except KafkaException as exc:
             err = exc.args[0]
-            if err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH):
+            if _fenced(err):
                 self.metrics.transactions.labels("fenced").inc()
                 raise TransformerFenced(
                     f"transformer {self.transactional_id} was fenced: {err}"
                 ) from exc
+            if err.fatal():
+                self._replace_producer(res, f"fatal producer error {err}")
+                return False
             log.warning(
                 "transaction aborted (%s); retrying the batch of %d records", err, res.records
             )
@@ -587,8 +599,38 @@ class Transformer:
             return False
         if res.marks is not None:
             self.dedup.commit(res.marks)
+        self._replaced = 0
         self._count(res, time.monotonic() - started)
         return True
+
+    def _replace_producer(self, res: BatchResult, why: str) -> None:
+        """Give up a producer that cannot go on; a new one with this transactional id fences it.
+
+        The new producer's ``init_transactions`` aborts the open transaction, so the
+        batch is rewound and retried. Only for errors that are not a fence: a
+        newer instance's fence stops this one (:class:`TransformerFenced`), never
+        the other way round.
+
+        Raises:
+            CdcflowError: the producer was replaced ``max_replacements`` times in a
+                row without a transaction committing in between.
+        """
+        self._replaced += 1
+        if self._replaced > self.max_replacements:
+            raise CdcflowError(
+                f"transformer {self.transactional_id}: {why}, and {self.max_replacements} new "
+                "producers in a row committed nothing",
+                hint="check the brokers' transaction coordinator (kafka logs) and restart",
+            )
+        log.warning(
+            "%s; replacing the producer, retrying the batch of %d records", why, res.records
+        )
+        self.metrics.transactions.labels("aborted").inc()
+        self.metrics.last_commit_ok = False
+        self._producer = None  # a wedged call's thread may still hold it
+        self.dedup.rollback()
+        self._rewind(res.first)
+        self._start_producer()
 
     def _offset(
         self, topic: str, partition: int, offset: int, marks: dict[TP, Position] | None
@@ -625,8 +667,15 @@ class Transformer:
         try:
             self._producer.abort_transaction(60)
         except KafkaException as exc:
-            if exc.args[0].fatal():
-                raise TransformerFenced(f"abort failed fatally: {exc}") from exc
+            err = exc.args[0]
+            if _fenced(err):
+                self.metrics.transactions.labels("fenced").inc()
+                raise TransformerFenced(f"abort failed, fenced: {err}") from exc
+            if err.fatal():
+                # e.g. INVALID_TXN_STATE after the transaction coordinator's broker
+                # restarted: this producer cannot go on, but nothing took its place.
+                self._replace_producer(res, f"abort failed fatally ({err})")
+                return
             log.warning("abort_transaction: %s", exc)
         self.dedup.rollback()
         self._rewind(res.first)
