@@ -90,11 +90,12 @@ class _Schema:
     fails that record (a DecodeError) exactly where it did before the cache.
     """
 
-    __slots__ = ("_key", "_rows", "fractions", "schema")
+    __slots__ = ("_before_fields", "_key", "_rows", "fractions", "schema")
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
         self._rows: tuple[RowPlan | None, RowPlan | None] | None = None
+        self._before_fields: dict[str, dict[str, Any]] | None = None
         self._key: dict[Any, Callable[[Any], Any]] | None = None
         self.fractions = _fractions(schema)
         """Where a number with a fraction may be (see :func:`_fractions`); None: anywhere."""
@@ -102,11 +103,14 @@ class _Schema:
     def rows(self) -> tuple[RowPlan | None, RowPlan | None]:
         """The plans of the before and after images."""
         if self._rows is None:
-            self._rows = (
-                row_plan(row_fields(self.schema, "before")),
-                row_plan(row_fields(self.schema, "after")),
-            )
+            self._before_fields = row_fields(self.schema, "before")
+            self._rows = (row_plan(self._before_fields), row_plan(row_fields(self.schema, "after")))
         return self._rows
+
+    def before_fields(self) -> dict[str, dict[str, Any]] | None:
+        """The before image's column schemas by name (None: the schema has no before struct)."""
+        self.rows()
+        return self._before_fields
 
     def key(self, payload: dict[str, Any]) -> Any:
         """A key payload decoded as ``decode_value(schema, payload)`` would."""
@@ -356,12 +360,10 @@ def _change(
         database=payload["source"].get("db"),
         key_only_shape=before is not None
         and op in _OLD_IMAGE_OPS
-        and key_only_shape(payload.get("before"), key, _columns(before_plan)),
+        and key_only_shape(
+            payload.get("before"), key, schema.before_fields() if schema is not None else None
+        ),
     )
-
-
-def _columns(plan: RowPlan | None) -> dict[str, dict[str, Any] | None] | None:
-    return None if plan is None else {name: column[1] for name, column in plan.items()}
 
 
 def _check_images(op: Op, before: Any, after: Any, ref: RecordRef) -> None:
