@@ -34,6 +34,7 @@ from pipeline.replay.decode import EventDecoder, located
 from pipeline.replay.errors import EventDecodeError, ReplayError, TopicNotFound
 from pipeline.replay.positions import TP, EndAt, StartAt
 from pipeline.serde import RegistryUnavailable
+from pipeline.serde.backoff import delays, polling, retrying
 
 __all__ = ["Delivered", "EventStream", "decode_batch", "decode_patiently"]
 
@@ -101,18 +102,16 @@ def decode_patiently(
     Raises:
         EventDecodeError: a record is not a decodable event.
     """
-    delay = 1.0
-    while True:
-        try:
-            return decode_batch(decoder, msgs)
-        except RegistryUnavailable as exc:
-            log.warning("%s; decoding the batch again in %.0fs", exc, delay)
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline:
-                if should_stop():
-                    return None
-                time.sleep(0.1)
-            delay = min(delay * 2, 15.0)
+
+    def warn(exc: BaseException, delay: float) -> None:
+        log.warning("%s; decoding the batch again in %.0fs", exc, delay)
+
+    return retrying(
+        lambda: decode_batch(decoder, msgs),
+        RegistryUnavailable,
+        wait=polling(should_stop),
+        on_retry=warn,
+    )
 
 
 class EventStream:
@@ -214,8 +213,7 @@ class EventStream:
         requests fail for a few seconds; a replay should ride that out, not die.
         """
         deadline = time.monotonic() + self.metadata_timeout_s
-        delay = 0.2
-        while True:
+        for delay in delays(first=0.2, cap=2.0):
             try:
                 return call()
             except KafkaException as exc:
@@ -227,7 +225,7 @@ class EventStream:
                     raise ReplayError(f"{what}: {exc}") from exc
                 log.info("%s: %s; asking again", what, err)
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        raise AssertionError("delays() never ends")
 
     def _partitions(self, topic: str) -> list[int] | None:
         md = self._ask(
