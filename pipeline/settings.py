@@ -189,6 +189,9 @@ class StackSettings(_Section):
     registry_management_port: int = Field(
         8081, ge=1, le=65535, description="registry health and metrics"
     )
+    prometheus_port: int = Field(
+        9090, ge=1, le=65535, description="Prometheus of the stack (alerts of deploy/monitoring)"
+    )
     java_home: Path | None = Field(
         None, description="JDK for Kafka and Connect (default: the system java)"
     )
