@@ -19,14 +19,15 @@ def _progress(msg: str) -> None:
 
 @click.group(name="stack")
 def command() -> None:
-    """The local stack: PostgreSQL, Kafka (KRaft), Connect + Debezium, schema registry.
+    """The local stack: PostgreSQL, Kafka (KRaft), Connect + Debezium, schema registry, Prometheus.
 
     \b
     Plain processes under one state directory (CDCFLOW_STACK__HOME, default
     .cdcflow). Versions are pinned in deploy/local/pom.xml; artifacts are
     fetched from Maven Central once and cached (CDCFLOW_STACK__CACHE).
     Ports: CDCFLOW_STACK__POSTGRES_PORT (55432), __KAFKA_PORT (9092),
-    __CONTROLLER_PORT (9093), __CONNECT_PORT (8083), __REGISTRY_PORT (8080);
+    __CONTROLLER_PORT (9093), __CONNECT_PORT (8083), __REGISTRY_PORT (8080),
+    __PROMETHEUS_PORT (9090);
     a cluster's nodes: __CLUSTER_KAFKA_PORT (19092) and __CLUSTER_CONTROLLER_PORT
     (19192) and up.
     """
@@ -115,7 +116,7 @@ def _show(ctx: CliContext, stack: LocalStack) -> bool:
 @pass_cli
 def logs(ctx: CliContext, component: str, lines: int, follow: bool) -> None:
     """Print the log of one component: postgres, kafka (a cluster's: kafka-1, kafka-2, ...),
-    connect or registry."""
+    connect, registry or prometheus."""
     stack = LocalStack.in_home(ctx.settings)
     names = [comp.name for comp in stack.components]
     if component not in names:

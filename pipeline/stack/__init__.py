@@ -1,4 +1,4 @@
-"""The local stack: PostgreSQL, Kafka (KRaft), Kafka Connect + Debezium, Apicurio Registry.
+"""The local stack: PostgreSQL, Kafka (KRaft), Connect + Debezium, Apicurio Registry, Prometheus.
 
 Plain processes under one state directory (``CDCFLOW_STACK__HOME``, default
 ``.cdcflow``), fetched from Maven Central and Debian's packages by
@@ -9,6 +9,8 @@ Kafka is one node by default; ``stack.brokers=3`` makes it a KRaft cluster
 Connect and the registry (:mod:`pipeline.stack.security`). A stack started
 so records its layout in ``<home>/run/topology.json``; :meth:`LocalStack.in_home`
 finds it again for ``status`` and ``down`` without the settings repeated.
+Prometheus (:mod:`pipeline.stack.prometheus`) comes last and evaluates the
+alert rules of ``deploy/monitoring``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pipeline.errors import StackError
 from pipeline.settings import Settings
 from pipeline.stack.artifacts import Artifacts, ensure_artifacts
 from pipeline.stack.cluster import kafka_nodes, launch_together, stop_together
-from pipeline.stack.components import Component, Connect, Postgres, Registry, StackPaths
+from pipeline.stack.components import Component, Connect, Registry, StackPaths
+from pipeline.stack.postgres import Postgres
 from pipeline.stack.process import ManagedProcess
+from pipeline.stack.prometheus import Prometheus
 from pipeline.stack.security import SecureConnect, SecureRegistry, StackSecurity
 from pipeline.stack.versions import Versions, load_versions
 
@@ -52,6 +56,7 @@ class LocalStack:
         if self.security.enabled:
             self.connect = SecureConnect(settings, self.paths, self.versions, self.security)
             self.registry = SecureRegistry(settings, self.paths, self.versions, self.security)
+        self.prometheus = Prometheus(settings, self.paths, self.versions)
 
     @classmethod
     def in_home(cls, settings: Settings) -> LocalStack:
@@ -79,7 +84,7 @@ class LocalStack:
     @property
     def components(self) -> list[Component]:
         """In start order; stopped in reverse."""
-        return [self.postgres, *self.brokers, self.connect, self.registry]
+        return [self.postgres, *self.brokers, self.connect, self.registry, self.prometheus]
 
     def _other_kafka(self) -> list[ManagedProcess]:
         """Kafka processes in this home that are not of this layout (their pid files)."""

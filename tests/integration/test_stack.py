@@ -18,9 +18,9 @@ from pipeline.stack import LocalStack, StackPaths
 from pipeline.stack.components import Kafka
 
 
-def test_status_reports_four_healthy_components(stack: LocalStack) -> None:
+def test_status_reports_five_healthy_components(stack: LocalStack) -> None:
     rows = {row["component"]: row for row in stack.status()}
-    assert set(rows) == {"postgres", "kafka", "connect", "registry"}
+    assert set(rows) == {"postgres", "kafka", "connect", "registry", "prometheus"}
     for name, row in rows.items():
         assert row["healthy"], f"{name}: {row['state']}"
         assert isinstance(row["pid"], int)
@@ -29,6 +29,7 @@ def test_status_reports_four_healthy_components(stack: LocalStack) -> None:
     assert stack.versions.debezium in rows["connect"]["version"]
     assert rows["registry"]["version"] == stack.versions.registry
     assert rows["postgres"]["version"].startswith(stack.versions.postgresql_major + ".")
+    assert rows["prometheus"]["version"].startswith("2.")  # Debian's package
 
 
 def test_kafka_create_produce_consume(stack: LocalStack, settings: Settings) -> None:
