@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ class CliContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config_file)
+            self._settings = load_settings(self.config_file or _project_file())
             if self.log_level == logging.WARNING and self._settings.log_level != "INFO":
                 logging.getLogger().setLevel(self._settings.log_level)
         return self._settings
@@ -46,6 +47,18 @@ class CliContext:
 
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+PROJECT_FILE = "cdcflow.toml"
+
+
+def _project_file() -> str | None:
+    """The project's settings file in the working directory (as ``cdcflow init`` writes it).
+
+    Taken when neither ``--config`` nor ``CDCFLOW_CONFIG`` names one.
+    """
+    if os.environ.get("CDCFLOW_CONFIG"):
+        return None
+    return PROJECT_FILE if os.path.isfile(PROJECT_FILE) else None
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -1,0 +1,474 @@
+"""The text of every file ``cdcflow init`` writes, from a :class:`~pipeline.onboard.plan.Plan` (pure).
+
+Files (paths relative to the project directory)::
+
+    cdcflow.toml                     the settings that tie domain, topics and connector together
+    connectors/<name>-postgres.yaml  the Debezium connector
+    <package>/__init__.py            the domain package: what it holds
+    <package>/events.py              one event model per table and change kind
+    <package>/rules.yaml             the one-to-one rules
+    <package>/mappings.py            the registry: rules.yaml, plus Python rules where a
+                                     value is converted (json, interval, numeric without scale)
+
+The ``.avsc`` contracts are generated from the written models afterwards
+(:func:`pipeline.onboard.project.generate_contracts`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pipeline.onboard.plan import Entity, EventField, EventPlan, Plan
+
+__all__ = ["Target", "render_files"]
+
+HEADER = "Written by `cdcflow init`: a first draft, yours to refine."
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the project's connector reads from and writes to."""
+
+    package: str
+    host: str
+    port: int
+    database: str
+    user: str
+    """The login the transformer reads the catalogue with (replica identities)."""
+    password_file: str | None
+    connector_user: str
+    connector_password: str
+    """A config-provider placeholder, e.g. ``${env:PGPASSWORD_DEBEZIUM}``; never the secret."""
+    schemas: tuple[str, ...]
+
+    @property
+    def prefix(self) -> str:
+        return self.package
+
+    @property
+    def connector(self) -> str:
+        return f"{self.package.replace('_', '-')}-postgres"
+
+
+def render_files(plan: Plan, target: Target) -> dict[str, str]:
+    """Every file's path (relative, with ``/``) and text."""
+    pkg = target.package
+    files = {
+        "cdcflow.toml": _settings(plan, target),
+        f"connectors/{target.connector}.yaml": _connector(plan, target),
+        f"{pkg}/__init__.py": _package_doc(plan, target),
+        f"{pkg}/events.py": _events(plan),
+        f"{pkg}/mappings.py": _mappings(plan, target),
+    }
+    yaml_text = _rules_yaml(plan, target)
+    if yaml_text:
+        files[f"{pkg}/rules.yaml"] = yaml_text
+    return files
+
+
+def topics_regex(plan: Plan, target: Target) -> str:
+    schemas = sorted({e.table.schema for e in plan.entities})
+    group = schemas[0] if len(schemas) == 1 else "(" + "|".join(schemas) + ")"
+    return rf"^{_escape(target.prefix)}\.{group}\..*"
+
+
+def _escape(text: str) -> str:
+    return text.replace(".", r"\.")
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a TOML basic string is a JSON string
+
+
+def _settings(plan: Plan, target: Target) -> str:
+    pkg = target.package
+    password = (
+        f"password_file = {_toml_str(target.password_file)}"
+        if target.password_file
+        else "# password: never written here; set CDCFLOW_SOURCE__PASSWORD"
+    )
+    return f"""\
+# cdcflow settings of the {pkg} project. {HEADER}
+#
+# Found by every cdcflow command run in this directory (or name it with
+# --config). CDCFLOW_* environment variables override it; `cdcflow settings`
+# lists every setting.
+
+[transformer]
+# The domain package: its event models and rules.
+domain = {_toml_str(pkg)}
+# The CDC topics the connector in connectors/ writes (topic.prefix {target.prefix}).
+topics = {_toml_str(topics_regex(plan, target))}
+group_id = "{pkg}-transformer"
+transactional_id = "{pkg}-transformer"
+dead_letter_topic = "{pkg}.dlq"
+schemas_dir = "schemas"
+
+[connect]
+connectors_dir = "connectors"
+
+[source]
+# The source database, as cdcflow reads its catalogue (replica identities).
+host = {_toml_str(target.host)}
+port = {target.port}
+database = {_toml_str(target.database)}
+user = {_toml_str(target.user)}
+{password}
+
+[projections]
+modules = []
+"""
+
+
+def _connector(plan: Plan, target: Target) -> str:
+    tables = "\n".join(f"    - {t}" for t in plan.tables)
+    return f"""\
+# The Debezium connector of the {target.package} project. {HEADER}
+#
+# Deploy it with `cdcflow connectors apply --wait` (`cdcflow connectors plan`
+# shows the change first, `cdcflow connectors preflight` checks the database).
+# The password is a placeholder that Kafka's config providers resolve on the
+# Connect worker: the secret is never in this file, in Connect's config topic
+# or in its REST answers.
+name: {target.connector}
+# The domain its changes feed; cdcflow derives the routing that keeps each
+# aggregate's changes in one ordered stream (`connectors plan` shows it).
+domain: {target.package}
+routing: derive
+config:
+  connector.class: io.debezium.connector.postgresql.PostgresConnector
+  # One replication slot is one stream: never more than one task.
+  tasks.max: 1
+
+  # --- The source database, as the Connect worker reaches it
+  database.hostname: {target.host}
+  database.port: {target.port}
+  database.dbname: {target.database}
+  # A login with REPLICATION that owns the tables (or shares their owner's role).
+  database.user: {target.connector_user}
+  database.password: {target.connector_password}
+
+  # --- Topics: {target.prefix}.<schema>.<table> (cdcflow.toml: transformer.topics)
+  topic.prefix: {target.prefix}
+  topic.creation.default.partitions: 4
+  topic.creation.default.replication.factor: -1
+
+  # --- Logical decoding: pgoutput is built into PostgreSQL 10+
+  plugin.name: pgoutput
+  # A slot and a publication of this connector's own; the slot is kept when
+  # the connector stops (drop it with `cdcflow connectors delete --drop-slot`).
+  slot.name: cdcflow_{target.package}
+  slot.drop.on.stop: false
+  publication.name: cdcflow_{target.package}
+  # Exactly the captured tables: no superuser needed.
+  publication.autocreate.mode: filtered
+
+  # --- What is captured
+  table.include.list:
+{tables}
+  snapshot.mode: initial
+
+  # --- Heartbeats: every 10 s the connector confirms its position; the action
+  # writes a logical decoding message (no table needed), so the slot moves on
+  # while the captured tables are quiet and PostgreSQL can free its WAL.
+  heartbeat.interval.ms: 10000
+  heartbeat.action.query: SELECT pg_logical_emit_message(false, 'cdcflow-heartbeat', now()::text)
+  message.prefix.exclude.list: cdcflow-heartbeat
+
+  # --- Record format: JSON with the schema in every record (the transformer
+  # decodes decimals, times and enums from it)
+  key.converter: org.apache.kafka.connect.json.JsonConverter
+  key.converter.schemas.enable: true
+  value.converter: org.apache.kafka.connect.json.JsonConverter
+  value.converter.schemas.enable: true
+
+  # --- Value handling: the event field types in {target.package}/events.py depend on these
+  decimal.handling.mode: precise
+  time.precision.mode: adaptive_time_microseconds
+  interval.handling.mode: string
+  hstore.handling.mode: json
+  binary.handling.mode: bytes
+
+  # --- A delete is one op=d record, no tombstone after it
+  tombstones.on.delete: false
+"""
+
+
+def _package_doc(plan: Plan, target: Target) -> str:
+    rows = "\n".join(
+        f"{e.table.qualified:<32} {e.aggregate:<20} {', '.join(ev.name for ev in e.events)}"
+        for e in plan.entities
+    )
+    return f'''\
+"""The {target.package} domain. {HEADER}
+
+Source database {target.database}; one aggregate per table, its topic
+``{plan.name}.<aggregate>.events``:
+
+{"table":<32} {"aggregate":<20} events
+{rows}
+
+``events`` holds the event models (their ``.avsc`` contracts are in
+``schemas/``: run ``cdcflow schemas generate`` after changing a model),
+``rules.yaml`` and ``mappings`` the rules that make them from row changes.
+"""
+'''
+
+
+def _events(plan: Plan) -> str:
+    names: set[str] = set()
+    for entity in plan.entities:
+        for event in entity.events:
+            for f in event.fields:
+                names |= f.type.imports
+    imports = ["from __future__ import annotations", ""]
+    dt = sorted(n for n in names if n in ("date", "datetime", "time"))
+    if dt:
+        imports.append(f"from datetime import {', '.join(dt)}")
+    if "Decimal" in names or _any(plan, lambda f: f.type.decimal is not None):
+        imports.append("from decimal import Decimal")
+    typing = ["ClassVar"]
+    if _any(plan, lambda f: f.type.decimal is not None):
+        typing.insert(0, "Annotated")
+    if plan.enums:
+        typing.append("Literal")
+    imports.append(f"from typing import {', '.join(typing)}")
+    if "UUID" in names:
+        imports.append("from uuid import UUID")
+    imports += ["", "from pydantic import Field", "", "from pipeline.events import DomainEvent"]
+    all_names = sorted([ev.name for e in plan.entities for ev in e.events] + list(plan.enums))
+    out = [
+        f'"""Domain events of {plan.name}: one per table and change kind. {HEADER}',
+        "",
+        "Field types follow the column types (pipeline/onboard/types.py explains each);",
+        "a nullable column is an optional field. Rename events and fields to your",
+        "domain's words, drop what consumers need not see, then `cdcflow schemas generate`.",
+        '"""',
+        "",
+        *imports,
+        "",
+        "__all__ = [" + ", ".join(json.dumps(n) for n in all_names) + "]",
+        "",
+    ]
+    for alias, labels in plan.enums.items():
+        out.append(f"{alias} = Literal[{', '.join(json.dumps(label) for label in labels)}]")
+    out += [
+        "",
+        "",
+        f"class _{_pascal_name(plan.name)}Event(DomainEvent):",
+        f"    __namespace__: ClassVar[str] = {json.dumps(plan.name + '.events')}",
+        "    # The first part of every topic: <domain>.<aggregate>.events.",
+        f"    __domain__: ClassVar[str] = {json.dumps(plan.name)}",
+    ]
+    base = f"_{_pascal_name(plan.name)}Event"
+    for entity in plan.entities:
+        out += _entity_events(entity, base)
+    return "\n".join(out) + "\n"
+
+
+def _pascal_name(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_") if p)
+
+
+def _any(plan: Plan, test: object) -> bool:
+    assert callable(test)
+    return any(test(f) for e in plan.entities for ev in e.events for f in ev.fields)
+
+
+_WHAT = {
+    "Created": "A row of {table} was inserted (or read by the snapshot).",
+    "Updated": "A row of {table} was updated: the row as it is now.",
+    "Deleted": "A row of {table} was deleted: its key.",
+}
+
+
+def _entity_events(entity: Entity, base: str) -> list[str]:
+    group = f"_{entity.entity}Event"
+    out = [
+        "",
+        "",
+        f"# -- {entity.table.qualified}",
+        "",
+        "",
+        f"class {group}({base}):",
+        f"    __aggregate__: ClassVar[str] = {json.dumps(entity.aggregate)}",
+        f"    __aggregate_id__: ClassVar[str] = {json.dumps(entity.id_field)}",
+    ]
+    for event in entity.events:
+        out += [
+            "",
+            "",
+            f"class {event.name}({group}):",
+            f'    """{_WHAT[event.kind].format(table=entity.table.qualified)}"""',
+            "",
+        ]
+        out += [f"    {_field_line(f)}" for f in event.fields]
+    return out
+
+
+def _field_line(f: EventField) -> str:
+    t = f.type
+    annotation = t.annotation
+    if t.decimal is not None:
+        annotation = (
+            f"Annotated[Decimal, Field(max_digits={t.decimal[0]}, decimal_places={t.decimal[1]})]"
+        )
+    description = f"{f.column.name} ({f.column.sql_type})"
+    if t.note:
+        description += f": {t.note}"
+    if f.optional:
+        return f"{f.name}: {annotation} | None = Field(default=None, description={json.dumps(description)})"
+    return f"{f.name}: {annotation} = Field(description={json.dumps(description)})"
+
+
+def _rules_yaml(plan: Plan, target: Target) -> str:
+    rules = [
+        (entity, event)
+        for entity in plan.entities
+        for event in entity.events
+        if not event.converted
+    ]
+    if not rules:
+        return ""
+    out = [
+        f"# The one-to-one rules of {target.package}: a row change mapped field by field to",
+        f"# one event. {HEADER} Loaded by mappings.py.",
+        f"events: {target.package}.events",
+        "",
+        "rules:",
+    ]
+    for entity, event in rules:
+        out += [
+            f"  - table: {entity.table.qualified}",
+            f"    ops: {event.ops}",
+            f"    event: {event.name}",
+            "    fields:",
+        ]
+        out += [f"      {f.name}: {event.image}.{f.column.name}" for f in event.fields]
+    return "\n".join(out) + "\n"
+
+
+_HELPERS = {
+    "json": '''\
+def _json(value: Any) -> str | None:
+    """JSON text of a decoded json / jsonb value, every digit of its numbers kept."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        items = (f"{json.dumps(k, ensure_ascii=False)}:{_json(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(str(_json(v)) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+''',
+    "decimal_text": '''\
+def _decimal_text(value: Decimal | None) -> str | None:
+    """A numeric without scale as text, in positional notation (as PostgreSQL prints it)."""
+    return None if value is None else format(value, "f")
+''',
+    "interval": '''\
+def _interval(value: Any) -> str | None:
+    """An interval as ISO 8601 text (P1DT2H)."""
+    return None if value is None else str(value.isoformat())
+''',
+}
+
+
+def _mappings(plan: Plan, target: Target) -> str:
+    python_rules = [
+        (entity, event) for entity in plan.entities for event in entity.events if event.converted
+    ]
+    has_yaml = any(not ev.converted for e in plan.entities for ev in e.events)
+    helpers = sorted(
+        {f.type.convert for _, ev in python_rules for f in ev.fields if f.type.convert}
+    )
+    stdlib = []
+    if "json" in helpers:
+        stdlib.append("import json")
+    if "json" in helpers or "decimal_text" in helpers:
+        stdlib.append("from decimal import Decimal")
+    if has_yaml:
+        stdlib.append("from pathlib import Path")
+    if "json" in helpers or "interval" in helpers:
+        stdlib.append("from typing import Any")
+    imports = ["from __future__ import annotations", "", *stdlib, ""]
+    if python_rules:
+        imports.append("from pipeline.cdc import Change")
+    imports.append("from pipeline.mapping import Rules")
+    if has_yaml:
+        imports.append(f"from {target.package} import events")
+    if python_rules:
+        names = sorted({ev.name for _, ev in python_rules})
+        imports.append(f"from {target.package}.events import {', '.join(names)}")
+    where = "rules.yaml" if has_yaml else ""
+    table_rows = "\n".join(
+        f"{e.table.qualified:<32} {ev.ops:<4} {ev.name:<32} "
+        f"{'here' if ev.converted else 'rules.yaml'}"
+        for e in plan.entities
+        for ev in e.events
+    )
+    out = [
+        f'"""How the row changes of {target.database} become {plan.name} events. {HEADER}',
+        "",
+        f"{'table':<32} {'ops':<4} {'event':<32} where",
+        table_rows,
+        "",
+        "Rules in Python convert a value the decoder hands over in another type (json,",
+        "interval, numeric without scale); the others are in rules.yaml." if where else "",
+        '"""',
+        "",
+        *imports,
+        "",
+        '__all__ = ["rules"]',
+        "",
+        f"rules = Rules({json.dumps(plan.name)})",
+    ]
+    for helper in helpers:
+        out += ["", "", _HELPERS[helper].rstrip("\n")]
+    for entity, event in python_rules:
+        out += ["", "", *_python_rule(entity, event)]
+    if has_yaml:
+        out += [
+            "",
+            "",
+            'rules.load_yaml(Path(__file__).with_name("rules.yaml"), events=events)',
+        ]
+    return "\n".join(line for line in out) + "\n"
+
+
+def _python_rule(entity: Entity, event: EventPlan) -> list[str]:
+    function = _snake(event.name)
+    reads = ", ".join(json.dumps(f.column.name) for f in event.fields)
+    out = [
+        "@rules.on(",
+        f"    {json.dumps(entity.table.qualified)},",
+        f"    ops={json.dumps(event.ops)},",
+        f"    reads=({reads},),",
+        f"    aggregate_id_from={json.dumps(_column_of(event, entity.id_field))},",
+        ")",
+        f"def {function}(change: Change) -> {event.name}:",
+        f"    return {event.name}(",
+    ]
+    for f in event.fields:
+        value = f"change.{event.image}({json.dumps(f.column.name)})"
+        if f.type.convert:
+            value = f"_{f.type.convert}({value})"
+        out.append(f"        {f.name}={value},")
+    out.append("    )")
+    return out
+
+
+def _column_of(event: EventPlan, field_name: str) -> str:
+    return next(f.column.name for f in event.fields if f.name == field_name)
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
