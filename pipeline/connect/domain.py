@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pipeline.connect.capture import captured_tables
 from pipeline.connect.files import ConnectorSpec
 from pipeline.connect.routing import (
     RoutingReport,
     TableCatalog,
-    captured_tables,
     check_routing,
     derive_routing,
     simulate,
@@ -53,10 +53,10 @@ def load_description(module: str) -> DomainDescription:
     Raises:
         ConfigError: the module cannot be imported or defines no rules.
     """
-    from pipeline.contracts.catalog import discover_events
-    from pipeline.mapping.loader import load_domain
+    from pipeline.domain import load_domain
 
-    return describe_domain(load_domain(module), discover_events([module]), domain=module)
+    loaded = load_domain(module)
+    return describe_domain(loaded.rules, list(loaded.events), domain=module)
 
 
 def feeds_transformer(
@@ -141,7 +141,7 @@ def check_connector(
         spec,
         config=config,
         origin={**spec.origin, **dict.fromkeys(derived, "derived")},
-        derived=dict.fromkeys(derived, reason),
+        derived={**spec.derived, **dict.fromkeys(derived, reason)},
     )
     after = check_routing(description, config)
     return fixed_spec, DomainCheck(

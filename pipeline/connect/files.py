@@ -18,6 +18,10 @@ applies over the base file with the same stem: its ``config`` keys replace the
 base's, a key set to ``null`` removes it, and an optional ``name`` renames the
 connector. An overlay without a base file, or an environment without an
 overlay directory, is an error: a typo must not deploy the base config to prod.
+
+A file that names a signal table (``signal.data.collection``) gets the keys a
+backfill needs derived from it (:mod:`pipeline.connect.signals`), marked in
+``derived``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.connect.signals import SIGNAL_KEY, derive_signals
 from pipeline.errors import ConfigError
 
 __all__ = ["ConnectorSpec", "load_connectors", "parse_connector_file"]
@@ -341,14 +346,16 @@ def _finish(base: _Parsed, over: _Parsed | None) -> ConnectorSpec:
             hint="set it, e.g. io.debezium.connector.postgresql.PostgresConnector",
         )
     strings = {k: v for k, v in config.items() if v is not None}
+    signals = derive_signals(strings)
     return ConnectorSpec(
         name,
-        strings,
+        {**strings, **signals},
         base.path,
         over.path if over else None,
-        origin,
+        {**origin, **dict.fromkeys(signals, "derived")},
         domain=domain,
         routing=routing or "check",
+        derived=dict.fromkeys(signals, f"derived ({SIGNAL_KEY}): the signal channel of a backfill"),
     )
 
 

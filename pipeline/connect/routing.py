@@ -35,6 +35,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.connect.capture import captured_tables
+from pipeline.connect.capture import fullmatch as _fullmatch
+from pipeline.connect.capture import names as _names
 from pipeline.mapping.describe import DomainDescription, Finding
 
 __all__ = [
@@ -44,7 +47,6 @@ __all__ = [
     "Route",
     "RoutingReport",
     "TableCatalog",
-    "captured_tables",
     "check_routing",
     "derive_routing",
     "simulate",
@@ -139,38 +141,6 @@ class RoutingReport:
 
 
 # --------------------------------------------------------------------------- simulation
-
-
-def _names(value: str | None) -> list[str]:
-    return [p.strip() for p in (value or "").split(",") if p.strip()]
-
-
-def _fullmatch(pattern: str, text: str, flags: int = 0) -> bool:
-    try:
-        return re.fullmatch(pattern, text, flags) is not None
-    except re.error:
-        return False
-
-
-def captured_tables(config: Mapping[str, str], tables: Iterable[str]) -> list[str]:
-    """Which of ``tables`` the connector captures (include / exclude lists, regexes, any case)."""
-    include = _names(config.get("table.include.list"))
-    exclude = _names(config.get("table.exclude.list"))
-    schemas = _names(config.get("schema.include.list"))
-    schemas_out = _names(config.get("schema.exclude.list"))
-    out = []
-    for table in sorted(tables):
-        schema = table.split(".", 1)[0]
-        if include and not any(_fullmatch(p, table, re.IGNORECASE) for p in include):
-            continue
-        if any(_fullmatch(p, table, re.IGNORECASE) for p in exclude):
-            continue
-        if schemas and not any(_fullmatch(p, schema, re.IGNORECASE) for p in schemas):
-            continue
-        if any(_fullmatch(p, schema, re.IGNORECASE) for p in schemas_out):
-            continue
-        out.append(table)
-    return out
 
 
 def _java_replacement(replacement: str) -> str:

@@ -164,7 +164,7 @@ def test_field_errors_reads_connects_config_infos() -> None:
 @pytest.fixture
 def fake_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeConnect, Path]:
     fake = FakeConnect()
-    monkeypatch.setattr("pipeline.cli.connectors._client", lambda ctx: fake.client())
+    monkeypatch.setattr("pipeline.cli.connectors._common.client", lambda ctx: fake.client())
     (tmp_path / "one.yaml").write_text(
         f"name: one\nconfig:\n  connector.class: {FAKE_CLASS}\n  a: 1\n"
     )

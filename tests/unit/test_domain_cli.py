@@ -44,7 +44,7 @@ def connector_dir(tmp_path: Path, routing: str = "") -> Path:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeConnect:
     fake = FakeConnect()
-    monkeypatch.setattr("pipeline.cli.connectors._client", lambda ctx: fake.client())
+    monkeypatch.setattr("pipeline.cli.connectors._common.client", lambda ctx: fake.client())
     return fake
 
 

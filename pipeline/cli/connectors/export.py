@@ -1,7 +1,6 @@
 """``cdcflow connectors export``: the connector files as Kubernetes resources.
 
-Attached to the ``connectors`` group of :mod:`pipeline.cli.connectors`; this
-module defines no ``command`` of its own, so the CLI registers the group once.
+Attached to the ``connectors`` group (:mod:`pipeline.cli.connectors`).
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ import click
 from click.core import ParameterSource
 
 from pipeline.cli._context import CliContext, pass_cli
-from pipeline.cli.connectors import _files_options, _specs, _warn_plain_secrets
-from pipeline.cli.connectors import command as connectors
+from pipeline.cli.connectors import _common as common
 from pipeline.connect.export import StrimziOptions, render, strimzi_resources, write_files
 from pipeline.stack.versions import load_versions
 
@@ -40,8 +38,8 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-@connectors.command("export")
-@_files_options
+@common.command.command("export")
+@common.files_options
 @click.option(
     "--format",
     "fmt",
@@ -129,8 +127,8 @@ def export(
     the KafkaConnect takes NAME and the files from one Secret (--secret-name),
     which is not generated and holds the values. Nothing is sent anywhere.
     """
-    specs = _specs(ctx, directory, environment)
-    _warn_plain_secrets(specs)
+    specs = common.specs(ctx, directory, environment)
+    common.warn_plain_secrets(specs)
     versions = load_versions()
     options = StrimziOptions(
         connect_name=connect_name,
