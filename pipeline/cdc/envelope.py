@@ -358,6 +358,7 @@ def _change(
         toasted=frozenset(toasted_before | toasted_after),
         record=ref,
         database=payload["source"].get("db"),
+        backfill=str(payload["source"].get("snapshot") or "").lower() == "incremental",
         key_only_shape=before is not None
         and op in _OLD_IMAGE_OPS
         and key_only_shape(

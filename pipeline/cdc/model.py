@@ -158,6 +158,12 @@ class Change:
     """The before image has the shape of a key-only old row: every column outside the
     record key null or what Debezium puts for a column the WAL did not carry."""
 
+    backfill: bool = field(default=False, compare=False)
+    """A row read by an incremental snapshot (``cdcflow connectors snapshot``, Debezium's
+    ``source.snapshot = "incremental"``): op ``r`` while the table streams on. A rule may
+    emit a different event for it, or skip an aggregate it already told; see
+    docs/guarantees.md, "Backfills"."""
+
     @property
     def committed_at(self) -> datetime:
         """Commit time of the source transaction, UTC (snapshot reads: the read time)."""
