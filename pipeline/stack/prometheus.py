@@ -167,9 +167,10 @@ class Prometheus(Component):
         return None if resp.status_code == 200 else f"GET /-/ready answered {resp.status_code}"
 
     def remove(self) -> None:
-        """Stop the server and delete its state (an instance a test started)."""
+        """Stop the server and delete its state and log (an instance a test started)."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+        self.proc.log_file.unlink(missing_ok=True)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

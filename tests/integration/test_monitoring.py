@@ -1,0 +1,211 @@
+"""A real Prometheus evaluates the shipped alert rules and answers the dashboard's queries.
+
+The real chain runs (PostgreSQL -> Debezium -> a CDC topic -> the transformer in
+a thread, its ``/metrics`` served) with the ``tests.domains.fidelity`` rules,
+beside ``cdcflow exporter``'s collector reading the stack's PostgreSQL and
+Connect. A Prometheus of the test's own (Debian's package, started like the
+stack's parts, on a free port, state under the stack's directory) scrapes both
+every second and loads ``deploy/monitoring/alerts.yml`` with every ``for:``
+cut to 5 s — the expressions as shipped.
+
+A record that is not JSON, produced into the CDC topic, is dead-lettered; the
+``CdcflowDeadLetters`` alert must go pending and then firing in
+``/api/v1/alerts`` for that transformer and stage ``decode``. Every panel query
+of ``deploy/monitoring/dashboard.json`` must be valid and return series.
+``cdcflow exporter --once -o json`` must report the run's slot and connector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.monitoring import PrometheusApi, dashboard_queries, exporter_registry, serve, with_for
+from pipeline.settings import Settings
+from pipeline.stack import LocalStack
+from pipeline.stack.prometheus import EXPORTER_JOB, TRANSFORMER_JOB, Prometheus, monitoring_dir
+from tests.integration.harness import PipelineRun, fidelity_run
+
+PROBES = "fidelity.probes"
+NOT_JSON = b'{"payload": {"op": "c", '
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def prometheus(stack: LocalStack, tmp_path: Path) -> Iterator[Prometheus]:
+    """A Prometheus of this test's own: 1 s intervals, the shipped rules with ``for: 5s``."""
+    rules = tmp_path / "alerts.yml"
+    rules.write_text(with_for(monitoring_dir() / "alerts.yml", "5s"))
+    server = Prometheus(
+        stack.settings,
+        stack.paths,
+        stack.versions,
+        name=f"prometheus-it-{os.getpid()}-{free_port()}",
+        port=free_port(),
+        interval="1s",
+        rule_files=[rules],
+        default_targets=False,
+    )
+    try:
+        server.start(stack.artifacts(), progress=lambda msg: print(f"[prometheus] {msg}"))
+        yield server
+    finally:
+        server.remove()
+
+
+def wait(what: str, run: PipelineRun, check: Any, timeout_s: float = 180) -> Any:
+    """Poll ``check`` until it returns something truthy; returns it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run.check_transformer()
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_a_poison_record_fires_the_dead_letter_alert_and_the_dashboard_answers(
+    stack: LocalStack,
+    settings: Settings,
+    prometheus: Prometheus,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = PrometheusApi(prometheus.url)
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, "mon") as run:
+        run.register_contracts()
+        run.start_connector([PROBES])
+        run.start_transformer()
+        metrics_port = run.metrics.serve(0, host="127.0.0.1")
+        exporter = serve(exporter_registry(run.settings), 0)
+        try:
+            transformer = f"127.0.0.1:{metrics_port}"
+            prometheus.add_target(TRANSFORMER_JOB, run.token, transformer)
+            prometheus.add_target(EXPORTER_JOB, run.token, f"127.0.0.1:{exporter.server_port}")
+            wait(
+                "both targets scraped and up",
+                run,
+                lambda: (
+                    {t["labels"]["job"] for t in api.targets() if t["health"] == "up"}
+                    == {TRANSFORMER_JOB, EXPORTER_JOB}
+                ),
+            )
+            cdc = run.cdc_topic(PROBES)
+            with run.db() as conn:
+                for probe_id in (1, 2, 3):  # one transaction each
+                    conn.execute(
+                        "INSERT INTO fidelity.probes VALUES (%s, 'good', %s, 1.00)",
+                        (probe_id, probe_id),
+                    )
+                conn.execute("UPDATE fidelity.probes SET label = 'renamed' WHERE id = 1")
+            run.wait_for("the four CDC records", lambda: run.end_offsets(cdc) >= 4)
+            run.wait_for(
+                "the good records committed",
+                lambda: sum(run.totals()["consumed"].values()) >= 4,
+            )
+            # No dead letter yet: the alert is quiet while the good records flow.
+            assert not [a for a in api.alerts() if a["labels"]["alertname"] == "CdcflowDeadLetters"]
+
+            run.produce_raw(cdc, NOT_JSON)
+            states: list[str] = []
+
+            def dead_letter_alert() -> dict[str, Any] | None:
+                for alert in api.alerts():
+                    labels = alert["labels"]
+                    if labels["alertname"] == "CdcflowDeadLetters":
+                        assert (labels["instance"], labels["stage"]) == (transformer, "decode")
+                        if not states or states[-1] != alert["state"]:
+                            states.append(alert["state"])
+                        if alert["state"] == "firing":
+                            return dict(alert)
+                return None
+
+            alert = wait("CdcflowDeadLetters firing", run, dead_letter_alert, timeout_s=120)
+            assert run.totals()["dead_lettered"] == {"decode": 1}
+            assert alert["labels"]["severity"] == "warning"
+            assert alert["annotations"]["runbook"] == "docs/operations.md#cdcflowdeadletters"
+            assert "(stage decode)" in alert["annotations"]["summary"]
+            # Polled twice a second against a 5 s `for:`, the pending state is seen first.
+            assert states[0] == "pending" and states[-1] == "firing", states
+            # The transformer raises no other alert (the exporter reports every slot of
+            # the shared server, so slot alerts are not this test's to judge).
+            others = {
+                a["labels"]["alertname"]
+                for a in api.alerts()
+                if a["labels"].get("instance") == transformer
+            }
+            assert others == {"CdcflowDeadLetters"}, others
+
+            # -- every panel of the dashboard: a valid query with series
+            queries = dashboard_queries(monitoring_dir() / "dashboard.json")
+
+            def empty() -> list[str]:
+                return [f"{q.panel} [{q.ref}]: {q.expr}" for q in queries if not api.query(q.expr)]
+
+            missing = empty()
+            deadline = time.monotonic() + 60
+            while missing and time.monotonic() < deadline:  # rates need two samples
+                time.sleep(1)
+                missing = empty()
+            assert not missing, missing
+            answered = {q.expr: api.query(q.expr) for q in queries}
+            produced = answered["sum by (event_type) (rate(cdcflow_events_produced_total[5m]))"]
+            assert {s["metric"]["event_type"] for s in produced} == {"ProbeRecorded"}
+            stages = answered["sum by (stage) (increase(cdcflow_records_dead_lettered_total[5m]))"]
+            assert {s["metric"]["stage"] for s in stages} == {"decode"}
+            observed = api.query("sum(cdcflow_end_to_end_lag_seconds_count)")
+            assert float(observed[0]["value"][1]) >= 3  # the three inserts' events
+
+            # -- the exporter's series: the run's slot and connector
+            slot = api.query(f'cdcflow_replication_slot_wal_retained_bytes{{slot="{run.slot}"}}')
+            assert len(slot) == 1 and float(slot[0]["value"][1]) >= 0
+            task = api.query(
+                f'cdcflow_connect_task_state{{connector="{run.connector}",state="RUNNING"}}'
+            )
+            assert [(s["metric"]["task"], s["value"][1]) for s in task] == [("0", "1")]
+        finally:
+            exporter.shutdown()
+            exporter.server_close()
+            run.metrics.close()
+        run.stop_transformer()
+
+        # -- the command: one reading, as JSON
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline", "-o", "json", "exporter", "--once"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        samples = json.loads(proc.stdout)
+        up = {s["labels"]["source"]: s["value"] for s in samples if s["metric"].endswith("up")}
+        assert up == {"postgres": 1.0, "connect": 1.0}
+        assert any(
+            s["metric"] == "cdcflow_replication_slot_active" and s["labels"]["slot"] == run.slot
+            for s in samples
+        )
+        assert any(
+            s["metric"] == "cdcflow_connect_connector_state"
+            and s["labels"]
+            == {"connector": run.connector, "state": "RUNNING", "worker": s["labels"]["worker"]}
+            for s in samples
+        )
