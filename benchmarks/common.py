@@ -25,8 +25,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from pipeline.contracts.catalog import discover_events
-from pipeline.contracts.naming import schema_path, subject_name
 from pipeline.contracts.registry import ContractRegistry
+from pipeline.events.naming import schema_path, subject_name
 from pipeline.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def use_event_domain() -> None:
 def register_bench_subjects(settings: Settings) -> int:
     """Register the committed shop contracts under the bench topics' subjects (idempotent)."""
     use_event_domain()
-    from pipeline.contracts.naming import event_topic
+    from pipeline.events.naming import event_topic
 
     registry = ContractRegistry(settings.registry)
     events = discover_events([DOMAIN])
@@ -112,8 +112,8 @@ def drain_command(
 def delete_bench_subjects(settings: Settings) -> None:
     """Remove the subjects :func:`register_bench_subjects` made."""
     use_event_domain()
-    from pipeline.contracts.naming import event_topic
     from pipeline.errors import RegistryError
+    from pipeline.events.naming import event_topic
 
     registry = ContractRegistry(settings.registry)
     for event in discover_events([DOMAIN]):

@@ -52,10 +52,10 @@ from pipeline.domains.shop.events import (
     OrderPlaced,
     OrderShipped,
 )
+from pipeline.domains.shop.order import Order, apply
 from pipeline.events import DomainEvent, EventMetadata, SourcePosition, derive_event_id
 from pipeline.replay import EndAt, EventStream, make_decoder, replay
 from pipeline.replay.replay import gc_tuned
-from pipeline.replay.shop.order import Order, apply
 from pipeline.serde import EventSerializer
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings, load_settings

@@ -39,8 +39,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from benchmarks.common import DOMAIN, PASSTHROUGH_TOPIC, bench_settings, use_event_domain
 from pipeline.contracts.catalog import discover_events
+from pipeline.domain import load_domain
 from pipeline.domains.shop.workload import Workload
-from pipeline.mapping import load_domain
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
 from pipeline.transformer import BatchResult, Metrics, OutRecord, Transformer, build_transformer
@@ -70,7 +70,7 @@ def build(mode: str, settings: Settings, instance: str) -> Transformer:
     )
     return Passthrough(
         settings,
-        load_domain(DOMAIN),
+        load_domain(DOMAIN).rules,
         discover_events([DOMAIN]),
         serializer,
         instance=instance,

@@ -52,6 +52,13 @@ __all__ = [
 ]
 
 ENV_PREFIX = "CDCFLOW_"
+
+# The bundled example domain (pipeline/domains/shop) is what a fresh checkout
+# runs: 'make demo', the tests. This is the one place that names it; a project
+# of its own sets transformer.domain, transformer.topics and projections.modules
+# (in cdcflow.toml or CDCFLOW_* variables).
+EXAMPLE_DOMAIN = "pipeline.domains.shop"
+EXAMPLE_CDC_TOPICS = r"^shop\.public\..*"
 # The settings file's content while load_settings() builds a Settings object.
 _FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("cdcflow_settings_file", default={})  # noqa: B039 - never mutated
 
@@ -250,10 +257,12 @@ class StackSettings(_Section):
 
 class TransformerSettings(_Section):
     domain: str = Field(
-        "pipeline.domains.shop", description="module that declares the mapping rules"
+        EXAMPLE_DOMAIN,
+        description="the domain: a package declaring a Domain ('pkg'), 'pkg:attribute' or any "
+        "module of the package ('pkg.mappings')",
     )
     group_id: str = "cdcflow-transformer"
-    topics: str = Field(r"^shop\.public\..*", description="regex of CDC topics to consume")
+    topics: str = Field(EXAMPLE_CDC_TOPICS, description="regex of CDC topics to consume")
     dead_letter_topic: str = "cdcflow.dlq"
     event_topic_partitions: int = Field(6, ge=1)
     batch_size: int = Field(
@@ -303,8 +312,9 @@ class ProjectionSettings(_Section):
         description="PostgreSQL schema of the read models, their tracking positions and checkpoints",
     )
     modules: list[str] = Field(
-        default_factory=lambda: ["pipeline.replay.shop"],
-        description="modules declaring projections (a list 'projections') and upcasters ('upcasters')",
+        default_factory=lambda: [EXAMPLE_DOMAIN],
+        description="domains whose projections and upcasters are run (a Domain object's, "
+        "or a module's list 'projections' and 'upcasters' registry)",
     )
     batch_size: int = Field(
         1000, ge=1, description="most events applied in one database transaction"

@@ -10,6 +10,7 @@ pending (``connectors plan``) or a usage error, 78 bad configuration,
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import pkgutil
@@ -25,7 +26,51 @@ from pipeline.errors import CdcflowError
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """Imports a command's module when the command is asked for.
+
+    ``cdcflow run`` then loads what running needs, not every other command's
+    dependencies (the contract tooling, the connector files, ``init``). A
+    command named like its module is found at once; the others (and
+    ``--help``) load every module.
+    """
+
+    _all_loaded = False
+
+    def _load(self, module_name: str) -> None:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        command = getattr(module, "command", None)
+        if isinstance(command, click.Command) and command.name not in self.commands:
+            self.add_command(command)
+
+    def _load_all(self) -> None:
+        if not self._all_loaded:
+            package = sys.modules[__name__]
+            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+                if not info.name.startswith("_"):
+                    self._load(info.name)
+            self._all_loaded = True
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if (
+            cmd_name not in self.commands
+            and cmd_name.isidentifier()
+            and importlib.util.find_spec(f"{__name__}.{cmd_name}") is not None
+        ):
+            self._load(cmd_name)
+        if cmd_name not in self.commands:
+            self._load_all()
+        return self.commands.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return sorted(self.commands)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="cdcflow")
 @click.option(
     "--config",
@@ -53,20 +98,6 @@ def cli(ctx: click.Context, config_file: str | None, output: str | None, verbose
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     ctx.obj = CliContext(config_file=config_file, output=output, log_level=level)
-
-
-def _register_commands() -> None:
-    package = sys.modules[__name__]
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        command = getattr(module, "command", None)
-        if isinstance(command, click.Command):
-            cli.add_command(command)
-
-
-_register_commands()
 
 
 def main(argv: list[str] | None = None) -> Any:

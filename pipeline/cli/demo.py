@@ -106,7 +106,7 @@ class _SampleTail(threading.Thread):
 
         from pipeline.serde import EventDeserializer
         from pipeline.serde.avro import readable
-        from pipeline.transformer.daemon import where
+        from pipeline.transformer.batch import where
 
         consumer = Consumer(
             self.settings.kafka.client_config("consumer")
@@ -164,7 +164,7 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
     """
     if click_ctx.invoked_subcommand is not None:
         return
-    from pipeline.replay.demo import read_model_report, run_projections
+    from pipeline.domains.shop.report import read_model_report, run_projections
     from pipeline.transformer import Metrics, build_transformer
 
     settings = ctx.settings
@@ -244,7 +244,7 @@ def _drain(
 
 def _drain_projections(settings: Settings, stop: threading.Event, limit_s: float = 120.0) -> None:
     """Wait until the projections have applied every event (or ``limit_s`` passes)."""
-    from pipeline.replay.shop import projections
+    from pipeline.domains.shop import projections
     from pipeline.replay.status import projection_status
 
     started = last = time.monotonic()

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from pipeline.cli._context import CliContext, pass_cli, table
-from pipeline.contracts.catalog import discover_events
-from pipeline.contracts.naming import event_topic
+from pipeline.domain import domain_events
+from pipeline.events.naming import event_topic
 from pipeline.replay.errors import BadPosition
 from pipeline.replay.positions import EndAt, StartAt, format_ms, parse_offsets, parse_timestamp
 from pipeline.replay.progress import Progress, Summary
@@ -168,7 +168,7 @@ def command(
     """
     settings = ctx.settings
     chosen = list(dict.fromkeys(topics)) or sorted(
-        {event_topic(et) for et in discover_events([settings.transformer.domain])}
+        {event_topic(et) for et in domain_events(settings.transformer.domain)}
     )
     start = _start(from_beginning, from_ts, from_offsets, chosen)
     if follow and until_ts:

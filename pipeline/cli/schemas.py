@@ -167,12 +167,12 @@ def _check_source(ctx: CliContext, domains: tuple[str, ...], report: Report) -> 
     import psycopg
 
     from pipeline.contracts.source import check_source, column_needs, live_columns
-    from pipeline.mapping import load_domain
+    from pipeline.domain import load_domain
 
     settings = ctx.settings.source
     needs = []
     for domain in domains or (ctx.settings.transformer.domain,):
-        found, notes = column_needs(domain, load_domain(domain))
+        found, notes = column_needs(domain, load_domain(domain).rules)
         needs.extend(found)
         report.notes.extend(notes)
     try:

@@ -1,7 +1,7 @@
 """Schema contracts: ``.avsc`` files generated from the event models, checked for compatibility.
 
-- :mod:`~pipeline.contracts.naming` — topics, registry subjects (``<topic>-<record full name>``)
-  and file paths; shared with the serializer.
+- :mod:`~pipeline.contracts.catalog` — each event type's contract: topic, subject, file, level
+  (naming itself is run-time code: :mod:`pipeline.events.naming`).
 - :mod:`~pipeline.contracts.generate` — pydantic event model -> Avro schema.
 - :mod:`~pipeline.contracts.schemafile` — reading ``.avsc`` text with error positions.
 - :mod:`~pipeline.contracts.levels` — compatibility levels and ``schemas/compatibility.yaml``.
@@ -25,16 +25,16 @@ from pipeline.contracts.levels import (
     load_compatibility,
     parse_level,
 )
-from pipeline.contracts.naming import (
+from pipeline.contracts.registry import ContractRegistry, RegistryUnreachable
+from pipeline.contracts.report import RULES, Problem, Report, Severity, format_report
+from pipeline.contracts.schemafile import ParsedSchema, parse_schema, read_schema_file
+from pipeline.events.naming import (
     event_domain,
     event_subject,
     event_topic,
     schema_path,
     subject_name,
 )
-from pipeline.contracts.registry import ContractRegistry, RegistryUnreachable
-from pipeline.contracts.report import RULES, Problem, Report, Severity, format_report
-from pipeline.contracts.schemafile import ParsedSchema, parse_schema, read_schema_file
 
 __all__ = [
     "COMPATIBILITY_FILE",

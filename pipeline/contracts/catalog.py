@@ -1,25 +1,21 @@
 """The contracts of a domain: its event models, their subjects, files and levels.
 
-Event models are found by importing the domain package (``--domain``, default
-the transformer's ``settings.transformer.domain``) and its ``events`` module
-if it has one, and collecting every :class:`~pipeline.events.DomainEvent` subclass declared
-under it that names an aggregate. Classes whose name starts with ``_`` are
-shared bases (``_OrderEvent``), not events.
+Event models are those of the domain (``--domain``, default the transformer's
+``settings.transformer.domain``), as :func:`pipeline.domain.load_domain` finds
+them; :func:`discover_events` takes several domains at once.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 from pipeline.contracts.levels import CompatibilityConfig, Level
-from pipeline.contracts.naming import event_domain, event_subject, event_topic, schema_path
+from pipeline.domain import domain_events
 from pipeline.errors import ConfigError
 from pipeline.events import DomainEvent
+from pipeline.events.naming import event_domain, event_subject, event_topic, schema_path
 
 __all__ = ["Contract", "contracts_for", "discover_events"]
 
@@ -37,29 +33,14 @@ class Contract:
     level: Level
 
 
-def discover_events(modules: Iterable[str]) -> list[type[DomainEvent]]:
-    """The event types declared under each module (a package: all of its submodules).
+def discover_events(domains: Iterable[str]) -> list[type[DomainEvent]]:
+    """The event types of each domain (``pkg``, ``pkg:domain``, ``pkg.module``; or a module
+    that only declares event types), by full name.
 
     Raises:
-        ConfigError: a module cannot be imported (the message names it).
+        ConfigError: a domain cannot be loaded (the message names it).
     """
-    prefixes: list[str] = []
-    for name in modules:
-        module = _import(name)
-        prefixes.append(name)
-        # A domain package keeps its events in <package>.events (by convention,
-        # see pipeline.domains.shop); other submodules need not be imported.
-        if hasattr(module, "__path__") and any(
-            info.name == "events" for info in pkgutil.iter_modules(module.__path__)
-        ):
-            _import(f"{name}.events")
-    found = {
-        cls
-        for cls in _subclasses(DomainEvent)
-        if any(cls.__module__ == p or cls.__module__.startswith(p + ".") for p in prefixes)
-        and not cls.__name__.startswith("_")
-        and cls.__aggregate__
-    }
+    found = {event for spec in domains for event in domain_events(spec)}
     return sorted(found, key=lambda c: c.full_name())
 
 
@@ -92,23 +73,3 @@ def contracts_for(
             level=config.level_for(subject, domain),
         )
     return [out[p] for p in sorted(out)]
-
-
-def _subclasses(cls: type[DomainEvent]) -> list[type[DomainEvent]]:
-    out: list[type[DomainEvent]] = []
-    for sub in cls.__subclasses__():
-        out.append(sub)
-        out.extend(_subclasses(sub))
-    return out
-
-
-def _import(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(
-            f"cannot import {name!r} to find its event models: {type(exc).__name__}: {exc}",
-            hint="pass an importable package with --domain, e.g. --domain pipeline.domains.shop",
-        ) from exc

@@ -19,7 +19,7 @@ NONE                 nothing                                         -
     default: FULL_TRANSITIVE            # every subject, unless named below
     domains:                            # every subject of a domain (the topic's first part)
       shop: FULL_TRANSITIVE
-    subjects:                           # one subject (see pipeline.contracts.naming)
+    subjects:                           # one subject (see pipeline.events.naming)
       shop.order.events-shop.events.OrderPlaced: BACKWARD_TRANSITIVE
 
 Why the default is FULL_TRANSITIVE: domain events are the system of record of

@@ -153,7 +153,7 @@ def column_needs(domain: str, rules: Iterable[Any]) -> tuple[list[ColumnNeed], l
 
     ``domain`` is the domain package; its YAML rule files (``*.yaml`` / ``*.yml``
     with a ``rules`` list) are read for their columns. ``rules`` are the
-    domain's loaded rules (``pipeline.mapping.load_domain``).
+    domain's loaded rules (``pipeline.domain.load_domain``).
     """
     needs: list[ColumnNeed] = []
     yaml_rules: set[tuple[str, str]] = set()

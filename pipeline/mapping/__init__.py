@@ -2,11 +2,10 @@
 
 A domain declares ``rules = Rules("shop")`` and registers rules with
 ``@rules.on("public.orders", ops="u", when=changed_to("status", "shipped"))``
-or ``rules.load_yaml(...)``; the daemon loads it with :func:`load_domain` and
-calls :func:`map_change` for each decoded :class:`~pipeline.cdc.Change`.
+or ``rules.load_yaml(...)``; a :class:`~pipeline.domain.Domain` ties the rules
+to the domain's events, and the daemon calls :func:`map_change` for each decoded :class:`~pipeline.cdc.Change`.
 """
 
-from pipeline.mapping.loader import load_domain
 from pipeline.mapping.predicates import (
     BeforeImageMissing,
     Predicate,
@@ -32,7 +31,6 @@ __all__ = [
     "changed_from",
     "changed_to",
     "equals",
-    "load_domain",
     "map_change",
     "parse_ops",
     "row_key",

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from types import FunctionType, UnionType
 from typing import Any
 
-from pipeline.contracts.naming import event_topic
 from pipeline.events import DomainEvent
+from pipeline.events.naming import event_topic
 from pipeline.mapping.predicates import Predicate
 from pipeline.mapping.registry import Rule, Rules
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipeline.contracts.catalog import discover_events
+from pipeline.domain import domain_events
 from pipeline.events import DomainEvent
 from pipeline.replay.decode import EventDecoder, registry_lookup
 from pipeline.replay.positions import TP, StartAt
@@ -89,9 +89,7 @@ def make_decoder(
         ConfigError: the domain module cannot be imported.
     """
     types = (
-        list(event_types)
-        if event_types is not None
-        else discover_events([settings.transformer.domain])
+        list(event_types) if event_types is not None else domain_events(settings.transformer.domain)
     )
     lookup = registry_lookup(SchemaRegistryClient(settings.registry.client_config()))
     return EventDecoder(types, lookup, upcasters, skip_unknown=skip_unknown)

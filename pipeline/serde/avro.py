@@ -3,7 +3,7 @@
 The writer schema of each event type is its committed contract
 (``schemas/<namespace>/<EventType>.avsc``), not something derived at run
 time: what is produced is what was reviewed. Subjects are named per topic and
-record (:func:`pipeline.contracts.naming.subject_name`), so one aggregate
+record (:func:`pipeline.events.naming.subject_name`), so one aggregate
 topic carries several event types. Schemas are not registered by the daemon
 unless ``registry.auto_register`` is set (development only); in CI and
 production ``cdcflow schemas register`` does it, after the compatibility check.
@@ -41,9 +41,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from pipeline.contracts.naming import schema_path, subject_name
 from pipeline.errors import CdcflowError, SchemaContractError, SerializationError
 from pipeline.events import DomainEvent
+from pipeline.events.naming import schema_path, subject_name
 
 __all__ = ["EventDeserializer", "EventSerializer", "RegistryUnavailable", "event_to_record"]
 

@@ -66,9 +66,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from pipeline.cdc import Change, DecoderOptions, Skip, decode_record
-from pipeline.contracts.naming import event_topic
 from pipeline.errors import CdcflowError, RecordError, SourceUnavailable
 from pipeline.events import DomainEvent
+from pipeline.events.naming import event_topic
 from pipeline.mapping import Rules, map_change
 from pipeline.serde import EventSerializer, RegistryUnavailable
 from pipeline.settings import Settings

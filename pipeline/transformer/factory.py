@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from pipeline.contracts.catalog import discover_events
-from pipeline.errors import ConfigError
-from pipeline.mapping import load_domain
+from pipeline.domain import load_domain
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
 from pipeline.transformer.daemon import Transformer
@@ -36,13 +34,8 @@ def build_transformer(
         ConfigError: the domain cannot be imported, has no rules or declares no event
             types; or the source database cannot be reached for replica identities.
     """
-    module = domain or settings.transformer.domain
-    rules = load_domain(module)
-    events = discover_events([module])
-    if not events:
-        raise ConfigError(
-            f"domain {module!r} declares no event types (DomainEvent subclasses with __aggregate__)"
-        )
+    loaded = load_domain(domain or settings.transformer.domain)
+    rules, events = loaded.rules, list(loaded.events)
     identities = identity_catalog(settings, identity_lookup)
     identities.prepare(rules.tables)
     serializer = EventSerializer(

@@ -42,10 +42,10 @@ from pipeline.connect import ConnectClient, parse_connector_file, wait_for_state
 from pipeline.connect.files import ConnectorSpec
 from pipeline.contracts.catalog import discover_events
 from pipeline.contracts.generate import render, schema_for
-from pipeline.contracts.naming import event_subject, event_topic, schema_path
 from pipeline.contracts.registry import ContractRegistry
 from pipeline.errors import ConnectError, RegistryError
 from pipeline.events import DomainEvent
+from pipeline.events.naming import event_subject, event_topic, schema_path
 from pipeline.serde.avro import reader
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import LocalStack

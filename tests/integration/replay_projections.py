@@ -18,9 +18,9 @@ from pipeline.domains.shop.events import (
     OrderPlaced,
     OrderShipped,
 )
+from pipeline.domains.shop.projections import order_timeline, orders_by_customer
 from pipeline.events import DomainEvent
 from pipeline.replay.projection import Projection, Tx
-from pipeline.replay.shop import order_timeline, orders_by_customer
 
 
 def ledger(name: str, topic: str) -> Projection:

@@ -31,12 +31,12 @@ import psycopg
 import pytest
 
 from pipeline.domains.shop.events import OrderCancelled, OrderLineAdded, OrderPaid, OrderPlaced
+from pipeline.domains.shop.projections import orders_by_customer
 from pipeline.events import DomainEvent
 from pipeline.replay.errors import HandlerError
 from pipeline.replay.projection import Projection, Tx
 from pipeline.replay.rebuild import rebuild
 from pipeline.replay.runner import run_projection, run_projections
-from pipeline.replay.shop import orders_by_customer
 from pipeline.replay.status import projection_status
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.domains.shop.events import OrderLineAdded, OrderPaid, OrderPlaced, _ShopEvent
+from pipeline.domains.shop.order import Order, OrderLine, order_repository
 from pipeline.events import DomainEvent, EventMetadata, SourcePosition, derive_event_id
 from pipeline.replay.positions import EndAt, StartAt, format_ms
 from pipeline.replay.replay import replay
-from pipeline.replay.shop.order import Order, OrderLine, order_repository
 from pipeline.replay.stream import Delivered
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack

@@ -24,6 +24,7 @@ from pipeline.cdc import (
     restrict,
 )
 from pipeline.contracts.catalog import discover_events
+from pipeline.domain import load_domain
 from pipeline.errors import ColumnWithheld, ConfigError, MappingError, SourceUnavailable
 from pipeline.mapping import (
     BeforeImageMissing,
@@ -32,7 +33,6 @@ from pipeline.mapping import (
     changed_from,
     changed_to,
     equals,
-    load_domain,
     map_change,
 )
 from pipeline.settings import load_settings
@@ -514,7 +514,7 @@ IDENT_FIX = "run 'ALTER TABLE ident.accounts REPLICA IDENTITY FULL' so old rows 
 
 
 def test_a_rule_reading_a_withheld_column_fails_into_a_mapping_error_naming_it() -> None:
-    rules = load_domain(IDENTITY_DOMAIN)
+    rules = load_domain(IDENTITY_DOMAIN).rules
     change = restrict(delete(KEY_ONLY, IDENT_ACCOUNTS), DEFAULT)
     with pytest.raises(MappingError) as caught:
         map_change(rules, change)
@@ -557,7 +557,7 @@ def _dead_letter_headers(rules: Rules, change: Change) -> dict[str, Any]:
 
 def test_dead_letter_headers_name_table_column_and_fix() -> None:
     change = restrict(delete(KEY_ONLY, IDENT_ACCOUNTS), DEFAULT)
-    headers = _dead_letter_headers(load_domain(IDENTITY_DOMAIN), change)
+    headers = _dead_letter_headers(load_domain(IDENTITY_DOMAIN).rules, change)
     assert headers["cdcflow.dlq.table"] == b"ident.accounts"
     assert headers["cdcflow.dlq.column"] == b"customer_ref"
     assert headers["cdcflow.dlq.error.hint"] == IDENT_FIX.encode()
@@ -591,7 +591,7 @@ def _account_delete(offset: int, account_id: int) -> FakeMessage:
 
 def _transformer(lookup: FakeCatalogue | None) -> Transformer:
     settings = load_settings()
-    rules = load_domain(IDENTITY_DOMAIN)
+    rules = load_domain(IDENTITY_DOMAIN).rules
     identities = IdentityCatalog(lookup) if lookup is not None else None
     events = discover_events([IDENTITY_DOMAIN])
     return Transformer(settings, rules, events, FakeSerializer(), identities=identities)  # type: ignore[arg-type]

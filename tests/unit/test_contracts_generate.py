@@ -11,9 +11,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 from pipeline.contracts import SHARED_NAMESPACE, parse_schema, render, schema_for
-from pipeline.contracts.naming import event_domain, event_subject, event_topic, subject_name
 from pipeline.errors import SchemaContractError
 from pipeline.events import DomainEvent
+from pipeline.events.naming import event_domain, event_subject, event_topic, subject_name
 from tests.unit.contract_models import WidgetMade, WidgetScrapped
 
 

@@ -11,9 +11,9 @@ import pytest
 from pipeline.contracts import CompatibilityConfig, Level, Problem, Report, Severity, format_report
 from pipeline.contracts.catalog import contracts_for, discover_events
 from pipeline.contracts.checks import Workspace, generate, read_contracts, register
-from pipeline.contracts.registry import RegistryUnreachable
 from pipeline.contracts.source import Column, ColumnNeed, check_source, column_needs
-from pipeline.mapping import load_domain
+from pipeline.domain import load_domain
+from pipeline.serde.registry import RegistryUnavailable
 
 
 class FakeRegistry:
@@ -27,7 +27,7 @@ class FakeRegistry:
 
     def _answer(self) -> None:
         if self.down:
-            raise RegistryUnreachable("schema registry at fake did not answer")
+            raise RegistryUnavailable("schema registry at fake did not answer")
 
     def history(self, subject: str) -> list[tuple[int, str]]:
         self._answer()
@@ -184,7 +184,7 @@ def test_same_problem_against_several_versions_is_one_line() -> None:
 
 
 def test_shop_rules_declare_their_columns() -> None:
-    needs, notes = column_needs("pipeline.domains.shop", load_domain("pipeline.domains.shop"))
+    needs, notes = column_needs("pipeline.domains.shop", load_domain("pipeline.domains.shop").rules)
     assert notes == []  # every Python rule says what it reads
     price = next(n for n in needs if (n.table, n.column) == ("public.products", "price"))
     assert price.target == "ProductAdded.price"
@@ -193,7 +193,7 @@ def test_shop_rules_declare_their_columns() -> None:
 
 
 def test_source_problems() -> None:
-    needs, _ = column_needs("pipeline.domains.shop", load_domain("pipeline.domains.shop"))
+    needs, _ = column_needs("pipeline.domains.shop", load_domain("pipeline.domains.shop").rules)
     live: dict[str, dict[str, Column]] = {}
     for need in needs:
         live.setdefault(need.table, {})[need.column] = Column(

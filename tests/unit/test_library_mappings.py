@@ -19,9 +19,10 @@ import pytest
 from pipeline.cdc import UNCHANGED, Change, Op, SkipReason, decode_record
 from pipeline.cdc.identity import ReplicaIdentity, restrict
 from pipeline.contracts.catalog import discover_events
+from pipeline.domain import load_domain
 from pipeline.errors import DecodeError, MappingError
 from pipeline.events import DomainEvent
-from pipeline.mapping import Mapped, Rules, load_domain, map_change
+from pipeline.mapping import Mapped, Rules, map_change
 from pipeline.mapping.describe import describe_domain
 from tests.domains.library import events as ev
 from tests.unit import debezium as dbz
@@ -36,7 +37,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def rules() -> Rules:
-    return load_domain("tests.domains.library")
+    return load_domain("tests.domains.library").rules
 
 
 def member(**over: Any) -> dict[str, Any]:

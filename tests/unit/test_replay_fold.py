@@ -16,9 +16,9 @@ from pipeline.domains.shop.events import (
     OrderPlaced,
     OrderShipped,
 )
+from pipeline.domains.shop.order import Order, apply
 from pipeline.events import DomainEvent
 from pipeline.replay.aggregate import fold, murmur2, partition_for_key
-from pipeline.replay.shop.order import Order, apply
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 OID = uuid.UUID("2937d90e-3b17-41a4-b576-52ceb018ace5")

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pipeline.domains.shop import projections
 from pipeline.domains.shop.events import OrderPaid, OrderPlaced
+from pipeline.domains.shop.projections import order_timeline, orders_by_customer
 from pipeline.replay.errors import UnknownProjection
 from pipeline.replay.projection import Projection, Tx, select
-from pipeline.replay.shop import order_timeline, orders_by_customer, projections
 from pipeline.replay.store import Checkpoint
 
 

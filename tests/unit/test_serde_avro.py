@@ -18,8 +18,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import Field
 
 from pipeline.contracts import render, schema_for
-from pipeline.contracts.naming import schema_path
 from pipeline.events import DomainEvent, EventMetadata, SourcePosition
+from pipeline.events.naming import schema_path
 from pipeline.serde import EventSerializer, RegistryUnavailable
 from pipeline.serde.avro import event_to_record
 

@@ -11,10 +11,11 @@ from uuid import UUID
 import pytest
 
 from pipeline.cdc import Change, SkipReason, decode_record
+from pipeline.domain import load_domain
 from pipeline.domains.shop import events as ev
 from pipeline.errors import ConfigError, MappingError
 from pipeline.events import DomainEvent
-from pipeline.mapping import Mapped, Rules, UnknownTable, load_domain, map_change
+from pipeline.mapping import Mapped, Rules, UnknownTable, map_change
 from tests.unit import debezium as dbz
 
 ORDER = UUID("0b7f3c2e-8a44-4c1e-9d55-3f2a1b6c7d8e")
@@ -26,7 +27,7 @@ WHEN1 = datetime(2024, 6, 11, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def rules() -> Rules:
-    return load_domain("pipeline.domains.shop")
+    return load_domain("pipeline.domains.shop").rules
 
 
 def customer(**over: Any) -> dict[str, Any]:
@@ -359,8 +360,12 @@ def test_money_is_constrained() -> None:
 # -- loading domains
 
 
-def test_load_domain_by_package_or_module() -> None:
-    assert load_domain("pipeline.domains.shop") is load_domain("pipeline.domains.shop.mappings")
+def test_load_domain_by_package_or_module(rules: Rules) -> None:
+    shop = load_domain("pipeline.domains.shop")
+    assert shop is load_domain("pipeline.domains.shop.mappings")
+    assert shop is load_domain("pipeline.domains.shop.events")
+    assert shop is load_domain("pipeline.domains.shop:domain")
+    assert shop.rules is rules
 
 
 def test_load_domain_wraps_errors_raised_while_registering(
@@ -375,7 +380,7 @@ def test_load_domain_wraps_errors_raised_while_registering(
 def test_load_domain_errors() -> None:
     with pytest.raises(ConfigError, match="cannot import"):
         load_domain("no_such_package.mappings")
-    with pytest.raises(ConfigError, match="defines no 'rules'"):
-        load_domain("pipeline.domains.shop.events")
-    with pytest.raises(ConfigError, match="defines no 'rules'"):
+    with pytest.raises(ConfigError, match="declares no domain"):
         load_domain("pipeline.cdc")
+    with pytest.raises(ConfigError, match="has no Domain named 'rules'"):
+        load_domain("pipeline.domains.shop:rules")

@@ -13,9 +13,9 @@ import pytest
 
 from pipeline.cdc import decode_record
 from pipeline.contracts.catalog import discover_events
+from pipeline.domain import load_domain
 from pipeline.errors import SerializationError
 from pipeline.events import DomainEvent
-from pipeline.mapping import load_domain
 from pipeline.settings import load_settings
 from pipeline.transformer import SourceDedup, Transformer, dead_letter
 from pipeline.transformer.dedup import position_of
@@ -82,7 +82,7 @@ class FakeSerializer:
 def _transformer(serializer: FakeSerializer) -> Transformer:
     settings = load_settings()
     domain = "pipeline.domains.shop"
-    return Transformer(settings, load_domain(domain), discover_events([domain]), serializer)  # type: ignore[arg-type]
+    return Transformer(settings, load_domain(domain).rules, discover_events([domain]), serializer)  # type: ignore[arg-type]
 
 
 def _msg(
@@ -243,7 +243,7 @@ def test_transactional_id_and_static_membership_follow_the_instance(
     settings = load_settings(transformer={"transactional_id": prefix} if prefix else {})
     t = Transformer(
         settings,
-        load_domain(domain),
+        load_domain(domain).rules,
         discover_events([domain]),
         FakeSerializer(),  # type: ignore[arg-type]
         instance=instance,

@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from pipeline.contracts.catalog import discover_events
-from pipeline.mapping import load_domain
+from pipeline.domain import load_domain
 from pipeline.settings import load_settings
 from pipeline.transformer import Transformer
 from tests.unit.test_transformer import FakeMessage, FakeSerializer, _msg, _transformer
@@ -112,7 +112,7 @@ def _wired(
     settings = load_settings(transformer={"overlap_commit": True})
     t = Transformer(
         settings,
-        load_domain(domain),
+        load_domain(domain).rules,
         discover_events([domain]),
         FakeSerializer(),  # type: ignore[arg-type]
     )

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.events import DomainEvent
+from pipeline import DomainEvent
 
 __all__ = [
     "CustomerClosed",

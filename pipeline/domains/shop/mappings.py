@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.cdc import Change
+from pipeline import Change, Rules, changed, changed_to
 from pipeline.domains.shop import events
 from pipeline.domains.shop.events import (
     CustomerClosed,
@@ -54,7 +54,6 @@ from pipeline.domains.shop.events import (
     ProductPriceChanged,
     ShippingAddress,
 )
-from pipeline.mapping import Rules, changed, changed_to
 
 __all__ = ["rules"]
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from pipeline import AggregateRepository, DomainEvent
 from pipeline.domains.shop.events import (
     OrderCancelled,
     OrderLineAdded,
@@ -24,8 +25,6 @@ from pipeline.domains.shop.events import (
     OrderShipped,
     OrderStatus,
 )
-from pipeline.events import DomainEvent
-from pipeline.replay.aggregate import AggregateRepository
 from pipeline.replay.decode import EventDecoder
 
 __all__ = ["Order", "OrderLine", "apply", "order_repository"]

@@ -19,13 +19,13 @@ payment on a placeholder order row and settle it when OrderPlaced arrives.
 
 from __future__ import annotations
 
+from pipeline import Projection, Tx
 from pipeline.domains.shop.events import (
     OrderCancelled,
     OrderPaid,
     OrderPlaced,
     OrderShipped,
 )
-from pipeline.replay.projection import Projection, Tx
 
 __all__ = ["order_timeline", "orders_by_customer"]
 

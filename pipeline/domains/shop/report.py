@@ -10,14 +10,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pipeline.domains.shop.projections import order_timeline, orders_by_customer
 from pipeline.replay.runner import RunStats
 from pipeline.replay.runner import run_projections as _run
-from pipeline.replay.shop import projections
 from pipeline.replay.status import projection_status
 from pipeline.replay.store import connect, read_model_dsn
 from pipeline.settings import Settings
 
 __all__ = ["read_model_report", "run_projections"]
+
+projections = [orders_by_customer, order_timeline]
 
 
 def run_projections(settings: Settings, stop: threading.Event) -> list[RunStats]:
