@@ -205,6 +205,19 @@ def plan_domain(name: str, tables: Sequence[Table]) -> Plan:
                         "stream",
                     )
                 )
+        toastable = [f.column.name for f in fields if _toastable(f.column)]
+        if toastable and table.identity != "f":
+            notes.append(
+                Note(
+                    "replica-identity",
+                    table.qualified,
+                    f"REPLICA IDENTITY {_IDENTITY.get(table.identity, '?')}: an UPDATE that "
+                    f"leaves a large value of {', '.join(toastable)} unchanged does not carry "
+                    f"it, and {entity}Updated then goes to the dead-letter topic",
+                    f"ALTER TABLE {table.qualified} REPLICA IDENTITY FULL, or drop those "
+                    f"fields from {entity}Updated",
+                )
+            )
         events = []
         for kind, ops, image in KINDS:
             if image == "old":
@@ -243,6 +256,16 @@ def plan_domain(name: str, tables: Sequence[Table]) -> Plan:
             for e in entities
         ]
     return Plan(name, tuple(entities), enums, tuple(notes))
+
+
+_IDENTITY = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING"}
+# Types whose large values PostgreSQL stores out of line (TOAST), left out of an
+# UPDATE's WAL record when unchanged, unless the table is REPLICA IDENTITY FULL.
+_TOASTABLE = {"text", "varchar", "bpchar", "citext", "json", "jsonb", "bytea", "xml"}
+
+
+def _toastable(column: Column) -> bool:
+    return column.element is not None or column.type_name in _TOASTABLE
 
 
 def _enum_name(column: Column, enums: dict[str, tuple[str, ...]], taken: set[str]) -> str:
