@@ -25,7 +25,7 @@ from pipeline.contracts.levels import (
     load_compatibility,
     parse_level,
 )
-from pipeline.contracts.registry import ContractRegistry, RegistryUnreachable
+from pipeline.contracts.registry import ContractRegistry
 from pipeline.contracts.report import RULES, Problem, Report, Severity, format_report
 from pipeline.contracts.schemafile import ParsedSchema, parse_schema, read_schema_file
 from pipeline.events.naming import (
@@ -48,7 +48,6 @@ __all__ = [
     "Level",
     "ParsedSchema",
     "Problem",
-    "RegistryUnreachable",
     "Report",
     "Severity",
     "Version",

@@ -18,7 +18,7 @@ from pipeline.contracts.compat import Version, check_compatibility
 from pipeline.contracts.generate import render, schema_for
 from pipeline.contracts.history import GitHistory, HistoryUnavailable
 from pipeline.contracts.levels import COMPATIBILITY_FILE, CompatibilityConfig, load_compatibility
-from pipeline.contracts.registry import ContractRegistry, RegistryUnreachable
+from pipeline.contracts.registry import ContractRegistry
 from pipeline.contracts.report import Problem, Report, Severity
 from pipeline.contracts.schemafile import (
     ParsedSchema,
@@ -28,6 +28,7 @@ from pipeline.contracts.schemafile import (
     same_schema,
 )
 from pipeline.errors import CdcflowError, RegistryError, SchemaContractError
+from pipeline.serde.registry import RegistryUnavailable
 
 __all__ = [
     "Action",
@@ -274,7 +275,7 @@ def check_registry(
             continue
         try:
             history = _registered(registry, contract, report)
-        except RegistryUnreachable as exc:
+        except RegistryUnavailable as exc:
             report.add(_unreachable(ws, exc))
             return
         except RegistryError as exc:
@@ -352,7 +353,7 @@ def register(
         parsed = files[contract.path]
         try:
             actions.append(_register_one(contract, parsed, registry, report, dry_run))
-        except RegistryUnreachable as exc:
+        except RegistryUnavailable as exc:
             report.add(_unreachable(ws, exc))
             break
         except RegistryError as exc:

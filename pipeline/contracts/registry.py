@@ -5,7 +5,8 @@ A thin layer over confluent-kafka's ``SchemaRegistryClient`` (pointed at
 API at ``/apis/ccompat/v7``): one method per request cdcflow makes, each
 turning the client's errors into :class:`~pipeline.errors.RegistryError` with
 the subject and the registry's status, error code and message, and "did not
-answer at all" into :class:`RegistryUnreachable`.
+answer" into :class:`~pipeline.serde.registry.RegistryUnavailable`, through the
+one mapping every registry caller uses (:func:`~pipeline.serde.registry.map_registry_errors`).
 """
 
 from __future__ import annotations
@@ -13,41 +14,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from pipeline.contracts.levels import Level
 from pipeline.errors import RegistryError
+from pipeline.serde.registry import error_code, http_status, map_registry_errors
 from pipeline.settings import RegistrySettings
 
-__all__ = ["ContractRegistry", "RegistryUnreachable"]
+__all__ = ["ContractRegistry"]
 
 T = TypeVar("T")
-
-
-def _no_answer_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [httpx.TransportError, OSError]
-    try:  # the HTTP library the client really uses: httpx2 where installed, else httpx
-        from confluent_kafka.schema_registry.common._httpx_compat import httpx as used
-
-        errors.append(used.TransportError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-_NO_ANSWER = _no_answer_errors()
 
 # Confluent error codes (Apicurio's ccompat API answers with the same).
 SUBJECT_NOT_FOUND = 40401
 VERSION_NOT_FOUND = 40402
 SCHEMA_NOT_FOUND = 40403
 SUBJECT_CONFIG_NOT_FOUND = 40408
-
-
-class RegistryUnreachable(RegistryError):
-    """The registry did not answer (refused, timed out, DNS)."""
 
 
 class ContractRegistry:
@@ -69,34 +51,22 @@ class ContractRegistry:
         self._client = client if client is not None else SchemaRegistryClient(conf)
 
     def _call(self, what: str, subject: str | None, fn: Callable[[], T]) -> T:
-        try:
+        with map_registry_errors(f"{what} {subject}" if subject else what, url=self.url):
             return fn()
-        except SchemaRegistryError as exc:
-            where = f" {subject}" if subject else ""
-            raise RegistryError(
-                f"registry {what}{where}: HTTP {exc.http_status_code}, "
-                f"error {exc.error_code}: {exc.error_message}"
-            ) from exc
-        except _NO_ANSWER as exc:
-            raise RegistryUnreachable(
-                f"schema registry at {self.url} did not answer: {type(exc).__name__}: {exc}",
-                hint="is it running ('cdcflow stack status')? is registry.url "
-                "(CDCFLOW_REGISTRY__URL) right?",
-            ) from exc
 
     def versions(self, subject: str) -> list[int]:
         """The subject's registered versions, oldest first; [] for an unknown subject.
 
         Raises:
             RegistryError: the registry refused the request.
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         try:
             return sorted(
                 self._call("versions of", subject, lambda: self._client.get_versions(subject))
             )
         except RegistryError as exc:
-            if _code(exc) == SUBJECT_NOT_FOUND:
+            if error_code(exc) == SUBJECT_NOT_FOUND:
                 return []
             raise
 
@@ -105,7 +75,7 @@ class ContractRegistry:
 
         Raises:
             RegistryError: the registry refused the request (or has no such version).
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         registered = self._call(
             f"version {version} of", subject, lambda: self._client.get_version(subject, version)
@@ -117,7 +87,7 @@ class ContractRegistry:
 
         Raises:
             RegistryError: the registry refused a request.
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         return [(v, self.schema(subject, v)) for v in self.versions(subject)]
 
@@ -126,7 +96,7 @@ class ContractRegistry:
 
         Raises:
             RegistryError: the registry refused it (incompatible, invalid).
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         registered = self._call(
             "register in",
@@ -142,12 +112,15 @@ class ContractRegistry:
 
         Raises:
             RegistryError: the registry refused the request.
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         try:
             value = self._call("level of", subject, lambda: self._client.get_compatibility(subject))
         except RegistryError as exc:
-            if _code(exc) in (SUBJECT_NOT_FOUND, SUBJECT_CONFIG_NOT_FOUND) or _status(exc) == 404:
+            if (
+                error_code(exc) in (SUBJECT_NOT_FOUND, SUBJECT_CONFIG_NOT_FOUND)
+                or http_status(exc) == 404
+            ):
                 return None
             raise
         return Level(str(value).upper()) if value else None
@@ -157,7 +130,7 @@ class ContractRegistry:
 
         Raises:
             RegistryError: the registry refused the request.
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         self._call(
             f"set level {level.value} of",
@@ -172,7 +145,7 @@ class ContractRegistry:
 
         Raises:
             RegistryError: the registry refused the request.
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         return bool(
             self._call(
@@ -189,20 +162,10 @@ class ContractRegistry:
 
         Raises:
             RegistryError: the registry refused the request.
-            RegistryUnreachable: the registry did not answer.
+            RegistryUnavailable: the registry did not answer.
         """
         self._call("delete", subject, lambda: self._client.delete_subject(subject, permanent=False))
         if permanent:
             self._call(
                 "delete", subject, lambda: self._client.delete_subject(subject, permanent=True)
             )
-
-
-def _code(exc: RegistryError) -> int | None:
-    cause = exc.__cause__
-    return cause.error_code if isinstance(cause, SchemaRegistryError) else None
-
-
-def _status(exc: RegistryError) -> int | None:
-    cause = exc.__cause__
-    return cause.http_status_code if isinstance(cause, SchemaRegistryError) else None

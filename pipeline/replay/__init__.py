@@ -16,7 +16,7 @@
 """
 
 from pipeline.replay.aggregate import AggregateRepository, Apply, fold, murmur2, partition_for_key
-from pipeline.replay.decode import EventDecoder, SchemaLookup, registry_lookup
+from pipeline.replay.decode import EventDecoder
 from pipeline.replay.errors import (
     BadPosition,
     EventDecodeError,
@@ -46,6 +46,7 @@ from pipeline.replay.status import ProjectionStatus, projection_status
 from pipeline.replay.store import Checkpoint, ReadModelStore
 from pipeline.replay.stream import Delivered, EventStream, decode_batch
 from pipeline.replay.upcast import Upcasters
+from pipeline.serde.reader import SchemaLookup, registry_lookup
 
 __all__ = [
     "TP",

@@ -1,77 +1,26 @@
 """Confluent-framed Avro values back into the pydantic event classes.
 
-A value is ``0x00``, a 4-byte schema id, then the Avro body written with that
-schema. The decoder keeps one map, *schema id -> parsed writer schema and
-event class*, filled on first sight of an id (one registry call per id for
-the life of the process), and decodes the body with fastavro's schemaless
-reader directly: confluent-kafka's ``AvroDeserializer`` does the same work
-with a lookup and a dict copy more per record, which is measurably slower
-over a replay of millions (``benchmarks/replay_bench.py`` prints both).
-
-Decoding uses the *writer's* schema, exactly as produced; the record is then
-carried to the current version of its event type by the registered upcasters
-(:mod:`.upcast`) and validated into the event's pydantic model. Which class:
-the writer schema's record full name (``shop.events.OrderPlaced``), the same
-name the registry subject carries.
+The bytes are read by serde's one Avro reader (:class:`pipeline.serde.reader.AvroReader`:
+schema id -> parsed writer schema, cached for the life of the process, and
+fastavro's schemaless reader). Decoding uses the *writer's* schema, exactly as
+produced; the record is then carried to the current version of its event type
+by the registered upcasters (:mod:`.upcast`) and validated into the event's
+pydantic model. Which class: the writer schema's record full name
+(``shop.events.OrderPlaced``), the same name the registry subject carries.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
-from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistryError
-from fastavro import parse_schema, schemaless_reader
 from pydantic import ValidationError
 
-from pipeline.errors import RegistryError
 from pipeline.events import DomainEvent
 from pipeline.replay.errors import EventDecodeError, UnknownEventType, UpcastError
 from pipeline.replay.upcast import Record, Upcasters
-from pipeline.serde import RegistryUnavailable
+from pipeline.serde.reader import AvroReader, SchemaLookup, UndecodableValue, WriterSchema
 
-__all__ = ["EventDecoder", "SchemaLookup", "located", "registry_lookup"]
-
-SchemaLookup = Callable[[int], str]
-"""Schema id -> the schema's JSON text (a seam: unit tests pass a dict's ``__getitem__``)."""
-
-_HEADER = struct.Struct(">bI")
-
-
-def registry_lookup(client: SchemaRegistryClient) -> SchemaLookup:
-    """A :data:`SchemaLookup` that asks the schema registry.
-
-    The returned callable raises:
-        RegistryUnavailable: the registry did not answer (retry later).
-        RegistryError: the registry has no schema with that id.
-    """
-
-    def lookup(schema_id: int) -> str:
-        try:
-            return str(client.get_schema(schema_id).schema_str)
-        except SchemaRegistryError as exc:
-            status = exc.http_status_code
-            if status is None or status < 0 or status >= 500 or status in (408, 429):
-                raise RegistryUnavailable(f"schema registry unavailable: {exc}") from exc
-            raise RegistryError(f"the registry has no schema with id {schema_id}: {exc}") from exc
-        except Exception as exc:  # requests' connection errors, timeouts
-            raise RegistryUnavailable(
-                f"schema registry unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    return lookup
-
-
-@dataclass(frozen=True, slots=True)
-class _Writer:
-    parsed: Any
-    full_name: str
-    type_name: str
-    event_class: type[DomainEvent] | None
+__all__ = ["EventDecoder", "located"]
 
 
 class EventDecoder:
@@ -91,59 +40,26 @@ class EventDecoder:
         skip_unknown: bool = False,
     ) -> None:
         self.classes = {cls.full_name(): cls for cls in event_types}
-        self.lookup = lookup
+        self.reader = AvroReader(lookup)
         self.upcasters = upcasters or Upcasters()
         self.skip_unknown = skip_unknown
-        self._writers: dict[int, _Writer] = {}
-
-    # ------------------------------------------------------------ the writer schemas
-
-    def _writer(self, schema_id: int) -> _Writer:
-        writer = self._writers.get(schema_id)
-        if writer is None:
-            text = self.lookup(schema_id)
-            try:
-                schema = json.loads(text)
-                parsed = parse_schema(schema)
-            except (ValueError, TypeError, KeyError) as exc:
-                raise RegistryError(
-                    f"schema id {schema_id} is not a usable Avro schema: {exc}"
-                ) from exc
-            name = schema.get("name", "") if isinstance(schema, dict) else ""
-            namespace = schema.get("namespace", "") if isinstance(schema, dict) else ""
-            full = name if "." in name or not namespace else f"{namespace}.{name}"
-            writer = _Writer(parsed, full, full.rsplit(".", 1)[-1], self.classes.get(full))
-            self._writers[schema_id] = writer
-        return writer
 
     def schema_ids(self) -> dict[int, str]:
         """The schema ids seen so far and their record full names."""
-        return {sid: w.full_name for sid, w in self._writers.items()}
+        return {sid: w.full_name for sid, w in self.reader.schemas().items()}
 
     # ------------------------------------------------------------ decoding
 
-    def _body(self, value: bytes | None) -> tuple[_Writer, Record | None]:
+    def _body(self, value: bytes | None) -> tuple[WriterSchema, Record | None]:
         """The writer of a value and its decoded record (None: an unknown type to skip)."""
-        if not value or len(value) < 5:
-            raise EventDecodeError("value is empty or shorter than the 5-byte Confluent header")
-        magic, schema_id = _HEADER.unpack_from(value)
-        if magic != 0:
-            raise EventDecodeError(f"unknown magic byte {magic} (not Confluent-framed Avro)")
-        writer = self._writers.get(schema_id) or self._writer(schema_id)
-        if writer.event_class is None and self.skip_unknown:
-            return writer, None  # not even decoded: nobody here wants it
-        buf = io.BytesIO(value)
-        buf.seek(5)
         try:
-            rec = schemaless_reader(buf, writer.parsed, None)
-        except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
-            raise EventDecodeError(
-                f"body does not decode with schema id {schema_id} ({writer.full_name}): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(rec, dict):
-            raise EventDecodeError(f"schema id {schema_id} is not a record schema")
-        return writer, rec
+            writer = self.reader.writer_of(value)
+            if self.skip_unknown and writer.full_name not in self.classes:
+                return writer, None  # not even decoded: nobody here wants it
+            assert value is not None  # writer_of refuses an empty value
+            return writer, self.reader.body(value, writer)
+        except UndecodableValue as exc:
+            raise EventDecodeError(exc.reason) from exc.__cause__
 
     def record(self, value: bytes | None) -> tuple[str, Record]:
         """The record full name and the plain decoded record (no upcasting, no model).
@@ -192,7 +108,7 @@ class EventDecoder:
 
     def _decode(self, value: bytes | None) -> DomainEvent | None:
         writer, rec = self._body(value)
-        cls = writer.event_class
+        cls = self.classes.get(writer.full_name)
         if rec is None:
             return None
         if cls is None:
@@ -218,7 +134,9 @@ class EventDecoder:
                 else None,
             ) from exc
 
-    def _upcast(self, cls: type[DomainEvent], writer: _Writer, version: int, rec: Record) -> Record:
+    def _upcast(
+        self, cls: type[DomainEvent], writer: WriterSchema, version: int, rec: Record
+    ) -> Record:
         if not self.upcasters.has_path(writer.type_name, version, cls.__version__):
             # No upcaster: a change Avro and pydantic absorb (a new field with a
             # default) needs none; validation says whether this one is such.

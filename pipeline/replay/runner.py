@@ -29,12 +29,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipeline.domain import domain_events
 from pipeline.events import DomainEvent
-from pipeline.replay.decode import EventDecoder, registry_lookup
+from pipeline.replay.decode import EventDecoder
 from pipeline.replay.positions import TP, StartAt
 from pipeline.replay.projection import Projection
 from pipeline.replay.store import LIVE, ReadModelStore, open_store
 from pipeline.replay.stream import EventStream, decode_patiently
 from pipeline.replay.upcast import Upcasters
+from pipeline.serde.reader import registry_lookup
 from pipeline.settings import Settings
 
 __all__ = [

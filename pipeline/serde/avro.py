@@ -1,4 +1,4 @@
-"""Avro serialization of domain events: fastavro, with schema ids from the registry.
+"""Avro serialization of domain events: a compiled writer per event type, schema ids from the registry.
 
 The writer schema of each event type is its committed contract
 (``schemas/<namespace>/<EventType>.avsc``), not something derived at run
@@ -7,6 +7,12 @@ record (:func:`pipeline.events.naming.subject_name`), so one aggregate
 topic carries several event types. Schemas are not registered by the daemon
 unless ``registry.auto_register`` is set (development only); in CI and
 production ``cdcflow schemas register`` does it, after the compatibility check.
+
+Each contract is compiled once into a writer (:mod:`.writer`) that reads the
+event's fields where they are and appends their encoding after the wire
+header (:mod:`.wire`); the bytes are those fastavro writes for
+:func:`event_to_record`'s dict, which is kept as the reference (and as the
+writer of the rare schema shapes the compiler leaves to fastavro).
 
 Failures are told apart, because they are handled differently:
 
@@ -20,7 +26,6 @@ Failures are told apart, because they are handled differently:
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import struct
@@ -28,31 +33,28 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import MAX_PREC, Context, Decimal, Inexact, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import fastavro
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_kafka.serialization import SerializationContext
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from pipeline.errors import CdcflowError, SchemaContractError, SerializationError
-from pipeline.events import DomainEvent
+from pipeline.errors import RegistryError, SchemaContractError, SerializationError
+from pipeline.events import DomainEvent, EventMetadata
 from pipeline.events.naming import schema_path, subject_name
+from pipeline.serde import wire
+from pipeline.serde.decimals import at_scale
+from pipeline.serde.registry import RegistryUnavailable, http_status, map_registry_errors
+from pipeline.serde.writer import Fields, compile_fields
 
-__all__ = ["EventDeserializer", "EventSerializer", "RegistryUnavailable", "event_to_record"]
-
-
-_MAGIC_BYTE = 0  # Confluent wire format: magic byte 0, then the schema id (4 bytes, big-endian)
-
-
-class RegistryUnavailable(CdcflowError):
-    """The schema registry did not answer; the caller should wait and retry."""
+__all__ = ["EventSerializer", "event_to_record"]
 
 
 # Values fastavro writes as they are: most of an event's fields, checked first by exact type.
@@ -112,33 +114,6 @@ def _decimal_scale(annotation: Any, metadata: list[Any]) -> int | None:
     return None
 
 
-_EXACT = Context(prec=MAX_PREC, traps=[Inexact, InvalidOperation])
-
-
-def _at_scale(scale: int) -> Callable[[Any], Any]:
-    """A Decimal at the Avro decimal's scale when that is exact (``5.5000`` -> ``5.50``).
-
-    A numeric column whose scale grew (numeric(10,2) -> numeric(12,4)) sends
-    every value with the new scale; fastavro refuses more fraction digits than
-    the schema's scale even when they are zeros. Only zeros are dropped: a
-    value that would be rounded is left as it is, and fails the event.
-    """
-    quantum = Decimal(1).scaleb(-scale)
-
-    def convert(value: Any) -> Any:
-        if type(value) is not Decimal or not value.is_finite():
-            return value
-        exponent = value.as_tuple().exponent
-        if not isinstance(exponent, int) or exponent >= -scale:
-            return value
-        try:
-            return value.quantize(quantum, context=_EXACT)
-        except (Inexact, InvalidOperation):
-            return value
-
-    return convert
-
-
 # Per model class: each field's name, and how its value goes to fastavro (None: as it
 # is). Deciding that once per class, from the annotations, spares a type dispatch per value.
 _PLANS: dict[type[BaseModel], tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
@@ -147,7 +122,7 @@ _PLANS: dict[type[BaseModel], tuple[tuple[str, Callable[[Any], Any] | None], ...
 def _field_plan(field: FieldInfo) -> Callable[[Any], Any] | None:
     scale = _decimal_scale(field.annotation, list(field.metadata))
     if scale is not None:
-        return _at_scale(scale)
+        return at_scale(scale)
     return None if _is_as_is(field.annotation) else _avro_value
 
 
@@ -169,49 +144,27 @@ def event_to_record(event: DomainEvent) -> dict[str, Any]:
     return _model_record(event)
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    # confluent-kafka's registry client talks HTTP through httpx, or through its
-    # own copy of it (module httpx2) in newer releases: accept both.
-    found: list[type[BaseException]] = [OSError]
-    for name in ("httpx2", "httpx"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        found.append(module.TransportError)
-    return tuple(found)
-
-
-_TRANSPORT_ERRORS = _transport_errors()
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, SchemaRegistryError):
-        return (
-            exc.http_status_code is None
-            or exc.http_status_code >= 500
-            or exc.http_status_code in (-1, 408, 429)
-        )
-    # Refused, reset, timed out: the registry client's HTTP transport errors.
-    return isinstance(exc, _TRANSPORT_ERRORS)
-
-
 @dataclass
 class _Writer:
-    """How one event type is written to one topic: its subject, schema, and wire header."""
+    """How one event type is written to one topic: its subject, schema, writer and wire header."""
 
     subject: str
     schema: Schema
     parsed: Any
+    fields: Fields | None
+    """The compiled writer of each top-level field (None: fastavro writes the record)."""
     header: bytes | None = None
     """Magic byte and schema id (Confluent wire format), once the registry gave the id."""
+
+
+_DOES_NOT_FIT = (ValueError, TypeError, KeyError, AttributeError, OverflowError, struct.error)
 
 
 class EventSerializer:
     """Serialize domain events to Confluent-framed Avro: one schema id lookup per subject.
 
-    fastavro writes each record with the contract parsed once; the registry is
-    asked for the schema's id once per (subject, schema), on first use (with
+    Each contract is parsed and compiled once; the registry is asked for the
+    schema's id once per (subject, schema), on first use (with
     ``auto_register``: registered then), and the id is cached with the header.
     confluent-kafka's ``AvroSerializer`` does the same lookups but costs several
     times more per call; the bytes are identical.
@@ -255,7 +208,7 @@ class EventSerializer:
                     f"the contract of {event_type.full_name()} is not a valid Avro schema: {exc}"
                 ) from exc
             subject = subject_name(topic, event_type.full_name())
-            writer = _Writer(subject, Schema(text, "AVRO"), parsed)
+            writer = _Writer(subject, Schema(text, "AVRO"), parsed, compile_fields(parsed))
             self._writers[key] = writer
         return writer
 
@@ -269,45 +222,40 @@ class EventSerializer:
         if writer.header is not None:
             return writer.header
         try:
-            if self.auto_register:
-                registered = self.client.register_schema_full_response(
-                    writer.subject, writer.schema, normalize_schemas=False
-                )
-            else:
-                registered = self.client.lookup_schema(
-                    writer.subject, writer.schema, normalize_schemas=False
-                )
-        except SchemaRegistryError as exc:
-            if _is_unavailable(exc):
-                raise RegistryUnavailable(f"schema registry unavailable: {exc}") from exc
-            if exc.http_status_code == 404:
+            with map_registry_errors(f"lookup in {writer.subject}"):
+                if self.auto_register:
+                    registered = self.client.register_schema_full_response(
+                        writer.subject, writer.schema, normalize_schemas=False
+                    )
+                else:
+                    registered = self.client.lookup_schema(
+                        writer.subject, writer.schema, normalize_schemas=False
+                    )
+                schema_id = registered.schema_id
+        except RegistryUnavailable:
+            raise
+        except RegistryError as exc:
+            if http_status(exc) == 404:
                 raise SchemaContractError(
                     f"{event_type.full_name()} is not registered under subject "
-                    f"{writer.subject}: {exc.error_message}",
+                    f"{writer.subject}: {exc.message}",
                     hint="run 'cdcflow schemas register' (or set CDCFLOW_REGISTRY__AUTO_REGISTER=true in development)",
                 ) from exc
             raise SerializationError(f"registry refused {event_type.full_name()}: {exc}") from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise RegistryUnavailable(
-                f"schema registry unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
-        except Exception as exc:
-            if _is_unavailable(exc):
-                raise RegistryUnavailable(f"schema registry unavailable: {exc}") from exc
-            raise SerializationError(
-                f"{event_type.full_name()}: the registry's answer is unusable: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        schema_id = registered.schema_id
         if not isinstance(schema_id, int):
             raise SerializationError(
                 f"{event_type.full_name()}: the registry gave no schema id for {writer.subject}"
             )
-        writer.header = struct.pack(">bI", _MAGIC_BYTE, schema_id)
+        writer.header = wire.header(schema_id)
         return writer.header
 
-    def serialize(self, event: DomainEvent, topic: str) -> bytes:
+    def serialize(
+        self, event: DomainEvent, topic: str, metadata: EventMetadata | None = None
+    ) -> bytes:
         """Avro bytes (magic byte, schema id, body) of ``event`` for ``topic``.
+
+        ``metadata``, when given, is written as the event's metadata in place
+        of ``event.metadata`` (no stamped copy of the event needed).
 
         Raises:
             SerializationError: the event does not fit its schema.
@@ -315,13 +263,25 @@ class EventSerializer:
             SchemaContractError: no contract, or the schema is not registered under its subject.
         """
         event_type = type(event)
-        writer = self._writer(event_type, topic)
-        header = self._header(writer, event_type)
-        out = io.BytesIO()
-        out.write(header)
+        writer = self._writers.get((event_type, topic)) or self._writer(event_type, topic)
+        header = writer.header or self._header(writer, event_type)
+        values = event.__dict__
+        if metadata is not None:
+            values = {**values, "metadata": metadata}
         try:
-            fastavro.schemaless_writer(out, writer.parsed, event_to_record(event))
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            if writer.fields is not None:
+                out = bytearray(header)
+                for name, encode, default in writer.fields:
+                    encode(values.get(name, default), out)
+                return bytes(out)
+            buf = io.BytesIO()
+            buf.write(header)
+            record = event_to_record(event)
+            if metadata is not None:
+                record["metadata"] = _avro_value(metadata)
+            fastavro.schemaless_writer(buf, writer.parsed, record)
+            return buf.getvalue()
+        except _DOES_NOT_FIT as exc:
             raise SerializationError(
                 f"{event_type.full_name()} does not fit its schema: {type(exc).__name__}: {exc}"
             ) from exc
@@ -329,7 +289,6 @@ class EventSerializer:
             raise SerializationError(
                 f"{event_type.full_name()} could not be serialized: {type(exc).__name__}: {exc}"
             ) from exc
-        return out.getvalue()
 
 
 def _no_subject(ctx: SerializationContext | None, record_name: str | None) -> None:
@@ -337,31 +296,19 @@ def _no_subject(ctx: SerializationContext | None, record_name: str | None) -> No
 
 
 def reader(client: SchemaRegistryClient) -> AvroDeserializer:
-    """A confluent-kafka AvroDeserializer that reads by the schema id in each record only.
+    """confluent-kafka's own AvroDeserializer, reading by the schema id in each record only.
 
-    Its default subject name strategy asks the registry for the topic's
-    subject associations on *every* record (uncached, and an API Apicurio
-    answers with 404): one HTTP round trip per record for nothing, since a
-    reader needs only the writer's schema id.
+    Not cdcflow's reader (that is :class:`pipeline.serde.reader.AvroReader`): a
+    second, independent implementation, for tests that check what cdcflow
+    writes and for the benchmark that compares the two. Its default subject
+    name strategy asks the registry for the topic's subject associations on
+    *every* record (uncached, and an API Apicurio answers with 404); a reader
+    needs only the writer's schema id.
     """
     deserializer: AvroDeserializer = AvroDeserializer(
         client, conf={"subject.name.strategy": _no_subject}
     )
     return deserializer
-
-
-class EventDeserializer:
-    """Decode Confluent-framed Avro values through the registry into plain dicts."""
-
-    def __init__(self, client: SchemaRegistryClient) -> None:
-        self._deserializer = reader(client)
-
-    def __call__(self, value: bytes, topic: str) -> dict[str, Any]:
-        ctx = SerializationContext(topic, MessageField.VALUE)
-        out = self._deserializer(value, ctx)
-        if not isinstance(out, dict):
-            raise SerializationError(f"{topic}: value is not an Avro record")
-        return out
 
 
 def readable(value: Any) -> Any:

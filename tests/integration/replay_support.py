@@ -46,8 +46,9 @@ from pipeline.contracts.catalog import discover_events
 from pipeline.domains.shop.mappings import rules
 from pipeline.events import DomainEvent, SourcePosition
 from pipeline.mapping import Mapped, map_change
-from pipeline.replay.decode import EventDecoder, registry_lookup
+from pipeline.replay.decode import EventDecoder
 from pipeline.serde import EventSerializer
+from pipeline.serde.reader import registry_lookup
 from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

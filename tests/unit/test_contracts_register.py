@@ -11,9 +11,9 @@ import pytest
 from pipeline.contracts import CompatibilityConfig, Level, Problem, Report, Severity, format_report
 from pipeline.contracts.catalog import contracts_for, discover_events
 from pipeline.contracts.checks import Workspace, generate, read_contracts, register
-from pipeline.contracts.registry import RegistryUnreachable
 from pipeline.contracts.source import Column, ColumnNeed, check_source, column_needs
 from pipeline.domain import load_domain
+from pipeline.serde.registry import RegistryUnavailable
 
 
 class FakeRegistry:
@@ -27,7 +27,7 @@ class FakeRegistry:
 
     def _answer(self) -> None:
         if self.down:
-            raise RegistryUnreachable("schema registry at fake did not answer")
+            raise RegistryUnavailable("schema registry at fake did not answer")
 
     def history(self, subject: str) -> list[tuple[int, str]]:
         self._answer()

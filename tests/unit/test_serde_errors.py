@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pipeline.errors import SchemaContractError, SerializationError
 from pipeline.events import DomainEvent
 from pipeline.serde import EventSerializer, RegistryUnavailable
-from pipeline.serde.avro import _is_unavailable
+from pipeline.serde.registry import is_unavailable
 
 
 class Thing(DomainEvent):
@@ -69,14 +69,14 @@ def _contract(tmp_path: Path) -> Path:
     ],
 )
 def test_outages_are_unavailable_not_bad_events(exc: Exception) -> None:
-    assert _is_unavailable(exc)
+    assert is_unavailable(exc)
 
 
 @pytest.mark.parametrize(
     "exc", [SchemaRegistryError(409, 409, "incompatible"), ValueError("bad datum")]
 )
 def test_refusals_are_not_outages(exc: Exception) -> None:
-    assert not _is_unavailable(exc)
+    assert not is_unavailable(exc)
 
 
 def test_refused_connection_raises_registry_unavailable(tmp_path: Path) -> None:
