@@ -61,6 +61,12 @@ def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
     assert "CdcflowConsumerLag" in proc.stdout + proc.stderr or "parse error" in proc.stderr
 
 
+def test_promtool_checks_the_shipped_configuration() -> None:
+    proc = promtool("check", "config", str(MONITORING / "prometheus.yml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(alert_rules(ALERTS))} rules found" in proc.stdout
+
+
 def test_the_rules_pass_their_unit_tests() -> None:
     proc = promtool("test", "rules", str(MONITORING / "alerts.test.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

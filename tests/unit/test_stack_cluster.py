@@ -45,7 +45,13 @@ def test_one_node_stays_the_default(tmp_path: Path) -> None:
     assert settings.kafka.bootstrap_servers == "localhost:9092"
     assert (settings.kafka.replication_factor, settings.kafka.min_insync_replicas) == (1, 1)
     assert [type(b) for b in local.brokers] == [Kafka]
-    assert [c.name for c in local.components] == ["postgres", "kafka", "connect", "registry"]
+    assert [c.name for c in local.components] == [
+        "postgres",
+        "kafka",
+        "connect",
+        "registry",
+        "prometheus",
+    ]
     assert type(local.connect).__name__ == "Connect"
 
 
@@ -61,6 +67,7 @@ def test_three_brokers_move_every_client_and_replicate_three_times(tmp_path: Pat
         "kafka-3",
         "connect",
         "registry",
+        "prometheus",
     ]
     assert [(b.port, b.heap) for b in local.brokers] == [
         (19092, "384m"),
