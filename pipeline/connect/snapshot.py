@@ -135,6 +135,15 @@ class SnapshotRun:
             self.table_status[str(scanned)] = str(data.get("status") or "")
         if note.get("timestamp") is not None:
             self.updated_ms = int(note["timestamp"])
+        if self.state == "COMPLETED" and self.unread:
+            # A stop-snapshot closes the snapshot as COMPLETED (and reports ABORTED
+            # under the stop signal's id): it ended before reading every table.
+            self.state = "ABORTED"
+
+    @property
+    def unread(self) -> list[str]:
+        """The tables whose scan Debezium did not report completed."""
+        return [t for t in self.tables if t not in self.scanned]
 
     def describe(self) -> str:
         """One line for a person."""
@@ -337,6 +346,8 @@ def read_snapshots(kafka: KafkaSettings, topic: str) -> list[SnapshotRun]:
     for note in _read_notes(kafka, topic):
         if note.get("aggregate_type") != INCREMENTAL or not note.get("id"):
             continue
+        if note.get("type") == "ABORTED" and str(note["id"]) not in runs:
+            continue  # the stop signal's own report; the stopped snapshot says ABORTED itself
         run = runs.setdefault(str(note["id"]), SnapshotRun(str(note["id"])))
         run.apply(note)
     return list(runs.values())

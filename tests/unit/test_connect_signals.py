@@ -38,7 +38,9 @@ def test_one_line_derives_capture_filter_and_notifications() -> None:
     assert derived["notification.enabled.channels"] == "sink"
     assert derived["notification.sink.topic.name"] == "__cdcflow-notifications.lib"
     assert derived["transforms"] == DROP_SIGNALS
-    assert derived[f"transforms.{DROP_SIGNALS}.type"] == "org.apache.kafka.connect.transforms.Filter"
+    assert (
+        derived[f"transforms.{DROP_SIGNALS}.type"] == "org.apache.kafka.connect.transforms.Filter"
+    )
     pred = derived[f"transforms.{DROP_SIGNALS}.predicate"]
     assert derived["predicates"] == pred
     pattern = derived[f"predicates.{pred}.pattern"]
@@ -86,9 +88,10 @@ def test_a_connector_file_needs_one_line(tmp_path: Path) -> None:
     spec = parse_connector_file(path)
     assert spec.config["notification.sink.topic.name"] == "__cdcflow-notifications.lib"
     assert spec.config["table.include.list"] == r"public.books,public\.cdcflow_signal"
-    assert "table.include.list" in spec.derived and "signal.data.collection" in spec.derived[
-        "table.include.list"
-    ]
+    assert (
+        "table.include.list" in spec.derived
+        and "signal.data.collection" in spec.derived["table.include.list"]
+    )
     assert spec.where("transforms") == "derived"
     assert spec.where("signal.data.collection") == f"{path}:6"
 
@@ -147,3 +150,22 @@ def test_notifications_are_read_with_or_without_the_schema_envelope(wrapped: boo
 def test_a_bare_table_name_is_in_public() -> None:
     assert qualified("books") == "public.books"
     assert qualified("lib.books") == "lib.books"
+
+
+def test_a_stopped_snapshot_is_aborted_though_debezium_closes_it_as_completed() -> None:
+    run = SnapshotRun("abc")
+    run.apply(_note("STARTED", data_collections="public.members"))
+    run.apply(
+        _note(
+            "IN_PROGRESS",
+            data_collections="public.members",
+            current_collection_in_progress="public.members",
+            maximum_key="4000",
+            last_processed_key="520",
+        )
+    )
+    # What Debezium 3.6 writes after a stop-snapshot: COMPLETED under the
+    # snapshot's id (no table scan completed), ABORTED under the stop's id.
+    run.apply(_note("COMPLETED"))
+    assert run.state == "ABORTED" and run.done
+    assert run.unread == ["public.members"]
