@@ -389,7 +389,7 @@ class Redrive:
                 producer.send_offsets_to_transaction(
                     offsets, consumer.consumer_group_metadata(), 30
                 )  # 4
-                producer.commit_transaction(60)  # 5
+                _commit(producer)  # 5
             except (RegistryUnavailable, SourceUnavailable) as exc:
                 self._abort(producer)
                 log.warning("%s; retrying the batch of %d in %.0fs", exc, len(batch), delay)
@@ -466,6 +466,18 @@ class Redrive:
         )
         redrives = (REDRIVES_HEADER, str(letter.redrives + 1).encode())
         return OutRecord(rec.topic, rec.key, rec.value, [*rec.headers, redrives])
+
+
+def _commit(producer: Producer) -> None:
+    """Commit the transaction, asking again while the error says a retry may succeed."""
+    for attempt in range(5):
+        try:
+            producer.commit_transaction(60)
+            return
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or attempt == 4:
+                raise
+            log.warning("commit_transaction: %s; retrying", exc.args[0])
 
 
 def _again(letter: DeadLetter) -> OutRecord:

@@ -14,15 +14,12 @@ from pipeline.mapping import Rules, map_change
 from pipeline.transformer.dlq import dead_letter
 from tests.unit import debezium as dbz
 
-CUSTOMER = {
-    "id": 7,
-    "email": "ada@example.com",
-    "full_name": "Ada L",
-    "country": "DE",
-    "status": "active",
-    "created_at": "2026-11-01T10:00:00.123456Z",
-    "updated_at": "2026-11-01T10:00:00.123456Z",
-}
+ITEM = {"id": 7, "label": "seven", "quantity": 70}
+COLUMNS = [dbz.int32("id"), dbz.text("label"), dbz.int32("quantity")]
+
+
+def item_record() -> tuple[bytes | None, bytes]:
+    return dbz.record("c", "items", after=ITEM, columns=COLUMNS, key_fields=[dbz.int32("id")])
 
 
 def letter_from(
@@ -44,12 +41,12 @@ def letter_from(
 def mapping_error() -> MappingError:
     rules = Rules("t")
 
-    @rules.on("public.customers", ops="c")
-    def customer_signed_up(change: Change) -> None:
+    @rules.on("public.items", ops="c")
+    def item_recorded(change: Change) -> None:
         raise ValueError("no")
 
-    key, value = dbz.record("c", "customers", after=CUSTOMER)
-    change = decode_record(value, topic=dbz.topic("customers"), key=key, partition=2, offset=41)
+    key, value = item_record()
+    change = decode_record(value, topic=dbz.topic("items"), key=key, partition=2, offset=41)
     assert isinstance(change, Change)
     with pytest.raises(MappingError) as caught:
         map_change(rules, change)
@@ -60,16 +57,16 @@ def test_a_mapping_dead_letter_reads_back_with_reason_table_rule_and_origin() ->
     letter = letter_from(mapping_error(), partition=1, offset=9)
     assert letter.reason == "map:MappingError"
     assert (letter.stage, letter.error_class) == ("map", "MappingError")
-    assert letter.table == "public.customers"
-    assert letter.rule == "customer_signed_up"
-    assert letter.original == (dbz.topic("customers"), 2, 41)
+    assert letter.table == "public.items"
+    assert letter.rule == "item_recorded"
+    assert letter.original == (dbz.topic("items"), 2, 41)
     assert letter.original_timestamp_ms == 500
     assert letter.redrives == 0
     assert letter.position == "app.dlq[1]@9"
-    key, value = dbz.record("c", "customers", after=CUSTOMER)
+    key, value = item_record()
     assert (letter.key, letter.value) == (key, value)
     shown = letter.describe()
-    assert shown["original"]["partition"] == 2 and shown["rule"] == "customer_signed_up"
+    assert shown["original"]["partition"] == 2 and shown["rule"] == "item_recorded"
     assert shown["dead_lettered_at"] == "1970-01-01T00:00:01+00:00"
 
 
@@ -104,8 +101,8 @@ def test_selection_by_reason_table_and_time() -> None:
     )
     assert [Selection(reasons=(r,)).takes(d) for r in ("map", "MappingError")] == [False, False]
     assert Selection(reasons=("decode", "map")).takes(d)
-    assert Selection(tables=("public.customers",)).takes(m)
-    assert not Selection(tables=("public.customers",)).takes(d)
+    assert Selection(tables=("public.items",)).takes(m)
+    assert not Selection(tables=("public.items",)).takes(d)
     assert Selection(since_ms=2_000).takes(m) and not Selection(since_ms=2_000).takes(d)
     assert not Selection(reasons=("map",), tables=("public.orders",)).takes(m)
 
@@ -135,7 +132,7 @@ def test_groups_count_by_reason_table_and_rule_with_first_and_last_offsets() -> 
     ]
     groups = [g.as_dict() for g in group(letters)]
     assert [(g["reason"], g["table"], g["rule"], g["count"]) for g in groups] == [
-        ("map:MappingError", "public.customers", "customer_signed_up", 3),
+        ("map:MappingError", "public.items", "item_recorded", 3),
         ("decode:DecodeError", None, None, 1),
     ]
     assert (groups[0]["first"], groups[0]["last"]) == ("0@1,1@5", "0@7,1@5")
