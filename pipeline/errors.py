@@ -1,36 +1,97 @@
 """The error tree of cdcflow.
 
 Every error cdcflow raises on purpose is a :class:`CdcflowError`; third-party
-errors are wrapped (``raise ... from exc``) so callers catch one root. The CLI
-maps the tree to exit codes (see ``pipeline.cli``)::
+errors are wrapped (``raise ... from exc``) so callers catch one root. Each
+error carries its exit code (``exit_code``, 1 unless said), which the CLI exits
+with (``pipeline.cli.main``). The tree, with the module each error is defined
+in where that is not this one::
 
     CdcflowError
-    ├── ConfigError                 a setting or a config file is wrong
+    ├── ConfigError                 a setting or a config file is wrong (exit 78)
     ├── StackError                  the local stack could not be fetched / started / stopped
     │   ├── ArtifactError           a pinned artifact could not be fetched or unpacked
     │   ├── PortInUseError          a port the stack needs is taken
     │   └── ComponentStartError     a component did not become ready (carries its log tail)
     ├── ConnectError                Kafka Connect REST: status, error code, message, request
-    │   └── ConnectUnreachable      the worker did not answer at all
+    │   ├── ConnectUnreachable      the worker did not answer at all
+    │   ├── ConnectorFailed         a connector or task is FAILED (connect.lifecycle)
+    │   └── ConnectorNotReady       a connector did not reach the wanted state (connect.lifecycle)
     ├── ValidationFailed            a connector config failed validation (per-field messages)
     ├── PreflightFailed             the source database is not ready for the connector
+    │   └── DomainProblem           a connector splits an aggregate (connect.domain)
     ├── SchemaContractError         an Avro contract is invalid, drifted or incompatible
+    │   └── HistoryUnavailable      git cannot show an earlier contract (contracts.history)
     ├── RegistryError               the schema registry refused or failed a request
+    │   └── RegistryUnavailable     the registry did not answer; wait and retry (serde)
     ├── SourceUnavailable           the source database's catalogue could not be read
     ├── ColumnWithheld              a rule read an old value the source did not send (a KeyError too)
     ├── ColumnMissing               a rule read a column the row image lacks: dropped or renamed
     │                               in the source? (a KeyError too)
-    ├── DecodeError                 a Debezium record could not be decoded (carries the record)
-    ├── MappingError                a mapping rule raised or returned something invalid
-    └── SerializationError          a domain event does not fit its schema
+    ├── TransformerFenced           a newer transformer took this one's place (exit 3)
+    ├── CallHung                    a client call outlived its deadline; the client is given up
+    ├── RedriveFenced               a newer redrive of the dead letters took over (dlq.redrive; exit 3)
+    ├── PrometheusError             Prometheus did not answer or refused a query (monitoring.prometheus)
+    ├── ProjectExists               ``init`` would overwrite a project's files (onboard.project)
+    ├── ReplayError                 a replay could not start or go on (replay.errors)
+    │   ├── TopicNotFound           a topic to read does not exist
+    │   └── BadPosition             a --from / --until / --from-offsets value is wrong (exit 2)
+    ├── ProjectionError             a projection could not be set up, run or rebuilt (replay.errors)
+    │   ├── ProjectionBusy          another runner (or rebuild) holds the projection
+    │   ├── NoCheckpoint            no checkpoint precedes the --from timestamp
+    │   └── UnknownProjection       no projection of that name is declared
+    └── RecordError                 one Kafka record failed; carries topic, partition, offset, bytes
+        ├── DecodeError             a Debezium record could not be decoded (stage "decode")
+        ├── MappingError            a mapping rule raised or returned something invalid ("map")
+        │   └── UnknownTable        a change of a table the domain does not declare (mapping.runtime)
+        ├── SerializationError      a domain event does not fit its schema ("serialize")
+        ├── UndecodableValue        a value is not framed Avro or does not decode (serde.reader)
+        ├── EventDecodeError        a value is not a decodable domain event (replay.errors)
+        │   ├── UnknownEventType    no event class is known for the record's Avro name
+        │   └── UpcastError         an old version has no upcaster, or does not fit once upcast
+        └── HandlerError            a projection handler failed (replay.errors)
+
+Errors of one layer that only that layer raises stay beside it (the modules
+named above): they import this module's bases, so this module cannot import
+them back when it loads. It re-exports them lazily instead: ``from
+pipeline.errors import RegistryUnavailable`` works, and loads the layer's
+module only then. A few exceptions never leave the module that raises them and
+are not in the tree (``ValueDecodeError`` in ``pipeline.cdc``, turned into a
+:class:`DecodeError`; ``BeforeImageMissing`` in ``pipeline.mapping``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.connect.domain import DomainProblem
+    from pipeline.connect.lifecycle import ConnectorFailed, ConnectorNotReady
+    from pipeline.contracts.history import HistoryUnavailable
+    from pipeline.dlq.redrive import RedriveFenced
+    from pipeline.mapping.runtime import UnknownTable
+    from pipeline.monitoring.prometheus import PrometheusError
+    from pipeline.onboard.project import ProjectExists
+    from pipeline.replay.errors import (
+        BadPosition,
+        EventDecodeError,
+        HandlerError,
+        NoCheckpoint,
+        ProjectionBusy,
+        ProjectionError,
+        ReplayError,
+        TopicNotFound,
+        UnknownEventType,
+        UnknownProjection,
+        UpcastError,
+    )
+    from pipeline.serde import RegistryUnavailable
+    from pipeline.serde.reader import UndecodableValue
 
 __all__ = [
     "ArtifactError",
+    "BadPosition",
+    "CallHung",
     "CdcflowError",
     "ColumnMissing",
     "ColumnWithheld",
@@ -38,18 +99,77 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "ConnectUnreachable",
+    "ConnectorFailed",
+    "ConnectorNotReady",
     "DecodeError",
+    "DomainProblem",
+    "EventDecodeError",
+    "HandlerError",
+    "HistoryUnavailable",
     "MappingError",
+    "NoCheckpoint",
     "PortInUseError",
     "PreflightFailed",
+    "ProjectExists",
+    "ProjectionBusy",
+    "ProjectionError",
+    "PrometheusError",
     "RecordError",
+    "RedriveFenced",
     "RegistryError",
+    "RegistryUnavailable",
+    "ReplayError",
     "SchemaContractError",
     "SerializationError",
     "SourceUnavailable",
     "StackError",
+    "TopicNotFound",
+    "TransformerFenced",
+    "UndecodableValue",
+    "UnknownEventType",
+    "UnknownProjection",
+    "UnknownTable",
+    "UpcastError",
     "ValidationFailed",
 ]
+
+# The errors defined beside their layer (see the module docstring): name -> module.
+_ELSEWHERE = {
+    "ConnectorFailed": "pipeline.connect.lifecycle",
+    "ConnectorNotReady": "pipeline.connect.lifecycle",
+    "DomainProblem": "pipeline.connect.domain",
+    "HistoryUnavailable": "pipeline.contracts.history",
+    "RegistryUnavailable": "pipeline.serde",
+    "UnknownTable": "pipeline.mapping.runtime",
+    "RedriveFenced": "pipeline.dlq.redrive",
+    "PrometheusError": "pipeline.monitoring.prometheus",
+    "ProjectExists": "pipeline.onboard.project",
+    "UndecodableValue": "pipeline.serde.reader",
+    **dict.fromkeys(
+        [
+            "BadPosition",
+            "EventDecodeError",
+            "HandlerError",
+            "NoCheckpoint",
+            "ProjectionBusy",
+            "ProjectionError",
+            "ReplayError",
+            "TopicNotFound",
+            "UnknownEventType",
+            "UnknownProjection",
+            "UpcastError",
+        ],
+        "pipeline.replay.errors",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The errors defined beside their layer, imported when first asked for."""
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 class CdcflowError(Exception):
@@ -218,6 +338,19 @@ class ColumnMissing(CdcflowError, KeyError):
         self.column = column
 
 
+class TransformerFenced(CdcflowError):
+    """Another instance with this transactional id, or a newer group generation, took over.
+
+    The batch in flight is left to whoever owns the partitions now.
+    """
+
+    exit_code = 3
+
+
+class CallHung(CdcflowError):
+    """A client call did not return within its deadline; the client must not be used again."""
+
+
 class RecordError(CdcflowError):
     """Processing one Kafka record failed; carries where it came from and its bytes.
 
@@ -251,6 +384,24 @@ class RecordError(CdcflowError):
         self.value = value
         self.table = table
         self.column = column
+
+    def found_at(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        key: bytes | None = None,
+        value: bytes | None = None,
+    ) -> RecordError:
+        """Fill in where the record came from and its bytes, where not known yet; returns self."""
+        if self.topic is None:
+            self.topic, self.partition, self.offset = topic, partition, offset
+        if self.key is None:
+            self.key = key
+        if self.value is None:
+            self.value = value
+        return self
 
 
 class DecodeError(RecordError):

@@ -16,7 +16,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pipeline.cli._context import CliContext, pass_cli
 from pipeline.serde import EventDeserializer
 from pipeline.serde.avro import readable
-from pipeline.transformer.daemon import where
+from pipeline.transformer import dlq as dead_letters
+from pipeline.transformer.batch import EVENT_TYPE, where
 
 
 def _text(data: str | bytes | None) -> str:
@@ -107,15 +108,15 @@ def tail(
                 row["value"] = _text(value) if value else None
             else:
                 row["event"] = readable(deserialize(value or b"", topic))
-                row["type"] = headers.get("cdcflow.event_type", "?")
+                row["type"] = headers.get(EVENT_TYPE, "?")
             if ctx.json_output:
                 click.echo(json.dumps(row))
             elif dlq:
                 click.echo(
                     f"{row['topic']}[{row['partition']}]@{row['offset']} "
-                    f"{headers.get('cdcflow.dlq.stage')} {headers.get('cdcflow.dlq.error.class')}: "
-                    f"{headers.get('cdcflow.dlq.error.message')} (from {headers.get('cdcflow.dlq.original.topic')}"
-                    f"[{headers.get('cdcflow.dlq.original.partition')}]@{headers.get('cdcflow.dlq.original.offset')})"
+                    f"{headers.get(dead_letters.STAGE)} {headers.get(dead_letters.ERROR_CLASS)}: "
+                    f"{headers.get(dead_letters.ERROR_MESSAGE)} (from {headers.get(dead_letters.ORIGINAL_TOPIC)}"
+                    f"[{headers.get(dead_letters.ORIGINAL_PARTITION)}]@{headers.get(dead_letters.ORIGINAL_OFFSET)})"
                 )
             else:
                 payload = {k: v for k, v in row["event"].items() if k != "metadata"}

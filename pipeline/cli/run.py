@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -17,7 +16,7 @@ from pipeline.connect import ConnectClient, deployed_configs
 from pipeline.connect.domain import DomainProblem, check_deployed, load_description, raise_for_split
 from pipeline.errors import ConfigError, ConnectError
 from pipeline.settings import Settings
-from pipeline.transformer import BatchResult, Metrics, TransformerFenced, build_transformer
+from pipeline.transformer import BatchResult, Metrics, build_transformer
 
 log = logging.getLogger("cdcflow.transformer")
 
@@ -118,10 +117,8 @@ def command(
 
         threading.Thread(target=idle_watch, daemon=True).start()
     try:
+        # An error ends the command with its own exit code (TransformerFenced: 3).
         transformer.run(stop, on_batch=on_batch)
-    except TransformerFenced as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(3)
     finally:
         metrics.close()
         click.echo(

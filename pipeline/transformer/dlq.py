@@ -28,9 +28,37 @@ from dataclasses import dataclass
 
 from pipeline.errors import RecordError
 
-__all__ = ["HEADER_PREFIX", "OutRecord", "dead_letter"]
+__all__ = [
+    "COLUMN",
+    "ERROR_CLASS",
+    "ERROR_HINT",
+    "ERROR_MESSAGE",
+    "HEADER_PREFIX",
+    "ORIGINAL_OFFSET",
+    "ORIGINAL_PARTITION",
+    "ORIGINAL_TIMESTAMP",
+    "ORIGINAL_TOPIC",
+    "STAGE",
+    "TABLE",
+    "TRANSFORMER",
+    "OutRecord",
+    "dead_letter",
+]
 
+# The header names of the table above: the one place they are spelled.
 HEADER_PREFIX = "cdcflow.dlq."
+STAGE = HEADER_PREFIX + "stage"
+ERROR_CLASS = HEADER_PREFIX + "error.class"
+ERROR_MESSAGE = HEADER_PREFIX + "error.message"
+ERROR_HINT = HEADER_PREFIX + "error.hint"
+TABLE = HEADER_PREFIX + "table"
+COLUMN = HEADER_PREFIX + "column"
+ORIGINAL_TOPIC = HEADER_PREFIX + "original.topic"
+ORIGINAL_PARTITION = HEADER_PREFIX + "original.partition"
+ORIGINAL_OFFSET = HEADER_PREFIX + "original.offset"
+ORIGINAL_TIMESTAMP = HEADER_PREFIX + "original.timestamp"
+TRANSFORMER = HEADER_PREFIX + "transformer"
+
 _MAX_MESSAGE = 4096
 
 
@@ -45,37 +73,33 @@ class OutRecord:
 
 
 def dead_letter(
-    dlq_topic: str,
-    error: RecordError,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp_ms: int | None,
-    key: bytes | None,
-    value: bytes | None,
-    transformer: str,
+    dlq_topic: str, error: RecordError, *, timestamp_ms: int | None, transformer: str
 ) -> OutRecord:
-    """The dead-letter record for a source record that ``error`` stopped."""
+    """The dead-letter record of the source record that ``error`` stopped.
+
+    Built from the error itself: its topic, partition, offset, key and value
+    name the source record (:meth:`RecordError.found_at` fills them in where
+    the raiser did not know them); ``timestamp_ms`` is the record's timestamp.
+    """
     headers = {
-        "stage": error.stage,
-        "error.class": type(error).__name__,
-        "error.message": (error.reason if hasattr(error, "reason") else str(error))[:_MAX_MESSAGE],
-        "original.topic": topic,
-        "original.partition": str(partition),
-        "original.offset": str(offset),
-        "original.timestamp": str(timestamp_ms if timestamp_ms is not None else -1),
-        "transformer": transformer,
+        STAGE: error.stage,
+        ERROR_CLASS: type(error).__name__,
+        ERROR_MESSAGE: error.reason[:_MAX_MESSAGE],
+        ORIGINAL_TOPIC: error.topic or "",
+        ORIGINAL_PARTITION: str(error.partition if error.partition is not None else -1),
+        ORIGINAL_OFFSET: str(error.offset if error.offset is not None else -1),
+        ORIGINAL_TIMESTAMP: str(timestamp_ms if timestamp_ms is not None else -1),
+        TRANSFORMER: transformer,
     }
     if error.hint:
-        headers["error.hint"] = error.hint[:_MAX_MESSAGE]
+        headers[ERROR_HINT] = error.hint[:_MAX_MESSAGE]
     if error.table:
-        headers["table"] = error.table
+        headers[TABLE] = error.table
     if error.column:
-        headers["column"] = error.column
+        headers[COLUMN] = error.column
     return OutRecord(
         topic=dlq_topic,
-        key=key,
-        value=value,
-        headers=[(HEADER_PREFIX + name, text.encode()) for name, text in headers.items()],
+        key=error.key,
+        value=error.value,
+        headers=[(name, text.encode()) for name, text in headers.items()],
     )

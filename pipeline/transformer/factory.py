@@ -8,6 +8,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pipeline.domain import load_domain
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
+from pipeline.transformer.clients import Clients
 from pipeline.transformer.daemon import Transformer
 from pipeline.transformer.identities import IdentityCatalog, IdentityLookup, catalog_lookup
 from pipeline.transformer.metrics import Metrics
@@ -22,6 +23,7 @@ def build_transformer(
     instance: str = "0",
     metrics: Metrics | None = None,
     identity_lookup: IdentityLookup | None = None,
+    clients: Clients | None = None,
 ) -> Transformer:
     """A transformer for ``domain`` (default ``settings.transformer.domain``).
 
@@ -29,6 +31,7 @@ def build_transformer(
     database (on the server of ``settings.source``) unless ``identity_lookup``
     stands in for it, or ``transformer.identity_lookup`` is off; the domain's
     tables are read here from ``source.database``, before anything else connects.
+    ``clients``: the Kafka client factories (default: the real clients).
 
     Raises:
         ConfigError: the domain cannot be imported, has no rules or declares no event
@@ -51,6 +54,7 @@ def build_transformer(
         instance=instance,
         metrics=metrics,
         identities=identities,
+        clients=clients,
     )
 
 

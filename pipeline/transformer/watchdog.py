@@ -15,15 +15,11 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from pipeline.errors import CdcflowError
+from pipeline.errors import CallHung
 
-__all__ = ["CallHung", "bounded"]
+__all__ = ["bounded"]
 
 T = TypeVar("T")
-
-
-class CallHung(CdcflowError):
-    """A client call did not return within its deadline; the client must not be used again."""
 
 
 def bounded(call: Callable[[], T], *, seconds: float, what: str) -> T:

@@ -68,17 +68,8 @@ def test_the_dead_letter_of_a_rule_that_reads_it_names_the_column() -> None:
     error = caught.value
     assert (error.table, error.column) == ("ddl.dropped", "extra")
     assert "raised ColumnMissing: ddl.dropped op 'c': no column 'extra'" in error.reason
-    record = dead_letter(
-        "dlq",
-        error,
-        topic="t",
-        partition=0,
-        offset=1,
-        timestamp_ms=None,
-        key=None,
-        value=b"{}",
-        transformer="x",
-    )
+    error.found_at("t", 0, 1, value=b"{}")
+    record = dead_letter("dlq", error, timestamp_ms=None, transformer="x")
     headers = {k.removeprefix(HEADER_PREFIX): v for k, v in record.headers}
     assert headers["column"] == b"extra"
     assert headers["table"] == b"ddl.dropped"

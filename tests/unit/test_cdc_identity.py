@@ -42,7 +42,7 @@ from pipeline.transformer.identities import IdentityCatalog, catalog_lookup
 from tests.domains.identity.events import AccountClosed
 from tests.unit import debezium as dbz
 from tests.unit.changes import make_change
-from tests.unit.test_transformer import FakeMessage, FakeSerializer
+from tests.unit.transformer_fakes import FakeMessage, FakeSerializer
 
 ACCOUNTS = "public.accounts"
 DEFAULT = ReplicaIdentity.from_catalog("d", ["id"])
@@ -541,17 +541,8 @@ def _dead_letter_headers(rules: Rules, change: Change) -> dict[str, Any]:
     """The headers of the dead letter that mapping ``change`` with ``rules`` makes."""
     with pytest.raises(MappingError) as caught:
         map_change(rules, change)
-    record = dead_letter(
-        "dlq",
-        caught.value,
-        topic="cdc",
-        partition=0,
-        offset=3,
-        timestamp_ms=1,
-        key=b"k",
-        value=b"v",
-        transformer="t-0",
-    )
+    error = caught.value.found_at("cdc", 0, 3, key=b"k", value=b"v")
+    record = dead_letter("dlq", error, timestamp_ms=1, transformer="t-0")
     return dict(record.headers)
 
 

@@ -6,93 +6,28 @@ confluent-kafka Message accessors, and the serializer is a function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from pipeline.cdc import decode_record
-from pipeline.contracts.catalog import discover_events
-from pipeline.domain import load_domain
 from pipeline.errors import SerializationError
-from pipeline.events import DomainEvent
 from pipeline.settings import load_settings
-from pipeline.transformer import SourceDedup, Transformer, dead_letter
+from pipeline.transformer import SourceDedup, dead_letter
+from pipeline.transformer.checkpoint import committed_offsets
 from pipeline.transformer.dedup import position_of
 from tests.unit import debezium as dbz
-
-CUSTOMER = {
-    "id": 7,
-    "email": "ada@example.com",
-    "full_name": "Ada L",
-    "country": "DE",
-    "status": "active",
-    "created_at": "2026-11-01T10:00:00.123456Z",
-    "updated_at": "2026-11-01T10:00:00.123456Z",
-}
-
-
-@dataclass
-class FakeMessage:
-    """The accessors of confluent_kafka.Message that the transformer reads."""
-
-    _topic: str
-    _partition: int
-    _offset: int
-    _key: bytes | None
-    _value: bytes | None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1718000000999)
-
-    def error(self) -> None:
-        return None
-
-
-class FakeSerializer:
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.fail_on = fail_on
-        self.calls: list[str] = []
-
-    def prepare(self, pairs: Any) -> None:
-        pass
-
-    def serialize(self, event: DomainEvent, topic: str) -> bytes:
-        self.calls.append(type(event).event_type())
-        if type(event).event_type() == self.fail_on:
-            raise SerializationError(f"{type(event).event_type()} does not fit its schema")
-        return b"\x00avro:" + type(event).event_type().encode()
-
-
-def _transformer(serializer: FakeSerializer) -> Transformer:
-    settings = load_settings()
-    domain = "pipeline.domains.shop"
-    return Transformer(settings, load_domain(domain).rules, discover_events([domain]), serializer)  # type: ignore[arg-type]
-
-
-def _msg(
-    offset: int, op: str = "c", lsn: int = 1000, partition: int = 0, **row: Any
-) -> FakeMessage:
-    after = {**CUSTOMER, **row}
-    before = {**CUSTOMER} if op == "u" else None
-    key, value = dbz.record(op, "customers", before=before, after=after, lsn=lsn)
-    return FakeMessage(dbz.topic("customers"), partition, offset, key, value)
-
+from tests.unit.transformer_fakes import (
+    CUSTOMER,
+    FakeConsumer,
+    FakeMessage,
+    FakeSerializer,
+    RecordingProducer,
+    customer_msg,
+    on_fakes,
+    shop_transformer,
+)
 
 # -- source de-duplication
 
@@ -100,9 +35,9 @@ def _msg(
 def test_a_streamed_change_at_or_below_the_mark_is_a_repeat() -> None:
     dedup = SourceDedup()
     tp = ("t", 0)
-    first = decode_record(_msg(0, lsn=1000).value(), topic="shop.public.customers")
-    again = decode_record(_msg(5, lsn=1000).value(), topic="shop.public.customers")
-    later = decode_record(_msg(6, lsn=2000).value(), topic="shop.public.customers")
+    first = decode_record(customer_msg(0, lsn=1000).value(), topic="shop.public.customers")
+    again = decode_record(customer_msg(5, lsn=1000).value(), topic="shop.public.customers")
+    later = decode_record(customer_msg(6, lsn=2000).value(), topic="shop.public.customers")
     assert not dedup.is_repeat(tp, first)  # type: ignore[arg-type]
     assert dedup.is_repeat(tp, again)  # type: ignore[arg-type]
     assert not dedup.is_repeat(tp, later)  # type: ignore[arg-type]
@@ -111,7 +46,7 @@ def test_a_streamed_change_at_or_below_the_mark_is_a_repeat() -> None:
 def test_marks_survive_through_offset_metadata_and_roll_back() -> None:
     dedup = SourceDedup()
     tp = ("t", 3)
-    change = decode_record(_msg(0, lsn=5000).value(), topic="shop.public.customers")
+    change = decode_record(customer_msg(0, lsn=5000).value(), topic="shop.public.customers")
     assert not dedup.is_repeat(tp, change)  # type: ignore[arg-type]
     batch = dedup.seal()
     metadata = dedup.metadata(tp, batch)
@@ -127,7 +62,7 @@ def test_marks_survive_through_offset_metadata_and_roll_back() -> None:
 
 
 def _change(lsn: int) -> Any:
-    return decode_record(_msg(0, lsn=lsn).value(), topic="shop.public.customers")
+    return decode_record(customer_msg(0, lsn=lsn).value(), topic="shop.public.customers")
 
 
 def test_the_next_batch_is_deduplicated_while_the_previous_one_commits() -> None:
@@ -171,14 +106,14 @@ def test_snapshot_rows_are_never_dropped_by_position() -> None:
 
 def test_a_batch_maps_skips_and_dead_letters_and_balances() -> None:
     ser = FakeSerializer(fail_on="CustomerEmailChanged")
-    t = _transformer(ser)
+    t = shop_transformer(ser)
     heartbeat = FakeMessage("__debezium-heartbeat.shop", 0, 0, None, b'{"payload": {"ts_ms": 1}}')
     msgs = [
-        _msg(10, lsn=1000),  # CustomerRegistered
+        customer_msg(10, lsn=1000),  # CustomerRegistered
         FakeMessage(dbz.topic("customers"), 0, 11, None, b"{not json"),  # decode error
-        _msg(12, op="u", lsn=1100, email="new@example.com"),  # serialize error
-        _msg(13, lsn=1000),  # a repeat of offset 10 (same position)
-        _msg(14, op="u", lsn=1200, country="FR"),  # no matching rule
+        customer_msg(12, op="u", lsn=1100, email="new@example.com"),  # serialize error
+        customer_msg(13, lsn=1000),  # a repeat of offset 10 (same position)
+        customer_msg(14, op="u", lsn=1200, country="FR"),  # no matching rule
         heartbeat,
     ]
     res = t.process(msgs)  # type: ignore[arg-type]
@@ -202,17 +137,8 @@ def test_a_batch_maps_skips_and_dead_letters_and_balances() -> None:
 
 def test_dead_letter_headers_say_why() -> None:
     err = SerializationError("OrderPaid does not fit its schema", hint="check the contract")
-    rec = dead_letter(
-        "dlq",
-        err,
-        topic="cdc",
-        partition=2,
-        offset=41,
-        timestamp_ms=1718000000999,
-        key=b"k",
-        value=b"v",
-        transformer="cdcflow-transformer-0",
-    )
+    err.found_at("cdc", 2, 41, key=b"k", value=b"v")  # where the record came from, its bytes
+    rec = dead_letter("dlq", err, timestamp_ms=1718000000999, transformer="cdcflow-transformer-0")
     headers = {k: v for k, v in rec.headers}
     assert (rec.topic, rec.key, rec.value) == ("dlq", b"k", b"v")
     assert headers == {
@@ -239,27 +165,19 @@ def test_dead_letter_headers_say_why() -> None:
 def test_transactional_id_and_static_membership_follow_the_instance(
     instance: str, prefix: str | None, expected: str
 ) -> None:
-    domain = "pipeline.domains.shop"
     settings = load_settings(transformer={"transactional_id": prefix} if prefix else {})
-    t = Transformer(
-        settings,
-        load_domain(domain).rules,
-        discover_events([domain]),
-        FakeSerializer(),  # type: ignore[arg-type]
-        instance=instance,
-    )
-    consumer = t._consumer_config()
+    configs: dict[str, dict[str, Any]] = {}
+    on_fakes(FakeConsumer(), RecordingProducer, settings, instance=instance, configs=configs)
+    consumer = configs["consumer"]
     assert consumer["group.instance.id"] == expected
     assert consumer["group.id"] == "cdcflow-transformer"
-    producer = t._producer_config()
+    producer = configs["producer"]
     assert producer["transactional.id"] == expected
     assert producer["enable.idempotence"] is True
     assert producer["partitioner"] == "murmur2_random"
 
 
 def test_committed_offsets_are_asked_again_when_the_coordinator_times_out() -> None:
-    from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
     class SlowCoordinator:
         calls = 0
 
@@ -274,6 +192,6 @@ def test_committed_offsets_are_asked_again_when_the_coordinator_times_out() -> N
             return [TopicPartition(p.topic, p.partition, 42) for p in partitions]
 
     consumer = SlowCoordinator()
-    got = Transformer._committed(consumer, [TopicPartition("t", 0)])  # type: ignore[arg-type]
+    got = committed_offsets(consumer, [TopicPartition("t", 0)])  # type: ignore[arg-type]
     assert [(tp.topic, tp.partition, tp.offset) for tp in got] == [("t", 0, 42)]
     assert consumer.calls == 2

@@ -16,11 +16,16 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from pipeline.errors import CdcflowError
-from pipeline.transformer import BatchResult, TransformerFenced
-from tests.unit.test_transformer import FakeSerializer, _transformer
-from tests.unit.test_transformer_fencing import FreshProducer, GroupConsumer
-from tests.unit.test_transformer_overlap import RecordingProducer
+from pipeline.errors import CdcflowError, TransformerFenced
+from pipeline.transformer import BatchResult, Transformer
+from tests.unit.transformer_fakes import (
+    FakeConsumer,
+    FreshProducer,
+    RecordingProducer,
+    committing,
+    first_then,
+    on_fakes,
+)
 
 TP = ("shop.public.customers", 0)
 
@@ -52,42 +57,33 @@ def _batch() -> BatchResult:
     return res
 
 
-def _wired(producer: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, GroupConsumer]:
-    t = _transformer(FakeSerializer())
-    consumer = GroupConsumer()
-    t._producer, t._consumer = producer, consumer
-    t._assigned = {TP}
-    monkeypatch.setattr("pipeline.transformer.daemon.Producer", FreshProducer)
-    return t, consumer
+def _wired(producer: Any) -> tuple[Transformer, FakeConsumer]:
+    return committing(producer, TP)
 
 
-def test_a_fatal_abort_that_is_no_fence_replaces_the_producer_and_retries(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_fatal_abort_that_is_no_fence_replaces_the_producer_and_retries() -> None:
     old = AbortFailsProducer(_fatal(KafkaError.INVALID_TXN_STATE, "invalid txn state"))
-    t, consumer = _wired(old, monkeypatch)
+    t, consumer = _wired(old)
     assert t.commit(_batch()) is False  # not committed, and not the end of the run
     fresh = FreshProducer.made[-1]
-    assert t._producer is fresh and fresh.initialised
+    assert t.checkpoint.producer is fresh and fresh.initialised
     assert fresh.conf["transactional.id"] == t.transactional_id
     assert consumer.seeks == [(TP[0], TP[1], 40)]  # retried from the batch's first offset
     assert t.metrics.totals()["transactions"] == {"aborted": 2.0}  # the abort, the replacement
 
 
-def test_a_fatal_commit_that_is_no_fence_replaces_the_producer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    t, consumer = _wired(FatalCommitProducer(), monkeypatch)
+def test_a_fatal_commit_that_is_no_fence_replaces_the_producer() -> None:
+    t, consumer = _wired(FatalCommitProducer())
     assert t.commit(_batch()) is False
-    assert isinstance(t._producer, FreshProducer)
+    assert isinstance(t.checkpoint.producer, FreshProducer)
     assert consumer.seeks == [(TP[0], TP[1], 40)]
 
 
 @pytest.mark.parametrize(
     "code", [KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH]
 )
-def test_a_fenced_abort_stops_the_run_as_fenced(code: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    t, consumer = _wired(AbortFailsProducer(_fatal(code, "fenced")), monkeypatch)
+def test_a_fenced_abort_stops_the_run_as_fenced(code: int) -> None:
+    t, consumer = _wired(AbortFailsProducer(_fatal(code, "fenced")))
     made = len(FreshProducer.made)
     with pytest.raises(TransformerFenced, match="fenced"):
         t.commit(_batch())
@@ -95,18 +91,16 @@ def test_a_fenced_abort_stops_the_run_as_fenced(code: int, monkeypatch: pytest.M
     assert consumer.seeks == []
 
 
-def test_producers_replaced_again_and_again_stop_the_run_as_an_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    t, _ = _wired(FatalCommitProducer(), monkeypatch)
-
+def test_producers_replaced_again_and_again_stop_the_run_as_an_error() -> None:
     class AlwaysFatal(FreshProducer, FatalCommitProducer):
         def __init__(self, conf: dict[str, Any]) -> None:
             FreshProducer.__init__(self, conf)
             FatalCommitProducer.__init__(self)
 
-    monkeypatch.setattr("pipeline.transformer.daemon.Producer", AlwaysFatal)
-    for _ in range(t.max_replacements):
+    consumer = FakeConsumer()
+    t = on_fakes(consumer, first_then(FatalCommitProducer(), AlwaysFatal))
+    consumer.assign([TP])
+    for _ in range(t.checkpoint.max_replacements):
         assert t.commit(_batch()) is False
     with pytest.raises(CdcflowError, match="new producers in a row committed nothing") as caught:
         t.commit(_batch())

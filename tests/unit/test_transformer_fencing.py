@@ -13,12 +13,20 @@ import threading
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 
-from pipeline.errors import CdcflowError
-from pipeline.transformer import BatchResult, TransformerFenced
-from tests.unit.test_transformer import FakeSerializer, _msg, _transformer
-from tests.unit.test_transformer_overlap import TOPIC, RecordingProducer, ScriptedConsumer
+from pipeline.errors import CdcflowError, TransformerFenced
+from pipeline.transformer import BatchResult, Transformer
+from tests.unit.transformer_fakes import (
+    TOPIC,
+    FakeConsumer,
+    FreshProducer,
+    RecordingProducer,
+    ScriptedConsumer,
+    committing,
+    customer_msg,
+    on_fakes,
+)
 
 FENCED = "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
 
@@ -31,8 +39,9 @@ class ErrorMessage:
         return self._error
 
 
-class OneBatchConsumer:
+class OneBatchConsumer(FakeConsumer):
     def __init__(self, *msgs: Any) -> None:
+        super().__init__()
         self.msgs = list(msgs)
 
     def consume(self, num: int, timeout: float) -> list[Any]:
@@ -40,26 +49,26 @@ class OneBatchConsumer:
         return out
 
 
+def _consuming(*msgs: Any) -> Transformer:
+    return on_fakes(OneBatchConsumer(*msgs), RecordingProducer)
+
+
 def test_a_fenced_group_instance_stops_the_transformer_as_fenced() -> None:
-    t = _transformer(FakeSerializer())
-    t._consumer = OneBatchConsumer(ErrorMessage(KafkaError(KafkaError._FATAL, FENCED)))  # type: ignore[assignment]
+    t = _consuming(ErrorMessage(KafkaError(KafkaError._FATAL, FENCED)))
     with pytest.raises(TransformerFenced, match="same instance"):
         t.consume()
     assert t.metrics.totals()["transactions"] == {"fenced": 1.0}
 
 
 def test_another_fatal_consumer_error_stops_it_as_an_error() -> None:
-    t = _transformer(FakeSerializer())
-    t._consumer = OneBatchConsumer(ErrorMessage(KafkaError(KafkaError._FATAL, "something else")))  # type: ignore[assignment]
+    t = _consuming(ErrorMessage(KafkaError(KafkaError._FATAL, "something else")))
     with pytest.raises(CdcflowError, match="fatal consumer error") as caught:
         t.consume()
     assert not isinstance(caught.value, TransformerFenced)
 
 
 def test_a_transient_consumer_error_is_only_logged() -> None:
-    t = _transformer(FakeSerializer())
-    err = KafkaError(KafkaError._TRANSPORT, "broker down")
-    t._consumer = OneBatchConsumer(ErrorMessage(err))  # type: ignore[assignment]
+    t = _consuming(ErrorMessage(KafkaError(KafkaError._TRANSPORT, "broker down")))
     assert t.consume() == []
 
 
@@ -74,12 +83,11 @@ class FencedProducer(RecordingProducer):
 
 
 def test_a_fenced_commit_stops_the_run_as_fenced_and_closing_does_not_hide_it() -> None:
-    t = _transformer(FakeSerializer())
     stop = threading.Event()
     producer = FencedProducer()
-    t._consumer = ScriptedConsumer([[_msg(0, lsn=100), _msg(1, lsn=200)]], stop)  # type: ignore[assignment]
-    t._producer = producer  # type: ignore[assignment]
-    t._assigned = {(TOPIC, 0)}
+    batch = [customer_msg(0, lsn=100), customer_msg(1, lsn=200)]
+    consumer = ScriptedConsumer([batch], stop, partitions=[(TOPIC, 0)])
+    t = on_fakes(consumer, lambda conf: producer)
     # run() closes the clients on its way out; the producer's flush fails there too,
     # and the fence must stay the reason the run ends.
     with pytest.raises(TransformerFenced, match=r"was fenced: .*fenced by a newer instance"):
@@ -91,7 +99,7 @@ def test_a_fenced_commit_stops_the_run_as_fenced_and_closing_does_not_hide_it() 
     assert len(producer.offsets) == 1 and len(producer.produced) == 2
     assert t.metrics.totals()["transactions"] == {"fenced": 1.0}
     assert sum(t.metrics.totals()["produced"].values()) == 0
-    assert t._producer is None and t._consumer is None  # closed all the same
+    assert t.checkpoint.producer is None and consumer.closed  # closed all the same
 
 
 # -- a producer wedged in send_offsets_to_transaction (librdkafka #5511)
@@ -104,6 +112,9 @@ class WedgedProducer:
         self.release = threading.Event()
         self.returned = False
 
+    def init_transactions(self, timeout: float) -> None:
+        pass
+
     def begin_transaction(self) -> None:
         pass
 
@@ -112,45 +123,17 @@ class WedgedProducer:
         self.returned = True
 
 
-class FreshProducer:
-    made: list[FreshProducer] = []
-
-    def __init__(self, conf: dict[str, Any]) -> None:
-        self.conf = conf
-        self.initialised = False
-        FreshProducer.made.append(self)
-
-    def init_transactions(self, timeout: float) -> None:
-        self.initialised = True
-
-
-class GroupConsumer:
-    def __init__(self) -> None:
-        self.seeks: list[tuple[str, int, int]] = []
-
-    def consumer_group_metadata(self) -> object:
-        return object()
-
-    def seek(self, tp: TopicPartition) -> None:
-        self.seeks.append((tp.topic, tp.partition, tp.offset))
-
-
-def test_a_producer_wedged_in_send_offsets_is_replaced_and_the_batch_retried(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    t = _transformer(FakeSerializer())
-    wedged, consumer = WedgedProducer(), GroupConsumer()
-    t._producer, t._consumer = wedged, consumer  # type: ignore[assignment]
-    t._assigned = {("shop.public.customers", 0)}
-    t.send_offsets_deadline_s = 0.2
-    monkeypatch.setattr("pipeline.transformer.daemon.Producer", FreshProducer)
+def test_a_producer_wedged_in_send_offsets_is_replaced_and_the_batch_retried() -> None:
+    wedged = WedgedProducer()
+    t, consumer = committing(wedged)
+    t.checkpoint.send_offsets_deadline_s = 0.2
     res = BatchResult()
     res.first[("shop.public.customers", 0)] = 40
     res.next_offsets[("shop.public.customers", 0)] = 45
     assert t.commit(res) is False  # not committed: retried from its first offset
     assert not wedged.returned, "commit() waited for the wedged call instead of its deadline"
     fresh = FreshProducer.made[-1]
-    assert t._producer is fresh and fresh.initialised  # its init fences the wedged one
+    assert t.checkpoint.producer is fresh and fresh.initialised  # its init fences the wedged one
     assert fresh.conf["transactional.id"] == t.transactional_id
     assert consumer.seeks == [("shop.public.customers", 0, 40)]
     assert t.metrics.totals()["transactions"] == {"aborted": 1.0}
