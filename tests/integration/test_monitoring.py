@@ -13,15 +13,20 @@ A record that is not JSON, produced into the CDC topic, is dead-lettered; the
 ``/api/v1/alerts`` for that transformer and stage ``decode``. Every panel query
 of ``deploy/monitoring/dashboard.json`` must be valid and return series.
 ``cdcflow exporter --once -o json`` must report the run's slot and connector.
+
+A second transformer started with the first one's transactional id fences it;
+``CdcflowFenced`` must fire for the first one's instance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +38,7 @@ from pipeline.monitoring import PrometheusApi, dashboard_queries, exporter_regis
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 from pipeline.stack.prometheus import EXPORTER_JOB, TRANSFORMER_JOB, Prometheus, monitoring_dir
+from pipeline.transformer import Metrics, build_transformer
 from tests.integration.harness import PipelineRun, fidelity_run
 
 PROBES = "fidelity.probes"
@@ -81,6 +87,32 @@ def wait(what: str, run: PipelineRun, check: Any, timeout_s: float = 180) -> Any
         time.sleep(0.5)
 
 
+@contextlib.contextmanager
+def scraped(run: PipelineRun, prometheus: Prometheus, *, exporter: bool) -> Iterator[str]:
+    """Serve the run's transformer metrics (and an exporter) and have ``prometheus`` scrape
+    them; yields the transformer's address, its ``instance`` label."""
+    api = PrometheusApi(prometheus.url)
+    transformer = f"127.0.0.1:{run.metrics.serve(0, host='127.0.0.1')}"
+    prometheus.add_target(TRANSFORMER_JOB, run.token, transformer)
+    jobs = {TRANSFORMER_JOB}
+    server = serve(exporter_registry(run.settings), 0) if exporter else None
+    try:
+        if server is not None:
+            prometheus.add_target(EXPORTER_JOB, run.token, f"127.0.0.1:{server.server_port}")
+            jobs.add(EXPORTER_JOB)
+        wait(
+            "the targets scraped and up",
+            run,
+            lambda: {t["labels"]["job"] for t in api.targets() if t["health"] == "up"} == jobs,
+        )
+        yield transformer
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        run.metrics.close()
+
+
 def test_a_poison_record_fires_the_dead_letter_alert_and_the_dashboard_answers(
     stack: LocalStack,
     settings: Settings,
@@ -93,20 +125,7 @@ def test_a_poison_record_fires_the_dead_letter_alert_and_the_dashboard_answers(
         run.register_contracts()
         run.start_connector([PROBES])
         run.start_transformer()
-        metrics_port = run.metrics.serve(0, host="127.0.0.1")
-        exporter = serve(exporter_registry(run.settings), 0)
-        try:
-            transformer = f"127.0.0.1:{metrics_port}"
-            prometheus.add_target(TRANSFORMER_JOB, run.token, transformer)
-            prometheus.add_target(EXPORTER_JOB, run.token, f"127.0.0.1:{exporter.server_port}")
-            wait(
-                "both targets scraped and up",
-                run,
-                lambda: (
-                    {t["labels"]["job"] for t in api.targets() if t["health"] == "up"}
-                    == {TRANSFORMER_JOB, EXPORTER_JOB}
-                ),
-            )
+        with scraped(run, prometheus, exporter=True) as transformer:
             cdc = run.cdc_topic(PROBES)
             with run.db() as conn:
                 for probe_id in (1, 2, 3):  # one transaction each
@@ -180,10 +199,6 @@ def test_a_poison_record_fires_the_dead_letter_alert_and_the_dashboard_answers(
                 f'cdcflow_connect_task_state{{connector="{run.connector}",state="RUNNING"}}'
             )
             assert [(s["metric"]["task"], s["value"][1]) for s in task] == [("0", "1")]
-        finally:
-            exporter.shutdown()
-            exporter.server_close()
-            run.metrics.close()
         run.stop_transformer()
 
         # -- the command: one reading, as JSON
@@ -209,3 +224,83 @@ def test_a_poison_record_fires_the_dead_letter_alert_and_the_dashboard_answers(
             == {"connector": run.connector, "state": "RUNNING", "worker": s["labels"]["worker"]}
             for s in samples
         )
+
+
+def test_a_second_transformer_of_the_same_id_fires_the_fenced_alert(
+    stack: LocalStack,
+    settings: Settings,
+    prometheus: Prometheus,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A copy started with the same transactional id fences the first: CdcflowFenced fires.
+
+    The first transformer's metrics stay served after it stopped (they belong to
+    the test), so the fence counter is scraped as it would be from a process
+    that lived a scrape longer.
+    """
+    api = PrometheusApi(prometheus.url)
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, "fence") as run:
+        run.register_contracts()
+        run.start_connector([PROBES])
+        run.start_transformer()
+        with scraped(run, prometheus, exporter=False) as first:
+            cdc = run.cdc_topic(PROBES)
+            with run.db() as conn:
+                conn.execute("INSERT INTO fidelity.probes VALUES (1, 'good', 1, 1.00)")
+            run.wait_for("the first record", lambda: run.end_offsets(cdc) >= 1)
+            run.wait_for("the first batch", lambda: sum(run.totals()["consumed"].values()) >= 1)
+
+            source = run.settings.source.model_copy(update={"database": run.database})
+            copy = build_transformer(
+                run.settings.model_copy(update={"source": source}),
+                domain=run.domain,
+                metrics=Metrics(),
+            )
+            stop = threading.Event()
+            thread = threading.Thread(target=copy.run, args=(stop,), daemon=True)
+            thread.start()
+            try:
+                with run.db() as conn:  # records for whichever instance holds the partition
+                    conn.execute("INSERT INTO fidelity.probes VALUES (2, 'good', 2, 2.00)")
+
+                def fenced() -> bool:
+                    try:
+                        run.check_transformer()
+                    except AssertionError as exc:
+                        # cdcflow's TransformerFenced, by name: wherever the error tree keeps it.
+                        assert type(exc.__cause__).__name__ == "TransformerFenced", exc
+                        assert "fenced" in str(exc.__cause__)
+                        return True
+                    return False
+
+                deadline = time.monotonic() + 120
+                while not fenced():
+                    assert time.monotonic() < deadline, "the first transformer was not fenced"
+                    time.sleep(0.5)
+                assert run.totals()["transactions"].get("fenced") == 1
+
+                def fenced_alert() -> dict[str, Any] | None:
+                    for alert in api.alerts():
+                        if (alert["labels"]["alertname"], alert["state"]) == (
+                            "CdcflowFenced",
+                            "firing",
+                        ):
+                            return dict(alert)
+                    return None
+
+                deadline = time.monotonic() + 120
+                alert = fenced_alert()
+                while alert is None:
+                    assert time.monotonic() < deadline, f"no CdcflowFenced firing: {api.alerts()}"
+                    time.sleep(0.5)
+                    alert = fenced_alert()
+                assert alert["labels"]["instance"] == first
+                assert alert["labels"]["severity"] == "critical"
+                assert alert["annotations"]["runbook"] == "docs/operations.md#cdcflowfenced"
+            finally:
+                stop.set()
+                thread.join(60)
+                copy.close()
+        with pytest.raises(AssertionError, match="fenced"):
+            run.stop_transformer()
