@@ -21,6 +21,7 @@ returned, for the latency benchmark.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import gc
 import json
@@ -44,7 +45,7 @@ from pipeline.domains.shop.workload import Workload
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
 from pipeline.transformer import BatchResult, Metrics, OutRecord, Transformer, build_transformer
-from pipeline.transformer import daemon as daemon_module
+from pipeline.transformer import batch as batch_module
 
 F = TypeVar("F", bound=Callable[..., Any])
 RSS_EVERY = 10_000
@@ -118,22 +119,20 @@ class TimedProducer:
 
 def instrument(t: Transformer, stages: Stages) -> None:
     """Time the daemon's stages where they are called, without changing what they do."""
-    open_ = t.open
-
-    def open_and_time_producer() -> None:
-        open_()
-        t._producer = TimedProducer(t._producer, stages)  # type: ignore[assignment]
-
-    t.open = open_and_time_producer  # type: ignore[method-assign]
+    make_producer = t.clients.producer
+    t.clients = dataclasses.replace(
+        t.clients, producer=lambda conf: TimedProducer(make_producer(conf), stages)
+    )
     t.consume = stages.timed("consume", t.consume)  # type: ignore[method-assign]
     t.process = stages.timed("process", t.process)  # type: ignore[method-assign]
     t.commit = stages.timed("produce+commit", t.commit)  # type: ignore[method-assign]
-    t._produce = stages.timed("produce", t._produce)  # type: ignore[method-assign]
-    t._commit_transaction = stages.timed("commit", t._commit_transaction)  # type: ignore[method-assign]
+    cp = t.checkpoint
+    cp._produce = stages.timed("produce", cp._produce)  # type: ignore[method-assign]
+    cp._commit_transaction = stages.timed("commit", cp._commit_transaction)  # type: ignore[method-assign]
     if isinstance(t, Passthrough):
         return
-    daemon_module.decode_record = stages.timed("decode", daemon_module.decode_record)  # type: ignore[attr-defined]
-    daemon_module.map_change = stages.timed("map", daemon_module.map_change)  # type: ignore[attr-defined]
+    batch_module.decode_record = stages.timed("decode", batch_module.decode_record)  # type: ignore[attr-defined]
+    batch_module.map_change = stages.timed("map", batch_module.map_change)  # type: ignore[attr-defined]
     t.dedup.is_repeat = stages.timed("dedup", t.dedup.is_repeat)  # type: ignore[method-assign]
     t.serializer.serialize = stages.timed("serialize", t.serializer.serialize)  # type: ignore[method-assign]
 
