@@ -14,7 +14,8 @@ fixed rules (``--domain tests.domains.redrive.fixed``):
   letters committed), then run again: every ``bad`` item's event exists
   exactly once, equal to its row, with the ``cdcflow.redriven`` headers; the
   3 dead letters that still fail wait in the dead-letter topic, once each,
-  with their new reason.
+  with their new reason; a ``--reason`` filter leaves the others waiting,
+  unchanged.
 """
 
 from __future__ import annotations
@@ -230,6 +231,15 @@ def _scenario(run: PipelineRun, tmp_path: Path) -> None:
         )
         if h[HEADER_PREFIX + "table"] == ITEMS:
             assert "still" in h[HEADER_PREFIX + "error.message"]
+
+    # -- a filter: the notes are taken (and still fail), the item is left waiting unchanged
+    item_before = [h for h in waiting if h[HEADER_PREFIX + "table"] == ITEMS]
+    some = finished(cli(run, "dlq", "redrive", "--domain", FIXED, "--reason", "UnknownTable"))
+    assert (some["dead_lettered"], some["still_dead"], some["not_selected"]) == (3, 2, 1)
+    assert some["redriven"] == 0 and some["balanced"]
+    waiting = _waiting(run)
+    assert len(waiting) == 3
+    assert [h for h in waiting if h[HEADER_PREFIX + "table"] == ITEMS] == item_before
 
     # -- nothing left to do: a further redrive takes the 3 and leaves them dead
     last = finished(cli(run, "dlq", "redrive", "--domain", FIXED))
