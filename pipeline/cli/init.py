@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import click
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pipeline.cli._context import CliContext, pass_cli
-from pipeline.errors import ConfigError
+from pipeline.errors import CdcflowError, ConfigError
 from pipeline.onboard.catalog import connect, identifier, read_tables
 from pipeline.onboard.project import InitResult, draft_project
 from pipeline.onboard.render import Target
@@ -71,6 +72,12 @@ _LEVEL_COLOURS = {"warn": "yellow", "fail": "red"}
     help="Its password as a Kafka config-provider placeholder (${env:VAR}, "
     "${file:/path:key}), resolved on the Connect worker; a literal password is refused.",
 )
+@click.option(
+    "--deploy",
+    is_flag=True,
+    help="Then, in the project directory, register the contracts and apply the connector "
+    "('cdcflow schemas register', 'cdcflow connectors apply --wait'): 'cdcflow run' is next.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files of an existing project.")
 @click.option("--dry-run", is_flag=True, help="Show the files and findings; write nothing.")
 @pass_cli
@@ -83,6 +90,7 @@ def command(
     directory: Path | None,
     connector_user: str,
     connector_password: str,
+    deploy: bool,
     force: bool,
     dry_run: bool,
 ) -> None:
@@ -99,6 +107,7 @@ def command(
     then checks the connector against the domain (as 'connectors preflight' does)
     and prints what to refine. In the project directory:
       cdcflow schemas register && cdcflow connectors apply --wait && cdcflow run
+    (--deploy runs the first two at once: then 'cdcflow run' is all that is left).
 
     \b
     Tables without a primary key and columns of types cdcflow does not carry
@@ -136,8 +145,43 @@ def command(
     result = draft_project(found, target, directory or Path(package), force=force, dry_run=dry_run)
     if ctx.json_output:
         ctx.emit_json(result.to_dict())
-        return
-    _print(result, target)
+    else:
+        _print(result, target, deployed=deploy)
+    if deploy and result.written:
+        _deploy(result.directory)
+        click.echo(f"\nnext: cd {result.directory} && cdcflow run")
+
+
+_DEPLOY = (("schemas", "register"), ("connectors", "apply", "--wait"))
+
+
+def _deploy(directory: Path) -> None:
+    """The deploy commands, in-process, as if run in ``directory`` (its cdcflow.toml, its package).
+
+    Raises:
+        CdcflowError: a command failed (its own error was printed; the next step is named).
+    """
+    from pipeline.cli import cli
+
+    here = os.getcwd()
+    os.chdir(directory)
+    sys.path.insert(0, os.getcwd())
+    try:
+        for args in _DEPLOY:
+            command_line = "cdcflow " + " ".join(args)
+            click.echo(f"\n$ {command_line}")
+            code = 0
+            try:
+                cli.main(args=list(args), prog_name="cdcflow", standalone_mode=False)
+            except click.exceptions.Exit as exc:
+                code = exc.exit_code
+            if code:
+                raise CdcflowError(
+                    f"'{command_line}' failed (exit {code}); the project is written",
+                    hint=f"fix what it reports, then run it in {directory}",
+                )
+    finally:
+        os.chdir(here)
 
 
 def _source(settings: Settings, dsn: str | None) -> tuple[dict[str, Any], str | None]:
@@ -162,7 +206,7 @@ def _source(settings: Settings, dsn: str | None) -> tuple[dict[str, Any], str | 
     return params, None
 
 
-def _print(result: InitResult, target: Target) -> None:
+def _print(result: InitResult, target: Target, *, deployed: bool) -> None:
     verb = "wrote" if result.written else "would write"
     click.echo(f"{verb} {len(result.files)} files into {result.directory}/:")
     for rel in result.files:
@@ -184,7 +228,7 @@ def _print(result: InitResult, target: Target) -> None:
                 click.echo(f"      fix: {finding.fix}")
     else:
         click.echo("\ndomain preflight: nothing to change")
-    if not result.written:
+    if not result.written or deployed:
         return
     password = "" if target.password_file else "export CDCFLOW_SOURCE__PASSWORD=...  # then\n  "
     click.echo(

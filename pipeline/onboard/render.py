@@ -211,8 +211,18 @@ Source database {target.database}; one aggregate per table, its topic
 
 ``events`` holds the event models (their ``.avsc`` contracts are in
 ``schemas/``: run ``cdcflow schemas generate`` after changing a model),
-``rules.yaml`` and ``mappings`` the rules that make them from row changes.
+``rules.yaml`` and ``mappings`` the rules that make them from row changes;
+``domain`` ties them together (``cdcflow run --domain {target.package}``, the
+``transformer.domain`` of ``cdcflow.toml``).
 """
+
+from pipeline import Domain
+from {target.package} import events
+from {target.package}.mappings import rules
+
+__all__ = ["domain", "rules"]
+
+domain = Domain({json.dumps(plan.name)}, events=events, rules=rules)
 '''
 
 
@@ -236,7 +246,7 @@ def _events(plan: Plan) -> str:
     imports.append(f"from typing import {', '.join(typing)}")
     if "UUID" in names:
         imports.append("from uuid import UUID")
-    imports += ["", "from pydantic import Field", "", "from pipeline.events import DomainEvent"]
+    imports += ["", "from pydantic import Field", "", "from pipeline import DomainEvent"]
     all_names = sorted([ev.name for e in plan.entities for ev in e.events] + list(plan.enums))
     out = [
         f'"""Domain events of {plan.name}: one per table and change kind. {HEADER}',
@@ -258,8 +268,6 @@ def _events(plan: Plan) -> str:
         "",
         f"class _{_pascal_name(plan.name)}Event(DomainEvent):",
         f"    __namespace__: ClassVar[str] = {json.dumps(plan.name + '.events')}",
-        "    # The first part of every topic: <domain>.<aggregate>.events.",
-        f"    __domain__: ClassVar[str] = {json.dumps(plan.name)}",
     ]
     base = f"_{_pascal_name(plan.name)}Event"
     for entity in plan.entities:
@@ -395,9 +403,9 @@ def _mappings(plan: Plan, target: Target) -> str:
     if "json" in helpers or "interval" in helpers:
         stdlib.append("from typing import Any")
     imports = ["from __future__ import annotations", "", *stdlib, ""]
-    if python_rules:
-        imports.append("from pipeline.cdc import Change")
-    imports.append("from pipeline.mapping import Rules")
+    imports.append(
+        "from pipeline import Change, Rules" if python_rules else "from pipeline import Rules"
+    )
     if has_yaml:
         imports.append(f"from {target.package} import events")
     if python_rules:

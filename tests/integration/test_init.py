@@ -4,8 +4,8 @@ The test creates a database of its own (``init_test_<random>``) with tables of
 many column types, then runs the fenced ``sh`` block of README.md's "Your own
 domain" section in an empty directory (its ``mydb`` replaced by the test's
 database, so the project's name, topics, slot, publication, connector, group
-and subjects are all the test's own): ``cdcflow init``, ``schemas register``,
-``connectors apply --wait`` and ``cdcflow run``, as subprocesses. Rows read by
+and subjects are all the test's own): ``cdcflow init --deploy`` (which registers
+the contracts and applies the connector) and ``cdcflow run``, as subprocesses. Rows read by
 the snapshot, and rows inserted, updated and deleted while it runs, must come
 out as Avro events on the project's topics whose every field equals the row's
 column (read back with a plain consumer and the registry's deserializer).
@@ -236,8 +236,8 @@ def test_readme_init_then_run_produces_the_rows_as_events(
     (tmp_path / ".cdcflow").symlink_to(settings.stack.home.resolve())
     script = readme_block().replace("dbname=mydb", f"dbname={name}")
     lines = [line for line in script.strip().splitlines() if line.strip()]
-    assert lines[-1].strip() == "cdcflow run", lines
-    lines[-1] = "exec cdcflow run"
+    assert lines[-1].endswith("cdcflow run"), lines
+    lines[-1] = lines[-1].replace("cdcflow run", "exec cdcflow run")
     run = subprocess.Popen(
         ["bash", "-euo", "pipefail", "-c", "\n".join(lines)],
         cwd=tmp_path,
