@@ -29,9 +29,9 @@ under the package (and its ``events`` submodule), ``projections`` and
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.errors import ConfigError
 from pipeline.events.base import DomainEvent
@@ -43,13 +43,51 @@ if TYPE_CHECKING:
     from pipeline.replay.projection import Projection
     from pipeline.replay.upcast import Upcasters
 
-__all__ = ["Domain", "domain_events", "load_domain"]
+__all__ = ["Demo", "Domain", "domain_events", "load_domain"]
 
 _FORMS = "--domain mypkg, --domain mypkg:domain or --domain mypkg.mappings"
 
 
+class Demo(Protocol):
+    """What ``cdcflow demo`` runs for a domain that brings a demo (``Domain(..., demo=)``).
+
+    ``setup`` creates the source tables and seed rows (idempotent) and says
+    how many rows it added per table; ``run_workload`` performs business
+    operations on the source database and returns a report with
+    ``operations`` and ``skipped`` (counts per name), ``total``, ``seconds``,
+    ``rate`` and ``as_dict()``; ``read_models`` reads back what the domain's
+    projections hold and ``render`` turns that into text lines.
+    """
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def operations(self) -> Sequence[str]: ...
+
+    def setup(self, conn: Any) -> dict[str, int]: ...
+
+    def run_workload(
+        self,
+        conn: Any,
+        *,
+        rate: float,
+        duration: float | None,
+        count: int | None,
+        rng_seed: int | None,
+        progress: Callable[[Any], None],
+        should_stop: Callable[[], bool],
+    ) -> Any: ...
+
+    def read_models(self, settings: Any) -> dict[str, Any]: ...
+
+    def render(self, report: dict[str, Any]) -> list[str]: ...
+
+
 class Domain:
     """A domain: its name, event types, mapping rules, projections and upcasters.
+
+    ``demo`` is optional: what ``cdcflow demo`` runs for it (see :class:`Demo`).
 
     Raises (on construction):
         ConfigError: no event types, ``rules`` is not a :class:`Rules`, an event
@@ -65,6 +103,7 @@ class Domain:
         rules: Rules,
         projections: Sequence[Projection] = (),
         upcasters: Upcasters | None = None,
+        demo: Demo | None = None,
         _claim: bool = True,
     ) -> None:
         if not name or not name.replace("_", "").replace("-", "").isalnum():
@@ -96,6 +135,7 @@ class Domain:
         self.projections: tuple[Projection, ...] = tuple(projections)
         self._check_projections()
         self.upcasters = upcasters
+        self.demo = demo
 
     def _check_projections(self) -> None:
         if not self.projections:

@@ -1,20 +1,26 @@
-"""``cdcflow demo``: the whole pipeline on the bundled shop domain."""
+"""``cdcflow demo``: the whole pipeline on a domain that brings a demo (the bundled shop).
+
+The domain is the transformer's (``transformer.domain``); what is domain
+specific — source tables and seed, the workload, the read-model report —
+is its :class:`~pipeline.domain.Demo` (``Domain(..., demo=...)``).
+"""
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import click
 import psycopg
 
 from pipeline.cli._context import CliContext, pass_cli, table
-from pipeline.domains.shop.source import apply_schema, seed
-from pipeline.domains.shop.workload import OPERATIONS, Workload, WorkloadReport
-from pipeline.errors import CdcflowError
+from pipeline.domain import Demo, Domain, load_domain
+from pipeline.errors import CdcflowError, ConfigError
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 
@@ -40,10 +46,26 @@ def _connect(settings: Settings) -> psycopg.Connection[Any]:
         ) from exc
 
 
+def _domain(settings: Settings) -> tuple[Domain, Demo]:
+    """The transformer's domain and its demo.
+
+    Raises:
+        ConfigError: the domain brings no demo.
+    """
+    domain = load_domain(settings.transformer.domain)
+    if domain.demo is None:
+        raise ConfigError(
+            f"domain {domain.name!r} ({settings.transformer.domain}) brings no demo",
+            hint="pass Domain(..., demo=...), or run the bundled shop's: "
+            "unset CDCFLOW_TRANSFORMER__DOMAIN",
+        )
+    return domain, domain.demo
+
+
 def _setup(settings: Settings) -> dict[str, int]:
+    _, demo = _domain(settings)
     with _connect(settings) as conn:
-        apply_schema(conn)
-        return seed(conn)
+        return demo.setup(conn)
 
 
 def _load(
@@ -54,25 +76,32 @@ def _load(
     rng_seed: int | None,
     stop: threading.Event | None = None,
     show: Any = None,
-) -> WorkloadReport:
+) -> Any:
     stop = stop or threading.Event()
+    _, demo = _domain(settings)
 
-    def default_show(r: WorkloadReport) -> None:
+    def default_show(r: Any) -> None:
         _progress(f"workload: {r.total} operations in {r.seconds:.0f}s ({r.rate:.0f}/s)")
 
     with _connect(settings) as conn:
-        return Workload(conn, rng_seed).run(
-            rate, duration, count, progress=show or default_show, should_stop=stop.is_set
+        return demo.run_workload(
+            conn,
+            rate=rate,
+            duration=duration,
+            count=count,
+            rng_seed=rng_seed,
+            progress=show or default_show,
+            should_stop=stop.is_set,
         )
 
 
-def _print_report(ctx: CliContext, report: WorkloadReport) -> None:
+def _print_report(ctx: CliContext, operations: Sequence[str], report: Any) -> None:
     if ctx.json_output:
         ctx.emit_json(report.as_dict())
         return
     rows = [
         {"operation": n, "done": report.operations[n], "nothing to do": report.skipped[n]}
-        for n in OPERATIONS
+        for n in operations
     ]
     click.echo(table(rows, ["operation", "done", "nothing to do"]))
     click.echo(f"{report.total} operations in {report.seconds:.1f}s = {report.rate:.1f}/s")
@@ -93,9 +122,11 @@ def _cli(ctx: CliContext, *args: str) -> None:
 class _SampleTail(threading.Thread):
     """Prints the first domain events as they arrive, decoded through the registry."""
 
-    def __init__(self, settings: Settings, stop: threading.Event, samples: int = 8) -> None:
+    def __init__(
+        self, settings: Settings, topics: str, stop: threading.Event, samples: int = 8
+    ) -> None:
         super().__init__(name="demo-tail", daemon=True)
-        self.settings, self.stop, self.samples = settings, stop, samples
+        self.settings, self.topics, self.stop, self.samples = settings, topics, stop, samples
 
     def run(self) -> None:
         import json
@@ -121,7 +152,7 @@ class _SampleTail(threading.Thread):
             }
         )
         decode = EventDeserializer(SchemaRegistryClient(self.settings.registry.client_config()))
-        consumer.subscribe(["^shop\\..*\\.events$"])
+        consumer.subscribe([self.topics])
         shown = 0
         try:
             while shown < self.samples and not self.stop.is_set():
@@ -147,7 +178,7 @@ class _SampleTail(threading.Thread):
 @pass_cli
 @click.pass_context
 def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: float) -> None:
-    """The whole pipeline on the bundled shop domain.
+    """The whole pipeline on the bundled shop domain (or the transformer's domain's demo).
 
     \b
     Without a subcommand, step by step:
@@ -164,17 +195,18 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
     """
     if click_ctx.invoked_subcommand is not None:
         return
-    from pipeline.domains.shop.report import read_model_report, run_projections
+    from pipeline.replay.runner import run_projections
     from pipeline.transformer import Metrics, build_transformer
 
     settings = ctx.settings
+    domain, demo = _domain(settings)
     _step(1, "local stack")
     LocalStack(settings).up(progress=_progress)
-    _step(2, "shop database: schema and seed data")
+    _step(2, f"{demo.title} database: schema and seed data")
     _progress(f"rows added: {_setup(settings)}")
-    _step(3, "Avro contracts of the shop's events")
+    _step(3, f"Avro contracts of the {demo.title}'s events")
     _cli(ctx, "schemas", "register")
-    _step(4, "Debezium connector for the shop database")
+    _step(4, f"Debezium connector for the {demo.title} database")
     _cli(ctx, "connectors", "apply", "--wait")
     _step(5, f"transformer + workload: {rate:g} operations/s for {duration:g}s")
     stop = threading.Event()
@@ -193,13 +225,17 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
     worker = threading.Thread(target=run_transformer, name="transformer", daemon=True)
     worker.start()
     projector = threading.Thread(
-        target=run_projections, args=(settings, stop), name="projections", daemon=True
+        target=run_projections,
+        args=(settings, list(domain.projections), stop),
+        kwargs={"upcasters": domain.upcasters},
+        name="projections",
+        daemon=True,
     )
     projector.start()
-    tail = _SampleTail(settings, stop)
+    tail = _SampleTail(settings, rf"^{re.escape(domain.name)}\..*\.events$", stop)
     tail.start()
 
-    def show(r: WorkloadReport) -> None:
+    def show(r: Any) -> None:
         t = metrics.totals()
         _progress(
             f"{r.total} operations ({r.rate:.0f}/s) -> {int(sum(t['produced'].values()))} events, "
@@ -210,9 +246,9 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
         report = _load(settings, rate, duration, None, None, stop=stop, show=show)
         _progress("workload done; letting the transformer catch up ...")
         _drain(metrics, stop)
-        _drain_projections(settings, stop)
+        _drain_projections(settings, domain, stop)
     except KeyboardInterrupt:
-        report = WorkloadReport()
+        report = None
     finally:
         stop.set()
         worker.join(60)
@@ -221,10 +257,11 @@ def command(click_ctx: click.Context, ctx: CliContext, rate: float, duration: fl
     if failure:
         raise failure[0]
     _step(6, "summary")
-    _print_report(ctx, report)
+    if report is not None:
+        _print_report(ctx, demo.operations, report)
     _print_totals(ctx, metrics.totals())
     _step(7, "read models (cdcflow projections status | rebuild)")
-    _print_read_models(ctx, read_model_report(settings))
+    _print_read_models(ctx, demo, demo.read_models(settings))
 
 
 def _drain(
@@ -242,10 +279,13 @@ def _drain(
         time.sleep(0.5)
 
 
-def _drain_projections(settings: Settings, stop: threading.Event, limit_s: float = 120.0) -> None:
-    """Wait until the projections have applied every event (or ``limit_s`` passes)."""
-    from pipeline.domains.shop import projections
+def _drain_projections(
+    settings: Settings, domain: Domain, stop: threading.Event, limit_s: float = 120.0
+) -> None:
+    """Wait until the domain's projections have applied every event (or ``limit_s`` passes)."""
     from pipeline.replay.status import projection_status
+
+    projections = list(domain.projections)
 
     started = last = time.monotonic()
     while not stop.is_set() and time.monotonic() - started < limit_s:
@@ -277,21 +317,12 @@ def _print_totals(ctx: CliContext, totals: dict[str, Any]) -> None:
     click.echo("Read them back: cdcflow events tail --from-beginning")
 
 
-def _print_read_models(ctx: CliContext, report: dict[str, Any]) -> None:
+def _print_read_models(ctx: CliContext, demo: Demo, report: dict[str, Any]) -> None:
     if ctx.json_output:
         ctx.emit_json(report)
         return
-    click.echo(
-        table(report["top_customers"], ["customer_id", "orders", "cancelled", "total", "paid"])
-    )
-    for order_id, steps in list(report["latest_timelines"].items())[:3]:
-        path = " -> ".join(f"{s['status']}" for s in steps)
-        click.echo(f"order {order_id}: {path}")
-    for st in report["status"]:
-        click.echo(
-            f"projection {st['projection']}: {st['applied']} events applied, "
-            f"{st['events_behind']} behind ({st['seconds_behind']}s)"
-        )
+    for line in demo.render(report):
+        click.echo(line)
 
 
 @command.command()
@@ -329,6 +360,7 @@ def load(
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        _print_report(ctx, _load(ctx.settings, rate, duration, count, rng_seed, stop=stop))
+        report = _load(ctx.settings, rate, duration, count, rng_seed, stop=stop)
+        _print_report(ctx, _domain(ctx.settings)[1].operations, report)
     finally:
         signal.signal(signal.SIGTERM, previous)

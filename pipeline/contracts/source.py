@@ -11,10 +11,10 @@ Which columns a rule reads:
 * YAML rules declare them: every ``new.<col>``, ``old.<col>`` and ``key.<col>``
   in ``fields`` and every column in ``when``. Where a column fills an event
   field directly, the field's type says which column types can fill it.
-* A Python rule is a function; what it reads is known only if the rule says so.
-  A rule object with a ``reads`` attribute (column names of its table) is
-  checked for those columns; the mapping API does not offer ``reads=[...]``
-  yet, so the shop's Python rules are listed in the report as not checked.
+* A Python rule is a function; what it reads is known only if the rule says so
+  (``@rules.on(..., reads=[...])``); a rule that does not is listed in the
+  report as not checked. ``cdcflow domain describe`` shows what each rule's
+  body is seen to read, and warns where a declared ``reads`` leaves a column out.
 """
 
 from __future__ import annotations
@@ -163,13 +163,15 @@ def column_needs(domain: str, rules: Iterable[Any]) -> tuple[list[ColumnNeed], l
             yaml_rules.add(key)
     unchecked: list[str] = []
     for rule in rules:
+        if (rule.table, rule.name) in yaml_rules:
+            continue  # read above, with the field each column fills
         reads = getattr(rule, "reads", None)
         if reads:
             origin = _shown(_module_file(rule)) or rule.origin
             needs.extend(
                 ColumnNeed(rule.table, str(col), rule.name, origin) for col in sorted(reads)
             )
-        elif (rule.table, rule.name) not in yaml_rules:
+        else:
             unchecked.append(f"{rule.name} ({rule.table})")
     notes = []
     if unchecked:

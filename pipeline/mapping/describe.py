@@ -20,6 +20,13 @@ columns), then the rule function's return annotation (``-> OrderShipped``,
 keyword argument named like the event's ``__aggregate_id__``. What cannot be
 read is reported as unknown, with a finding saying what to declare; nothing is
 guessed.
+
+The same scan gives each rule's ``reads`` (every column it is seen to read,
+``complete`` where nothing escapes the scan); YAML rules fill theirs when they
+are compiled. A Python rule's declared ``reads=`` stays what ``cdcflow schemas
+check --source`` checks (the scan is shown, never substituted for it); where the
+scan sees a column the declaration leaves out, that is a ``reads-undeclared``
+warning.
 """
 
 from __future__ import annotations
@@ -95,6 +102,10 @@ class RuleInfo:
     """Aggregate -> the column its id comes from (``None``: unknown)."""
     id_sources: Mapping[str, str]
     """Aggregate -> how the column was found (declared, yaml, scan)."""
+    reads: frozenset[str] = frozenset()
+    """Every column it is seen to read (any image, its predicate); YAML rules: their ``reads``."""
+    reads_complete: bool = True
+    """False where its body reads a column by a computed name or passes the change on."""
 
     @property
     def reads_before(self) -> bool:
@@ -114,6 +125,7 @@ class RuleInfo:
                 agg: {"column": col, "how": self.id_sources.get(agg)}
                 for agg, col in sorted(self.aggregate_ids.items())
             },
+            "reads": {"columns": sorted(self.reads), "complete": self.reads_complete},
         }
 
 
@@ -220,7 +232,9 @@ class _Scan:
 
     old: set[str] = field(default_factory=set)
     row: set[str] = field(default_factory=set)
+    new: set[str] = field(default_factory=set)  # the new image and the key
     unknown: list[str] = field(default_factory=list)
+    new_unknown: bool = False
     # event class name (as written) -> keyword -> (image, column) or None
     calls: list[tuple[ast.expr, dict[str, tuple[str, str] | None]]] = field(default_factory=list)
     namespace: Mapping[str, Any] = field(default_factory=dict)
@@ -304,6 +318,10 @@ def _scan_function(
                     scan.unknown.append(f"{label} reads the {image} image by a computed name")
                 else:
                     (scan.old if image == "old" else scan.row).add(column)
+            elif column is None:
+                scan.new_unknown = True
+            else:
+                scan.new.add(column)
             continue
         if (
             isinstance(node, ast.Attribute)
@@ -514,6 +532,9 @@ def _describe_rule(rule: Rule, events: Sequence[type[DomainEvent]]) -> RuleInfo:
         ids[agg] = column if column is not None else ids.get(agg)
         if source:
             how[agg] = source
+    seen = set(rule.reads) if rule.emits else scan.old | scan.row | scan.new
+    if not rule.emits and isinstance(rule.when, Predicate):
+        seen |= (rule.when.old_columns or set()) | (rule.when.row_columns or set())
     return RuleInfo(
         name=rule.name,
         table=rule.table,
@@ -525,6 +546,31 @@ def _describe_rule(rule: Rule, events: Sequence[type[DomainEvent]]) -> RuleInfo:
         before_unknown=tuple(dict.fromkeys(unknown)),
         aggregate_ids=ids,
         id_sources=how,
+        reads=frozenset(seen),
+        reads_complete=bool(rule.emits)
+        or not (scan.unknown or scan.new_unknown or _opaque(rule.when)),
+    )
+
+
+def _opaque(when: Any) -> bool:
+    """A predicate whose columns are not known (a plain function, ``where(...)``)."""
+    if when is None:
+        return False
+    return not isinstance(when, Predicate) or None in (when.old_columns, when.row_columns)
+
+
+def _undeclared_reads(rule: Rule, info: RuleInfo) -> Finding | None:
+    """A Python rule that declares ``reads`` but is seen to read more."""
+    missing = sorted(info.reads - rule.reads)
+    if rule.emits or not rule.reads or not missing:
+        return None
+    return Finding(
+        "reads-undeclared",
+        "warn",
+        f"{info.table} rule {info.name}",
+        f"it reads {', '.join(missing)} but its reads= leaves them out, so "
+        "'cdcflow schemas check --source' does not check them",
+        f"add them: reads=({', '.join(repr(c) for c in sorted(rule.reads | set(missing)))})",
     )
 
 
@@ -559,7 +605,7 @@ def describe_domain(
     for table in sorted({i.table for i in infos}):
         tables[table] = TableInfo(table, tuple(i for i in infos if i.table == table))
     known = frozenset(rules.tables - set(tables))
-    findings: list[Finding] = []
+    findings = [f for r, i in zip(rules, infos, strict=True) if (f := _undeclared_reads(r, i))]
     by_name = {e.full_name(): e for e in events}
     aggregates: dict[str, dict[str, set[str | None]]] = {}
     agg_events: dict[str, set[str]] = {}

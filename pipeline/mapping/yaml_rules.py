@@ -144,6 +144,10 @@ def _rule(spec: Any, module: ModuleType, where: str) -> Rule:
 
     images = {field: _image_column(value) for field, value in spec["fields"].items()}
     id_source = images.get(event_cls.__aggregate_id__)
+    # Every column a field or a condition reads: the rule's reads, filled here.
+    reads = {col for _, col in filter(None, images.values())}
+    if when is not None:
+        reads |= (when.row_columns or frozenset()) | (when.old_columns or frozenset())
     return Rule(
         str(spec["table"]),
         ops,
@@ -151,6 +155,7 @@ def _rule(spec: Any, module: ModuleType, where: str) -> Rule:
         when,
         name,
         where,
+        frozenset(reads),
         aggregate_id_from=id_source[1] if id_source else None,
         emits=(event_cls,),
         old_reads=frozenset(col for image, col in filter(None, images.values()) if image == "old"),

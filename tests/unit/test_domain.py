@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -170,6 +171,19 @@ def test_the_shop_declares_its_domain() -> None:
     assert shop.topics == ["shop.customer.events", "shop.order.events", "shop.product.events"]
     assert [p.name for p in shop.projections] == ["shop_orders_by_customer", "shop_order_timeline"]
     assert len(shop.events) == 10
+
+
+def test_nothing_generic_imports_the_shop() -> None:
+    shop = ROOT / "pipeline" / "domains" / "shop"
+    importing = re.compile(r"^\s*(from|import)\s+pipeline\.domains\.shop\b", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "pipeline").rglob("*.py")
+        if shop not in path.parents and importing.search(path.read_text())
+    ]
+    assert offenders == []
+    # The settings name it once, as the default of a fresh checkout.
+    assert (ROOT / "pipeline" / "settings.py").read_text().count("domains.shop") == 1
 
 
 def test_the_import_root_exports_what_a_domain_author_needs() -> None:

@@ -1,34 +1,21 @@
-"""The consumer side in the demo: run the shop's projections and show what they hold.
+"""What the shop's read models hold, for the demo's summary.
 
-``run_projections(settings, stop)`` runs both shop projections (one thread
-each) until ``stop`` is set; ``read_model_report(settings)`` reads back a
-few rows of each read model for the demo's summary.
+``read_model_report(settings)`` reads back a few rows of each read model
+and each projection's lag.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from pipeline.domains.shop.projections import order_timeline, orders_by_customer
-from pipeline.replay.runner import RunStats
-from pipeline.replay.runner import run_projections as _run
 from pipeline.replay.status import projection_status
 from pipeline.replay.store import connect, read_model_dsn
 from pipeline.settings import Settings
 
-__all__ = ["read_model_report", "run_projections"]
+__all__ = ["read_model_report"]
 
 projections = [orders_by_customer, order_timeline]
-
-
-def run_projections(settings: Settings, stop: threading.Event) -> list[RunStats]:
-    """Run the shop's projections until ``stop`` is set; what each did (errors kept, not raised).
-
-    Meant to run in a thread beside the workload and the transformer: it
-    blocks until ``stop`` is set and the last batches are committed.
-    """
-    return _run(settings, projections, stop)
 
 
 def read_model_report(settings: Settings, limit: int = 5) -> dict[str, Any]:
