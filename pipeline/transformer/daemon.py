@@ -141,7 +141,11 @@ class Transformer:
         ensure_topics(admin, self.settings, [*self.topics.values(), self.cfg.dead_letter_topic])
         self.serializer.prepare((et, self.topics[et]) for et in self.event_types)
         consumer = self.clients.consumer(consumer_config(self.settings, self.transactional_id))
-        self.checkpoint.start(consumer)
+        try:
+            self.checkpoint.start(consumer)
+        except BaseException:
+            consumer.close()
+            raise
         self._consumer = consumer
         consumer.subscribe(
             [self.cfg.topics],
@@ -174,7 +178,7 @@ class Transformer:
         held, self._held = self._held, None
         if held is not None:
             log.warning("partitions lost: dropping the processed batch of %d records", held.records)
-            self.dedup.rollback()
+            self.checkpoint.drop(after={})  # nothing to rewind: the partitions are not ours
         self._revoke(partitions)
 
     def _revoke(self, partitions: list[TopicPartition]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from pipeline.cdc import decode_record
-from pipeline.errors import SerializationError
+from pipeline.errors import CdcflowError, SerializationError
 from pipeline.settings import load_settings
 from pipeline.transformer import SourceDedup, dead_letter
 from pipeline.transformer.checkpoint import committed_offsets
@@ -20,6 +20,7 @@ from pipeline.transformer.dedup import position_of
 from tests.unit import debezium as dbz
 from tests.unit.transformer_fakes import (
     CUSTOMER,
+    FakeAdmin,
     FakeConsumer,
     FakeMessage,
     FakeSerializer,
@@ -195,3 +196,22 @@ def test_committed_offsets_are_asked_again_when_the_coordinator_times_out() -> N
     got = committed_offsets(consumer, [TopicPartition("t", 0)])  # type: ignore[arg-type]
     assert [(tp.topic, tp.partition, tp.offset) for tp in got] == [("t", 0, 42)]
     assert consumer.calls == 2
+
+
+def test_opening_creates_the_event_and_dead_letter_topics_through_the_admin_factory() -> None:
+    admin = FakeAdmin()
+    t = on_fakes(FakeConsumer(), RecordingProducer, admin=admin)
+    assert t.cfg.dead_letter_topic in admin.created
+    assert "shop.customer.events" in admin.created
+    assert sorted(admin.created) == sorted({*t.topics.values(), t.cfg.dead_letter_topic})
+
+
+def test_a_producer_that_cannot_begin_transactions_leaves_no_consumer_open() -> None:
+    class NoTransactions(RecordingProducer):
+        def init_transactions(self, timeout: float) -> None:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "no coordinator"))
+
+    consumer = FakeConsumer()
+    with pytest.raises(CdcflowError, match="cannot initialise Kafka transactions"):
+        on_fakes(consumer, lambda conf: NoTransactions())
+    assert consumer.closed

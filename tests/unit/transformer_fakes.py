@@ -276,6 +276,7 @@ def on_fakes(
     *,
     instance: str = "0",
     configs: dict[str, dict[str, Any]] | None = None,
+    admin: FakeAdmin | None = None,
     open_: bool = True,
 ) -> Transformer:
     """A shop transformer whose clients are the fakes given; opened unless ``open_`` is False.
@@ -301,7 +302,7 @@ def on_fakes(
         clients=Clients(
             consumer=make_consumer,
             producer=make_producer,
-            admin=lambda conf: FakeAdmin(),
+            admin=lambda conf: admin or FakeAdmin(),
         ),
     )
     if open_:
