@@ -47,8 +47,7 @@ def _common(func: F) -> F:
         "domains",
         multiple=True,
         metavar="MODULE",
-        help="Package of the event models; repeatable "
-        "(default: setting transformer.domain, 'pipeline.domains.shop').",
+        help="Package of the event models; repeatable (default: setting transformer.domain).",
     )(func)
     func = click.option(
         "--schemas-dir",

@@ -2,7 +2,7 @@
 
 For the plain cases (a row change maps field by field to one event)::
 
-    events: pipeline.domains.shop.events   # where event type names are looked up
+    events: mypkg.events                   # where event type names are looked up
     known: [public.order_lines]            # optional: tables expected without rules
     ignore: [public.audit_log]             # optional: tables whose changes are skipped
     rules:

@@ -11,8 +11,9 @@
   :mod:`~pipeline.replay.runner`, :mod:`~pipeline.replay.rebuild`,
   :mod:`~pipeline.replay.status` — projections into PostgreSQL with tracking positions
   in the same transaction, checkpoints, rebuild-and-swap, lag (``cdcflow projections``).
-- :mod:`~pipeline.replay.shop` — the shop's Order aggregate and its two projections;
-  :mod:`~pipeline.replay.demo` runs them in the demo.
+
+A domain's own aggregates and projections live in its package, beside its events
+(the bundled example's: under ``pipeline/domains/``).
 """
 
 from pipeline.replay.aggregate import AggregateRepository, Apply, fold, murmur2, partition_for_key

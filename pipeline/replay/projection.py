@@ -5,7 +5,7 @@ registers a handler per event type; a handler writes the event's effect with
 plain SQL through the :class:`Tx` it is given::
 
     orders = Projection(
-        "shop_orders_by_customer",
+        "orders_by_customer",
         topics=["shop.order.events"],
         tables={"customers": "CREATE TABLE {table} (customer_id bigint PRIMARY KEY, orders int)"},
     )
@@ -25,10 +25,11 @@ The names are placeholders because the same DDL and handlers also fill the
 *shadow* tables of a rebuild (:mod:`.rebuild`) and checkpoints are copies of
 them: a handler never knows, or needs to know, which generation it writes.
 
-A module lists its projections in ``projections`` (and may register
-upcasters of old event versions in ``upcasters``, an
-:class:`~pipeline.replay.upcast.Upcasters`); ``projections.modules`` names the
-modules the command line loads.
+A domain lists its projections and the upcasters of old event versions (an
+:class:`~pipeline.replay.upcast.Upcasters`) in its
+:class:`~pipeline.domain.Domain` (``projections=``, ``upcasters=``); a module
+without one lists them in ``projections`` and ``upcasters``.
+``projections.modules`` names the domains (modules) the command line loads.
 
 Handlers run inside the database transaction that also moves the
 projection's tracking position (:mod:`.store`), so they must not commit, and
@@ -214,8 +215,20 @@ def _import(module_name: str) -> Any:
         ) from exc
 
 
+def _declared(module_name: str, attribute: str) -> Any:
+    """A module's ``projections`` or ``upcasters``: its Domain's where it declares one."""
+    from pipeline.domain import Domain
+
+    module = _import(module_name)
+    domains = [v for v in vars(module).values() if isinstance(v, Domain)]
+    if len(domains) == 1:
+        value = getattr(domains[0], attribute)
+        return list(value) if attribute == "projections" else value
+    return getattr(module, attribute, None)
+
+
 def load_projections(modules: Iterable[str]) -> dict[str, Projection]:
-    """The projections each module lists in its ``projections`` attribute, by name.
+    """The projections each module's Domain (or its ``projections`` attribute) lists, by name.
 
     Raises:
         ProjectionError: a module cannot be imported, lists no projections, or
@@ -223,7 +236,7 @@ def load_projections(modules: Iterable[str]) -> dict[str, Projection]:
     """
     found: dict[str, Projection] = {}
     for module_name in modules:
-        listed = getattr(_import(module_name), "projections", None)
+        listed = _declared(module_name, "projections")
         if not isinstance(listed, list | tuple) or not all(
             isinstance(p, Projection) for p in listed
         ):
@@ -246,7 +259,7 @@ def load_upcasters(modules: Iterable[str]) -> Upcasters:
     """
     merged = Upcasters()
     for module_name in modules:
-        declared = getattr(_import(module_name), "upcasters", None)
+        declared = _declared(module_name, "upcasters")
         if isinstance(declared, Upcasters):
             try:
                 merged.update(declared)

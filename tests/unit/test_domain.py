@@ -228,3 +228,31 @@ def test_run_does_not_import_the_contract_tooling() -> None:
     assert "pipeline.transformer.factory" in loaded
     assert "pipeline.domains.shop.mappings" in loaded
     assert sorted(m for m in loaded if m.startswith("pipeline.contracts")) == []
+
+
+def test_projections_and_upcasters_come_from_the_domain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.replay.projection import load_projections, load_upcasters
+
+    files = dict(PACKAGE)
+    files["__init__.py"] = """
+        from pipeline import Domain, Projection, Upcasters
+        from {pkg} import events
+        from {pkg}.mappings import rules
+
+        ups = Upcasters()
+        ups.add("CrateFilled", 1, lambda record: record)
+        crates = Projection(
+            "crates",
+            topics=["{pkg}.crate.events"],
+            tables={{"n": "CREATE TABLE {{{{table}}}} (crate_id int PRIMARY KEY)"}},
+        )
+        domain = Domain("{pkg}", events=events, rules=rules, projections=[crates], upcasters=ups)
+    """
+    _package(tmp_path, "cratepkg3", files)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert list(load_projections(["cratepkg3"])) == ["crates"]
+    assert load_upcasters(["cratepkg3"]).has_path("CrateFilled", 1, 2)
+    shop = load_projections([EXAMPLE_DOMAIN])
+    assert sorted(shop) == ["shop_order_timeline", "shop_orders_by_customer"]
