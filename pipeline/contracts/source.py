@@ -199,7 +199,7 @@ def _shown(path: Path | None) -> str | None:
 
 
 def _rule_files(domain: str) -> list[Path]:
-    module = importlib.import_module(domain)
+    module = importlib.import_module(domain.partition(":")[0])
     locations = getattr(module, "__path__", None) or [str(Path(str(module.__file__)).parent)]
     files: list[Path] = []
     for location in locations:
