@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import shutil
 import sys
 import tempfile
@@ -84,9 +85,11 @@ def draft_project(
     Raises:
         CdcflowError: no table can be drafted (each reason named).
         ProjectExists: a file would be overwritten and ``force`` is not set.
+        ConfigError: the package name is taken by an importable module.
         SchemaContractError / ConfigError: the drafted domain does not import or
             cannot be expressed in Avro (a bug in the draft: please report it).
     """
+    _check_name(target.package, directory)
     try:
         plan = plan_domain(target.package, tables)
     except ValueError as exc:
@@ -121,6 +124,27 @@ def draft_project(
                 shutil.copyfile(stage / rel, dest)
             result.written = True
     return result
+
+
+def _check_name(package: str, directory: Path) -> None:
+    """Refuse a package name that an installed module already answers to.
+
+    ``cdcflow run`` would import that module instead of the project's package.
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return
+    if spec is None:
+        return
+    origin = Path(spec.origin or next(iter(spec.submodule_search_locations or []), ""))
+    if origin.resolve().is_relative_to((directory / package).resolve()):
+        return  # this project's own package (init --force in its directory)
+    raise ConfigError(
+        f"the name {package!r} is taken by an importable module ({origin}): "
+        "the project's domain package would not be found",
+        hint="choose another name with --name",
+    )
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from pipeline.connect.files import parse_connector_file
-from pipeline.errors import CdcflowError
+from pipeline.errors import CdcflowError, ConfigError
 from pipeline.onboard import Column, Table, Target, draft_project, field_type, plan_domain
 from pipeline.onboard.project import ProjectExists
 from pipeline.settings import load_settings
@@ -251,3 +251,9 @@ def test_the_draft_refuses_to_overwrite_and_a_dry_run_writes_nothing(tmp_path: P
     assert isinstance(caught.value, CdcflowError) and caught.value.exit_code == 1
     again = draft_project([ORDERS], _target(package), tmp_path / "p", force=True)
     assert "cdcflow.toml" in again.overwritten
+
+
+def test_a_name_an_installed_module_answers_to_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'json' is taken by an importable module"):
+        draft_project([ORDERS], _target("json"), tmp_path / "p")
+    assert not (tmp_path / "p").exists()
