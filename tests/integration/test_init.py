@@ -196,7 +196,11 @@ def _clean(settings: Settings, name: str, source: ScratchSource) -> None:
         client.delete(connector)
     source.drop()
     admin = AdminClient(settings.kafka.client_config())
-    delete_topics(settings, [t for t in admin.list_topics(timeout=10).topics if t.startswith(name)])
+    heartbeats = f"__debezium-heartbeat.{name}"
+    delete_topics(
+        settings,
+        [t for t in admin.list_topics(timeout=10).topics if t.startswith((name, heartbeats))],
+    )
     delete_groups(settings, [f"{name}-transformer"])
     registry = ContractRegistry(settings.registry)
     for entity in ("Parcel", "Sender", "Scan"):
@@ -298,6 +302,19 @@ def test_readme_init_then_run_produces_the_rows_as_events(
             ("ScanCreated", 2, "Bern", parcel),
             ("ScanDeleted", 2, None, parcel),
         ]
+
+        # The heartbeat (a logical decoding message, no table) moves the slot past
+        # the last captured change while the captured tables are quiet.
+        with project_db.db("postgres") as conn:
+            wal = conn.execute("SELECT pg_current_wal_lsn()::text AS lsn").fetchone()["lsn"]
+            deadline = time.monotonic() + 240
+            while not conn.execute(
+                "SELECT confirmed_flush_lsn >= %s::pg_lsn AS past FROM pg_replication_slots"
+                " WHERE slot_name = %s",
+                (wal, project_db.slot),
+            ).fetchone()["past"]:
+                assert time.monotonic() < deadline, f"slot {project_db.slot} stays before {wal}"
+                time.sleep(2)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGTERM)
