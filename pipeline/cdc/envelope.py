@@ -385,14 +385,14 @@ def _source(raw: Any, ref: RecordRef) -> SourcePosition:
     else:
         is_snapshot = str(snapshot or "").lower() not in _NOT_SNAPSHOT
     try:
-        return SourcePosition(
-            connector=raw["name"],
-            table=f"{raw['schema']}.{raw['table']}",
-            lsn=raw.get("lsn"),
-            commit_lsn=_commit_lsn(raw.get("sequence"), ref),
-            tx_id=raw.get("txId"),
-            commit_ts_ms=raw["ts_ms"],
-            snapshot=is_snapshot,
+        return SourcePosition.of(
+            raw["name"],
+            f"{raw['schema']}.{raw['table']}",
+            raw.get("lsn"),
+            _commit_lsn(raw.get("sequence"), ref),
+            raw.get("txId"),
+            raw["ts_ms"],
+            is_snapshot,
         )
     except KeyError as exc:
         raise DecodeError(f"source block lacks {exc.args[0]!r}", **ref.error_fields()) from exc

@@ -18,9 +18,10 @@ Class-level declarations on a subclass::
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +35,12 @@ __all__ = [
 
 # Fixed namespace for uuid5 event ids: the same source position always yields the same id.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-5b2a-4c8e-9a77-0c5d2f1e8b41")
+# uuid5 is SHA-1 of the namespace's bytes and the name: the namespace's part is hashed once.
+_ID_HASH: Final = hashlib.sha1(EVENT_ID_NAMESPACE.bytes, usedforsecurity=False)
+# RFC 4122 variant and version 5 bits, as uuid.UUID(bytes=..., version=5) sets them.
+_ID_CLEAR: Final = ~((0xC000 << 48) | (0xF000 << 64))
+_ID_SET: Final = (0x8000 << 48) | (5 << 76)
+_SAFE_UNKNOWN: Final = uuid.SafeUUID.unknown
 
 
 class SourcePosition(BaseModel):
@@ -53,6 +60,47 @@ class SourcePosition(BaseModel):
     commit_ts_ms: int = Field(description="commit time in the source, epoch milliseconds")
     snapshot: bool = Field(default=False, description="true for rows read by a snapshot")
 
+    @classmethod
+    def of(
+        cls,
+        connector: str,
+        table: str,
+        lsn: Any,
+        commit_lsn: Any,
+        tx_id: Any,
+        commit_ts_ms: Any,
+        snapshot: bool,
+    ) -> SourcePosition:
+        """A position from a decoder's plain values; validated only where they need it.
+
+        Debezium writes every field with its exact type, and validating those
+        costs more than the rest of the decoding: values of exactly the declared
+        types are taken as they are; any other value (a number as text, a float)
+        goes through pydantic as before, which converts it or refuses it.
+
+        Raises:
+            pydantic.ValidationError: a value that is not of its field's type.
+        """
+        trusted = (
+            type(connector) is str
+            and type(table) is str
+            and type(commit_ts_ms) is int
+            and (lsn is None or type(lsn) is int)
+            and (commit_lsn is None or type(commit_lsn) is int)
+            and (tx_id is None or type(tx_id) is int)
+            and type(snapshot) is bool
+        )
+        build = cls.model_construct if trusted else cls
+        return build(
+            connector=connector,
+            table=table,
+            lsn=lsn,
+            commit_lsn=commit_lsn,
+            tx_id=tx_id,
+            commit_ts_ms=commit_ts_ms,
+            snapshot=snapshot,
+        )
+
 
 class EventMetadata(BaseModel):
     """The part every domain event shares; stamped by the mapping runtime."""
@@ -69,6 +117,40 @@ class EventMetadata(BaseModel):
         default=None, description="source transaction id, shared by its events"
     )
     source: SourcePosition
+
+    @classmethod
+    def of(
+        cls,
+        event_id: uuid.UUID,
+        event_type: str,
+        aggregate_type: str,
+        aggregate_id: str,
+        occurred_at: datetime,
+        schema_version: int,
+        correlation_id: str | None,
+        source: SourcePosition,
+    ) -> EventMetadata:
+        """Metadata from values the mapping runtime made, each already of its field's type.
+
+        Not validated again: the id is a UUID, the names and the aggregate id
+        are text, the time an aware datetime, the position a
+        :class:`SourcePosition`. What a domain declares is: a ``__version__``
+        that is not an int goes through pydantic, as before.
+
+        Raises:
+            pydantic.ValidationError: ``schema_version`` is not an integer.
+        """
+        build = cls.model_construct if type(schema_version) is int else cls
+        return build(
+            event_id=event_id,
+            event_type=event_type,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            occurred_at=occurred_at,
+            schema_version=schema_version,
+            correlation_id=correlation_id,
+            source=source,
+        )
 
 
 def derive_event_id(source: SourcePosition, key: str, event_type: str, index: int = 0) -> uuid.UUID:
@@ -90,7 +172,18 @@ def derive_event_id(source: SourcePosition, key: str, event_type: str, index: in
             "s" if source.snapshot else "",
         ]
     )
-    return uuid.uuid5(EVENT_ID_NAMESPACE, name)
+    return _uuid5(name)
+
+
+def _uuid5(name: str) -> uuid.UUID:
+    """``uuid.uuid5(EVENT_ID_NAMESPACE, name)``, without hashing the namespace or checking bytes."""
+    digest = _ID_HASH.copy()
+    digest.update(name.encode())
+    value = (int.from_bytes(digest.digest()[:16], "big") & _ID_CLEAR) | _ID_SET
+    out = object.__new__(uuid.UUID)
+    object.__setattr__(out, "int", value)
+    object.__setattr__(out, "is_safe", _SAFE_UNKNOWN)
+    return out
 
 
 class DomainEvent(BaseModel):
@@ -133,6 +226,20 @@ class DomainEvent(BaseModel):
     def stamped(self, metadata: EventMetadata) -> DomainEvent:
         """A copy of this event carrying ``metadata``."""
         return self.model_copy(update={"metadata": metadata})
+
+    def stamp(self, metadata: EventMetadata) -> DomainEvent:
+        """This event carrying ``metadata``: itself when it has none yet, else a copy.
+
+        The mapping runtime stamps each event a rule has just made, so the
+        event is given its metadata in place instead of being copied whole; an
+        event that already carries metadata (a rule returned one instance
+        twice, or one it kept) is copied, so no stamped event ever changes.
+        """
+        if self.metadata is not None:
+            return self.stamped(metadata)
+        self.__dict__["metadata"] = metadata
+        self.__pydantic_fields_set__.add("metadata")
+        return self
 
     def payload(self) -> dict[str, Any]:
         """The event's own fields, without metadata."""

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -138,12 +138,17 @@ def _as_list(result: RuleResult) -> list[Any]:
 def stamp(change: Change, events: Iterable[DomainEvent]) -> tuple[DomainEvent, ...]:
     """Each event with its :class:`EventMetadata`; ids are deterministic for the change.
 
+    An event a rule has just made is given its metadata in place
+    (:meth:`DomainEvent.stamp`), not copied.
+
     Raises:
         MappingError: an event type declares no aggregate, or an event's aggregate id is empty.
     """
+    source = change.source
     key = row_key(change)
-    seen: Counter[str] = Counter()
-    correlation = str(change.source.tx_id) if change.source.tx_id is not None else None
+    seen: dict[str, int] = {}
+    correlation = str(source.tx_id) if source.tx_id is not None else None
+    occurred_at = change.committed_at
     out = []
     for event in events:
         cls = type(event)
@@ -156,25 +161,43 @@ def stamp(change: Change, events: Iterable[DomainEvent]) -> tuple[DomainEvent, .
             ) from exc
         if not aggregate_id:
             raise _error(change, f"{event_type}: empty aggregate id ({cls.__aggregate_id__})")
-        metadata = EventMetadata(
-            event_id=derive_event_id(change.source, key, event_type, seen[event_type]),
-            event_type=event_type,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            occurred_at=change.committed_at,
-            schema_version=cls.__version__,
-            correlation_id=correlation,
-            source=change.source,
+        index = seen.get(event_type, 0)
+        seen[event_type] = index + 1
+        metadata = EventMetadata.of(
+            derive_event_id(source, key, event_type, index),
+            event_type,
+            aggregate_type,
+            aggregate_id,
+            occurred_at,
+            cls.__version__,
+            correlation,
+            source,
         )
-        seen[event_type] += 1
-        out.append(event.stamped(metadata))
+        out.append(event.stamp(metadata))
     return tuple(out)
+
+
+_KEY_SEPARATORS = (",", ":")
+
+
+@cache
+def _key_name(column: str) -> str:
+    return json.dumps(column)
 
 
 def row_key(change: Change) -> str:
     """The row's identity as canonical JSON: its key, else (no primary key) its whole row."""
+    key = change.key
+    if len(key) == 1:
+        # The usual key, one integer or uuid column, written as json.dumps would write it.
+        ((column, value),) = key.items()
+        kind = type(value)
+        if kind is int:
+            return f"{{{_key_name(column)}:{value!r}}}"
+        if kind is UUID:
+            return f'{{{_key_name(column)}:"{value}"}}'
     return json.dumps(
-        dict(change.key) or dict(change.row), sort_keys=True, separators=(",", ":"), default=_plain
+        dict(key) or dict(change.row), sort_keys=True, separators=_KEY_SEPARATORS, default=_plain
     )
 
 
