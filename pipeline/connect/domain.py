@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pipeline.connect.capture import captured_tables
+from pipeline.connect.capture import captured_tables, names
 from pipeline.connect.files import ConnectorSpec
 from pipeline.connect.routing import (
     RoutingReport,
@@ -28,6 +28,7 @@ from pipeline.connect.routing import (
     derive_routing,
     simulate,
 )
+from pipeline.connect.signals import DROP_SIGNALS, signal_table
 from pipeline.errors import PreflightFailed
 from pipeline.mapping.describe import DomainDescription, Finding, describe_domain
 from pipeline.settings import TransformerSettings
@@ -260,7 +261,13 @@ def domain_checks(
                 else f"capture {table} with the connector of its database, or remove its rules",
             )
         )
-    unknown = sorted(set(captured) - description.all_tables)
+    # The signal table's records never leave the connector (a derived Filter drops them).
+    dropped = (
+        {signal_table(check.config)}
+        if DROP_SIGNALS in names(check.config.get("transforms"))
+        else set()
+    )
+    unknown = sorted(set(captured) - description.all_tables - dropped)
     if unknown:
         out.append(
             Finding(

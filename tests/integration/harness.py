@@ -57,8 +57,11 @@ from tests.domains.library.events import _LibraryEvent
 REPO = Path(__file__).resolve().parents[2]
 SHOP_CONNECTOR = REPO / "connectors" / "shop-postgres.yaml"
 
-# Keys of the shop connector that describe the shop's tables, not how values are encoded.
-_SHOP_ONLY = re.compile(r"^(transforms|message\.key\.columns|heartbeat\.|table\.include\.list)")
+# Keys of the shop connector that describe the shop's tables (and its signal table), not how
+# values are encoded.
+_SHOP_ONLY = re.compile(
+    r"^(transforms|message\.key\.columns|heartbeat\.|table\.include\.list|signal\.|notification\.)"
+)
 
 
 @dataclass(frozen=True)

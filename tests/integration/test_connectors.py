@@ -151,7 +151,13 @@ def _cleanup(d: Deployment) -> None:
     topics = [
         t
         for t in admin.list_topics(timeout=10).topics
-        if t.startswith(d.prefix()) or t.startswith(f"__debezium-heartbeat.{d.prefix()}")
+        if t.startswith(
+            (
+                d.prefix(),
+                f"__debezium-heartbeat.{d.prefix()}",
+                f"__cdcflow-notifications.{d.prefix()}",
+            )
+        )
     ]
     if topics:
         for future in admin.delete_topics(topics).values():

@@ -33,10 +33,11 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.connect.lifecycle import wait_for_state
-from pipeline.connect.signals import SIGNAL_TABLE_DDL, derive_signals
+from pipeline.connect.signals import NOTIFICATIONS_PREFIX, SIGNAL_TABLE_DDL, derive_signals
 from pipeline.connect.snapshot import start_snapshot, wait_for_snapshot
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
+from pipeline.stack.scratch import delete_topics
 from tests.domains.library import events as ev
 from tests.integration.harness import PipelineRun, connector_config, library_run
 
@@ -116,8 +117,12 @@ def lib(
     stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[PipelineRun]:
     with library_run(stack, settings, tmp_path, monkeypatch, label="snap") as run:
-        _prepare(run)
-        yield run
+        try:
+            _prepare(run)
+            yield run
+        finally:
+            # Named after the topic prefix, outside the run's own topic names.
+            delete_topics(run.settings, [f"{NOTIFICATIONS_PREFIX}.{run.prefix}"])
 
 
 def test_a_table_added_later_is_backfilled_as_events_without_reading_the_others_again(

@@ -124,7 +124,8 @@ def test_shop_file_passes_and_derive_restores_it(shop: DomainDescription) -> Non
     # id column too (their key is not known here); with it, there is nothing to add.
     extra = derive_routing(shop, shop_config())
     assert extra["transforms"] == (
-        "partitionOrders,partitionOrderRows,order,customer_partition_by_id,product_partition_by_id"
+        "cdcflowDropSignals,partitionOrders,partitionOrderRows,order,"
+        "customer_partition_by_id,product_partition_by_id"
     )
     assert check_routing(shop, shop_config() | extra).findings == ()
     keys = {t: TableCatalog("f", ("id",)) for t in ("public.customers", "public.products")}

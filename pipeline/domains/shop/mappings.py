@@ -29,6 +29,10 @@ Design notes:
 - A snapshot read counts as a creation: bootstrapping from a snapshot yields
   the Registered / Placed / Added events of the rows that exist; it does not
   invent the history (a shipped order read by a snapshot yields OrderPlaced).
+- A backfill (``cdcflow connectors snapshot shop-postgres --table T``) is a
+  snapshot read too (``change.backfill`` is true): it yields the same events,
+  marked ``metadata.source.snapshot``: the aggregate's state as read, for a
+  consumer an upsert, not a second creation (docs/guarantees.md, "Backfills").
 - Every other change on these tables (deletes, updates of other columns) is
   skipped and counted; ``cdcflow_heartbeat`` is written by the connector's
   heartbeat query and ignored.

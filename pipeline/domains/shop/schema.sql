@@ -75,3 +75,12 @@ CREATE TABLE IF NOT EXISTS cdcflow_heartbeat (
   id  integer PRIMARY KEY,
   ts  timestamptz NOT NULL
 );
+
+-- Debezium's signal table (connector setting signal.data.collection): a backfill
+-- (`cdcflow connectors snapshot`) is a row here, and the connector writes each
+-- chunk's watermarks here.
+CREATE TABLE IF NOT EXISTS cdcflow_signal (
+  id    varchar(42) PRIMARY KEY,
+  type  varchar(32) NOT NULL,
+  data  varchar(2048)
+);
