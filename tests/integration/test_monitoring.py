@@ -15,7 +15,9 @@ of ``deploy/monitoring/dashboard.json`` must be valid and return series.
 ``cdcflow exporter --once -o json`` must report the run's slot and connector.
 
 A second transformer started with the first one's transactional id fences it;
-``CdcflowFenced`` must fire for the first one's instance.
+``CdcflowFenced`` must fire for the first one's instance. A second connector on
+the run's slot fails; ``CdcflowConnectorTaskFailed`` must fire for it, from the
+exporter's reading of Connect.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from typing import Any
 
 import pytest
 
+from pipeline.errors import ConnectError
 from pipeline.monitoring import PrometheusApi, dashboard_queries, exporter_registry, serve, with_for
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 from pipeline.stack.prometheus import EXPORTER_JOB, TRANSFORMER_JOB, Prometheus, monitoring_dir
 from pipeline.transformer import Metrics, build_transformer
-from tests.integration.harness import PipelineRun, fidelity_run
+from tests.integration.harness import PipelineRun, connector_config, fidelity_run
 
 PROBES = "fidelity.probes"
 NOT_JSON = b'{"payload": {"op": "c", '
@@ -304,3 +307,66 @@ def test_a_second_transformer_of_the_same_id_fires_the_fenced_alert(
                 copy.close()
         with pytest.raises(AssertionError, match="fenced"):
             run.stop_transformer()
+
+
+def test_a_failed_connector_task_fires_its_alert_through_the_exporter(
+    stack: LocalStack,
+    settings: Settings,
+    prometheus: Prometheus,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second connector on the run's slot, which the first one streams from, fails.
+
+    Debezium gives up on a slot another client holds (``slot.max.retries``,
+    ``errors.max.retries``);
+    Connect marks the task FAILED, the exporter reports it, and
+    ``CdcflowConnectorTaskFailed`` fires for that connector and task.
+    """
+    api = PrometheusApi(prometheus.url)
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, "taskfail") as run:
+        run.start_connector([PROBES])
+        clash = f"{run.connector}-clash"
+        config = connector_config(run.database, f"{run.prefix}x", run.slot, [PROBES])
+        # Debezium retries a retriable error without end unless errors.max.retries says.
+        config |= {"slot.max.retries": "1", "slot.retry.delay.ms": "200", "errors.max.retries": "0"}
+        server = serve(exporter_registry(run.settings), 0)
+        try:
+            prometheus.add_target(EXPORTER_JOB, run.token, f"127.0.0.1:{server.server_port}")
+            run.connect.create_connector(clash, config)
+
+            def task_state() -> str | None:
+                try:  # 404 until the worker has written the connector's first status
+                    tasks = run.connect.status(clash).get("tasks", [])
+                except ConnectError:
+                    return None
+                return str(tasks[0]["state"]) if tasks else None
+
+            wait("the clashing connector's task FAILED", run, lambda: task_state() == "FAILED")
+
+            def task_alert() -> dict[str, Any] | None:
+                for alert in api.alerts():
+                    labels = alert["labels"]
+                    if (
+                        labels["alertname"] == "CdcflowConnectorTaskFailed"
+                        and labels.get("connector") == clash
+                        and alert["state"] == "firing"
+                    ):
+                        return dict(alert)
+                return None
+
+            alert = wait("CdcflowConnectorTaskFailed firing", run, task_alert, timeout_s=120)
+            assert (alert["labels"]["task"], alert["labels"]["state"]) == ("0", "FAILED")
+            assert alert["annotations"]["summary"] == f"connector {clash} task 0 FAILED"
+            # The connector that holds the slot is not the one alerted on.
+            firing = {a["labels"].get("connector") for a in api.alerts()}
+            assert run.connector not in firing
+            running = api.query(
+                f'cdcflow_connect_task_state{{connector="{run.connector}",state="RUNNING"}}'
+            )
+            assert len(running) == 1
+        finally:
+            with contextlib.suppress(ConnectError):
+                run.connect.delete(clash)
+            server.shutdown()
+            server.server_close()
