@@ -25,6 +25,7 @@ from pipeline.dlq import (
     letter_of,
     parse_since,
     redrive_group,
+    redrive_transactional_id,
 )
 from pipeline.domain import load_domain
 from pipeline.errors import CdcflowError, ConfigError, RecordError
@@ -262,7 +263,13 @@ def redrive(
         settings.transformer.schemas_dir,
         auto_register=settings.registry.auto_register,
     )
-    reprocess = Reprocessor(loaded.rules, serializer, identities)
+    reprocess = Reprocessor(
+        loaded.rules,
+        serializer,
+        identities,
+        dead_letter_topic=settings.transformer.dead_letter_topic,
+        transformer=redrive_transactional_id(settings),
+    )
 
     def on_commit(batch: Balance, total: Balance) -> None:
         click.echo(

@@ -58,12 +58,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from pipeline.dlq.letters import REDRIVES_HEADER, DeadLetter, Selection
+from pipeline.dlq.letters import DeadLetter, Selection
 from pipeline.dlq.reprocess import Reprocessor
-from pipeline.errors import CdcflowError, RecordError, SourceUnavailable
+from pipeline.errors import CdcflowError, SourceUnavailable
 from pipeline.serde import RegistryUnavailable
 from pipeline.settings import Settings
-from pipeline.transformer.dlq import OutRecord, dead_letter
+from pipeline.transformer.clients import producer_config
+from pipeline.transformer.dlq import OutRecord
 
 __all__ = [
     "Balance",
@@ -355,14 +356,8 @@ class Redrive:
         return self.balance
 
     def _producer(self) -> Producer:
-        conf: dict[str, Any] = {
-            "linger.ms": 5,
-            "partitioner": "murmur2_random",  # as the transformer's producer
-            "transaction.timeout.ms": 60000,
-        }
-        conf.update(self.settings.kafka.client_config("producer"))
-        conf["transactional.id"] = self.transactional_id
-        conf["enable.idempotence"] = True
+        # The transformer's producer config (partitioner, transaction timeout), this id.
+        conf = producer_config(self.settings, self.transactional_id)
         producer = Producer(conf)
         try:
             producer.init_transactions(60)  # 0: fences an earlier redrive, aborts its transaction
@@ -434,12 +429,11 @@ class Redrive:
                 if produce is not None:
                     produce(_again(letter), letter.timestamp_ms)
                 continue
-            try:
-                outcome = self.reprocess(letter)
-            except RecordError as err:
-                tally.still_dead[f"{err.stage}:{type(err).__name__}"] += 1
+            outcome = self.reprocess(letter)
+            if outcome.dead is not None:
+                tally.still_dead[outcome.reason or "unknown"] += 1
                 if produce is not None:
-                    produce(self._still_dead(letter, err), None)
+                    produce(outcome.dead, None)
                 continue
             if outcome.skipped is not None:
                 tally.skipped[outcome.skipped] += 1
@@ -450,22 +444,6 @@ class Redrive:
                 if produce is not None:
                     produce(rec, None)
         return tally
-
-    def _still_dead(self, letter: DeadLetter, err: RecordError) -> OutRecord:
-        topic, partition, offset = letter.original or (
-            letter.topic,
-            letter.partition,
-            letter.offset,
-        )
-        err.found_at(topic, partition, offset, key=letter.key, value=letter.value)
-        rec = dead_letter(
-            self.topic,
-            err,
-            timestamp_ms=letter.original_timestamp_ms,
-            transformer=self.transactional_id,
-        )
-        redrives = (REDRIVES_HEADER, str(letter.redrives + 1).encode())
-        return OutRecord(rec.topic, rec.key, rec.value, [*rec.headers, redrives])
 
 
 def _commit(producer: Producer) -> None:

@@ -1,26 +1,27 @@
-"""One dead letter through the current domain again: decode -> identity -> map -> serialize.
+"""One dead letter through the current domain again, as the transformer processes a record.
 
-The same steps, in the same order, as the transformer's processing of a CDC
-record (``pipeline/transformer/daemon.py``, step 2), on the source record the
-dead letter kept (its key and value, its original topic, partition and offset):
-the events it maps to get the ids they would have had (derived from the source
-position), and carry the headers the transformer writes plus those that say
-they were redriven. Source de-duplication is not applied: a dead letter was
-never committed as events, so there is nothing to be a repeat of.
+The dead letter kept its source record unchanged (key, value, original topic,
+partition, offset and timestamp); that record goes through the transformer's
+own step 2 (:class:`~pipeline.transformer.batch.BatchProcessor`: decode, cut
+to the replica identity, map, serialize) with the current domain's rules. So
+its events get the ids they would have had (derived from the source
+position) and the transformer's headers, plus two that say they were
+redriven; what still fails becomes a dead letter with the new reason, exactly
+as the transformer writes one, plus the count of redrives it failed. Source
+de-duplication is not applied: a dead letter never became events, so there is
+nothing for it to repeat.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.cdc import Change, DecoderOptions, Skip, decode_record
-from pipeline.dlq.letters import DeadLetter
-from pipeline.errors import RecordError
-from pipeline.events import DomainEvent
-from pipeline.events.naming import event_topic
-from pipeline.mapping import Rules, map_change
+from pipeline.cdc import DecoderOptions
+from pipeline.dlq.letters import REDRIVES_HEADER, DeadLetter
+from pipeline.mapping import Rules
 from pipeline.serde import EventSerializer
-from pipeline.transformer.dlq import OutRecord
+from pipeline.transformer.batch import BatchProcessor
+from pipeline.transformer.dlq import ERROR_CLASS, STAGE, OutRecord
 from pipeline.transformer.identities import IdentityCatalog
 
 __all__ = ["REDRIVEN_FROM_HEADER", "REDRIVEN_HEADER", "Outcome", "Reprocessor"]
@@ -33,10 +34,45 @@ REDRIVEN_FROM_HEADER = "cdcflow.redriven.from"
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the current domain makes of a dead letter: events, or a skip (its reason)."""
+    """What the current domain makes of a dead letter: events, a skip, or a new dead letter."""
 
     events: tuple[OutRecord, ...] = ()
     skipped: str | None = None
+    """The skip reason, when the domain skips the change."""
+    dead: OutRecord | None = None
+    """The new dead letter, when it still fails."""
+    reason: str | None = None
+    """Why it still fails: ``<stage>:<error class>``."""
+
+
+class _SourceRecord:
+    """A dead letter's source record, with the accessors of a consumed record."""
+
+    def __init__(self, letter: DeadLetter) -> None:
+        self._letter = letter
+        self._where = letter.original or (letter.topic, letter.partition, letter.offset)
+
+    def topic(self) -> str:
+        return self._where[0]
+
+    def partition(self) -> int:
+        return self._where[1]
+
+    def offset(self) -> int:
+        return self._where[2]
+
+    def key(self) -> bytes | None:
+        return self._letter.key
+
+    def value(self) -> bytes | None:
+        return self._letter.value
+
+    def timestamp(self) -> tuple[int, int]:
+        ts = self._letter.original_timestamp_ms
+        return (0, -1) if ts is None else (1, ts)  # (TIMESTAMP_CREATE_TIME, ms)
+
+    def error(self) -> None:
+        return None
 
 
 class Reprocessor:
@@ -47,55 +83,47 @@ class Reprocessor:
         rules: Rules,
         serializer: EventSerializer,
         identities: IdentityCatalog,
+        *,
+        dead_letter_topic: str,
+        transformer: str,
         decoder: DecoderOptions | None = None,
     ) -> None:
-        self.rules = rules
-        self.serializer = serializer
-        self.identities = identities
-        self.decoder = decoder or DecoderOptions()
+        self._processor = BatchProcessor(
+            rules,
+            serializer,
+            topics={},
+            dead_letter_topic=dead_letter_topic,
+            transformer=transformer,
+            decoder=decoder,
+            identities=identities,
+        )
 
     def __call__(self, letter: DeadLetter) -> Outcome:
-        """The events ``letter``'s source record maps to now, or the reason it is skipped.
+        """The events ``letter``'s source record maps to now, its skip, or its new dead letter.
 
         Raises:
-            RecordError: it still fails (decode, map or serialize), with the new reason.
             RegistryUnavailable, SourceUnavailable: an outage; try again later.
         """
-        topic, partition, offset = letter.original or (letter.topic, None, None)
-        decoded = decode_record(
-            letter.value,
-            topic=topic,
-            key=letter.key,
-            partition=partition,
-            offset=offset,
-            options=self.decoder,
-        )
-        if isinstance(decoded, Skip):
-            return Outcome(skipped=str(decoded.reason))
-        change = self.identities.restrict(decoded)
-        mapped = map_change(self.rules, change)
-        if isinstance(mapped, Skip):
-            return Outcome(skipped=str(mapped.reason))
-        return Outcome(tuple(self._record(event, change, letter) for event in mapped.events))
-
-    def _record(self, event: DomainEvent, change: Change, letter: DeadLetter) -> OutRecord:
-        topic = event_topic(type(event))
-        meta = event.metadata
-        assert meta is not None  # stamped by map_change
-        try:
-            value = self.serializer.serialize(event, topic)
-        except RecordError as err:
-            ref = change.record
-            if ref is not None:
-                err.topic, err.partition, err.offset = ref.topic, ref.partition, ref.offset
-            raise
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("cdcflow.event_type", meta.event_type.encode()),
-            ("cdcflow.event_id", str(meta.event_id).encode()),
-            ("cdcflow.schema_version", str(meta.schema_version).encode()),
-            ("cdcflow.source.table", change.table.encode()),
-            ("cdcflow.source.lsn", str(change.source.lsn).encode()),
+        res = self._processor.process([_SourceRecord(letter)])  # type: ignore[list-item]
+        if res.dead_lettered:
+            (dead,) = res.out
+            found = dict(dead.headers)
+            reason = f"{_text(found.get(STAGE))}:{_text(found.get(ERROR_CLASS))}"
+            redrives = (REDRIVES_HEADER, str(letter.redrives + 1).encode())
+            again = OutRecord(dead.topic, dead.key, dead.value, [*dead.headers, redrives])
+            return Outcome(dead=again, reason=reason)
+        if res.skipped:
+            return Outcome(skipped=next(iter(res.skipped)))
+        marks = [
             (REDRIVEN_HEADER, letter.reason.encode()),
             (REDRIVEN_FROM_HEADER, letter.position.encode()),
         ]
-        return OutRecord(topic, meta.aggregate_id.encode(), value, headers)
+        return Outcome(
+            tuple(OutRecord(r.topic, r.key, r.value, [*r.headers, *marks]) for r in res.out)
+        )
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return "unknown"
+    return data if isinstance(data, str) else data.decode(errors="replace")

@@ -111,7 +111,13 @@ class Msg:
 
 
 def reprocessor(fixed: Rules, serializer: Serializer | None = None) -> Reprocessor:
-    return Reprocessor(fixed, serializer or Serializer(), IdentityCatalog.record_only())  # type: ignore[arg-type]
+    return Reprocessor(
+        fixed,
+        serializer or Serializer(),  # type: ignore[arg-type]
+        IdentityCatalog.record_only(),
+        dead_letter_topic="app.dlq",
+        transformer="app-redrive",
+    )
 
 
 def headers(rec: OutRecord) -> dict[str, str]:
@@ -140,17 +146,26 @@ def test_a_fixed_mapping_gives_the_events_the_transformer_would_have_given() -> 
     assert h["cdcflow.source.lsn"] == "1001" and h["cdcflow.source.table"] == ITEMS
 
 
-def test_what_still_fails_raises_with_its_source_position() -> None:
-    letter = dead(2, "worse", offset=8)
-    with pytest.raises(MappingError) as caught:
-        reprocessor(rules(failing=("worse",)))(letter)
-    assert (caught.value.topic, caught.value.partition, caught.value.offset) == (
-        dbz.topic("items"),
-        3,
-        102,
+def test_what_still_fails_is_a_new_dead_letter_of_the_source_record() -> None:
+    letter = dead(2, "worse", offset=8, redrives=1)
+    outcome = reprocessor(rules(failing=("worse",)))(letter)
+    assert outcome.events == () and outcome.reason == "map:MappingError"
+    assert outcome.dead is not None
+    h = headers(outcome.dead)
+    assert outcome.dead.topic == "app.dlq"
+    assert (outcome.dead.key, outcome.dead.value) == (letter.key, letter.value)
+    assert h[HEADER_PREFIX + "original.topic"] == dbz.topic("items")
+    assert (h[HEADER_PREFIX + "original.partition"], h[HEADER_PREFIX + "original.offset"]) == (
+        "3",
+        "102",
     )
-    with pytest.raises(SerializationError):
-        reprocessor(rules(), Serializer(fail_label="worse"))(letter)
+    assert h[HEADER_PREFIX + "original.timestamp"] == "4000"
+    assert h[HEADER_PREFIX + "transformer"] == "app-redrive"
+    assert h[REDRIVES_HEADER] == "2"
+    assert "label worse" in h[HEADER_PREFIX + "error.message"]
+    # A serializer that refuses the event: a dead letter of stage serialize.
+    refused = reprocessor(rules(), Serializer(fail_label="worse"))(letter)
+    assert refused.reason == "serialize:SerializationError" and refused.dead is not None
 
 
 def test_what_the_domain_now_skips_is_a_skip() -> None:
@@ -194,7 +209,7 @@ def test_a_batch_redrives_skips_dead_letters_again_and_leaves_out_what_is_not_se
     assert h[REDRIVES_HEADER] == "2"
     assert h[HEADER_PREFIX + "original.offset"] == "102"
     assert h[HEADER_PREFIX + "original.timestamp"] == "4000"
-    assert h[HEADER_PREFIX + "transformer"] == "cdcflow-transformer-redrive"
+    assert h[HEADER_PREFIX + "transformer"] == "app-redrive"
     assert "label worse" in h[HEADER_PREFIX + "error.message"]
     assert (again[0].key, again[0].value) == (letters[1].key, letters[1].value)
     # item 4: appended again unchanged, with its time
