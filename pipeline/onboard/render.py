@@ -196,8 +196,10 @@ config:
 
 
 def _package_doc(plan: Plan, target: Target) -> str:
+    width = max(len(e.table.qualified) for e in plan.entities) + 2
+    agg_width = max(len("aggregate"), *(len(e.aggregate) for e in plan.entities)) + 2
     rows = "\n".join(
-        f"{e.table.qualified:<32} {e.aggregate:<20} {', '.join(ev.name for ev in e.events)}"
+        f"{e.table.qualified:<{width}}{e.aggregate:<{agg_width}}{e.entity}Created / Updated / Deleted"
         for e in plan.entities
     )
     return f'''\
@@ -206,7 +208,7 @@ def _package_doc(plan: Plan, target: Target) -> str:
 Source database {target.database}; one aggregate per table, its topic
 ``{plan.name}.<aggregate>.events``:
 
-{"table":<32} {"aggregate":<20} events
+{"table":<{width}}{"aggregate":<{agg_width}}events
 {rows}
 
 ``events`` holds the event models (their ``.avsc`` contracts are in
@@ -217,6 +219,7 @@ Source database {target.database}; one aggregate per table, its topic
 """
 
 from pipeline import Domain
+
 from {target.package} import events
 from {target.package}.mappings import rules
 
@@ -246,10 +249,12 @@ def _events(plan: Plan) -> str:
     imports.append(f"from typing import {', '.join(typing)}")
     if "UUID" in names:
         imports.append("from uuid import UUID")
-    imports += ["", "from pydantic import Field", "", "from pipeline import DomainEvent"]
+    imports += ["", "from pipeline import DomainEvent", "from pydantic import Field"]
     all_names = sorted([ev.name for e in plan.entities for ev in e.events] + list(plan.enums))
     out = [
-        f'"""Domain events of {plan.name}: one per table and change kind. {HEADER}',
+        f'"""Domain events of {plan.name}: one per table and change kind.',
+        "",
+        HEADER,
         "",
         "Field types follow the column types (pipeline/onboard/types.py explains each);",
         "a nullable column is an optional field. Rename events and fields to your",
@@ -258,11 +263,11 @@ def _events(plan: Plan) -> str:
         "",
         *imports,
         "",
-        "__all__ = [" + ", ".join(json.dumps(n) for n in all_names) + "]",
+        *_listing("__all__ = [", [json.dumps(n) for n in all_names], "]"),
         "",
     ]
     for alias, labels in plan.enums.items():
-        out.append(f"{alias} = Literal[{', '.join(json.dumps(label) for label in labels)}]")
+        out += _listing(f"{alias} = Literal[", [json.dumps(label) for label in labels], "]")
     out += [
         "",
         "",
@@ -325,9 +330,23 @@ def _field_line(f: EventField) -> str:
     description = f"{f.column.name} ({f.column.sql_type})"
     if t.note:
         description += f": {t.note}"
-    if f.optional:
-        return f"{f.name}: {annotation} | None = Field(default=None, description={json.dumps(description)})"
-    return f"{f.name}: {annotation} = Field(description={json.dumps(description)})"
+    head = f"{f.name}: {annotation} | None" if f.optional else f"{f.name}: {annotation}"
+    args = ("default=None, " if f.optional else "") + f"description={json.dumps(description)}"
+    line = f"{head} = Field({args})"
+    if len(line) <= _WIDTH - 4:
+        return line
+    return f"{head} = Field(\n        {args}\n    )"
+
+
+_WIDTH = 100  # ruff's line length in cdcflow, a common one
+
+
+def _listing(opening: str, items: list[str], closing: str, indent: str = "") -> list[str]:
+    """``opening`` items ``closing`` on one line, or one item a line when it would be too long."""
+    one = f"{indent}{opening}{', '.join(items)}{closing}"
+    if len(one) <= _WIDTH:
+        return [one]
+    return [f"{indent}{opening}", *(f"{indent}    {item}," for item in items), indent + closing]
 
 
 def _rules_yaml(plan: Plan, target: Target) -> str:
@@ -406,22 +425,27 @@ def _mappings(plan: Plan, target: Target) -> str:
     imports.append(
         "from pipeline import Change, Rules" if python_rules else "from pipeline import Rules"
     )
+    imports.append("")
     if has_yaml:
         imports.append(f"from {target.package} import events")
     if python_rules:
         names = sorted({ev.name for _, ev in python_rules})
         imports.append(f"from {target.package}.events import {', '.join(names)}")
     where = "rules.yaml" if has_yaml else ""
+    width = max(len(e.table.qualified) for e in plan.entities) + 2
+    name_width = max(len(ev.name) for e in plan.entities for ev in e.events) + 2
     table_rows = "\n".join(
-        f"{e.table.qualified:<32} {ev.ops:<4} {ev.name:<32} "
+        f"{e.table.qualified:<{width}}{ev.ops:<5}{ev.name:<{name_width}}"
         f"{'here' if ev.converted else 'rules.yaml'}"
         for e in plan.entities
         for ev in e.events
     )
     out = [
-        f'"""How the row changes of {target.database} become {plan.name} events. {HEADER}',
+        f'"""How the row changes of {target.database} become {plan.name} events.',
         "",
-        f"{'table':<32} {'ops':<4} {'event':<32} where",
+        HEADER,
+        "",
+        f"{'table':<{width}}{'ops':<5}{'event':<{name_width}}where",
         table_rows,
         "",
         "Rules in Python convert a value the decoder hands over in another type (json,",
@@ -449,12 +473,12 @@ def _mappings(plan: Plan, target: Target) -> str:
 
 def _python_rule(entity: Entity, event: EventPlan) -> list[str]:
     function = _snake(event.name)
-    reads = ", ".join(json.dumps(f.column.name) for f in event.fields)
+    reads = [json.dumps(f.column.name) for f in event.fields]
     out = [
         "@rules.on(",
         f"    {json.dumps(entity.table.qualified)},",
         f"    ops={json.dumps(event.ops)},",
-        f"    reads=({reads},),",
+        *_listing("reads=(", reads, ",)," if len(reads) == 1 else "),", indent="    "),
         f"    aggregate_id_from={json.dumps(_column_of(event, entity.id_field))},",
         ")",
         f"def {function}(change: Change) -> {event.name}:",

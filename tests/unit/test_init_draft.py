@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import secrets
+import subprocess
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -257,3 +258,29 @@ def test_a_name_an_installed_module_answers_to_is_refused(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="'json' is taken by an importable module"):
         draft_project([ORDERS], _target("json"), tmp_path / "p")
     assert not (tmp_path / "p").exists()
+
+
+RUFF = Path(sys.executable).with_name("ruff")
+
+
+@pytest.mark.skipif(not RUFF.exists(), reason="ruff is not installed")
+def test_the_drafted_python_is_formatted_and_lint_clean(tmp_path: Path) -> None:
+    package = f"draft_{secrets.token_hex(4)}"
+    draft_project([ORDERS, LINES, LOG], _target(package), tmp_path)
+    common = ["--isolated", "--line-length", "100"]
+    fmt = subprocess.run(
+        [str(RUFF), "format", "--check", "--diff", *common, package],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    lint = subprocess.run(
+        [str(RUFF), "check", *common, "--select", "E,F,W,I,UP", package],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
