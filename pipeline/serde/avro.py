@@ -8,7 +8,7 @@ topic carries several event types. Schemas are not registered by the daemon
 unless ``registry.auto_register`` is set (development only); in CI and
 production ``cdcflow schemas register`` does it, after the compatibility check.
 
-Each contract is compiled once into a writer (:mod:`.writer`) that reads the
+Each contract is compiled once into a writer (:mod:`.generated`) that reads the
 event's fields where they are and appends their encoding after the wire
 header (:mod:`.wire`); the bytes are those fastavro writes for
 :func:`event_to_record`'s dict, which is kept as the reference (and as the
@@ -51,8 +51,8 @@ from pipeline.events import DomainEvent, EventMetadata
 from pipeline.events.naming import schema_path, subject_name
 from pipeline.serde import wire
 from pipeline.serde.decimals import at_scale
+from pipeline.serde.generated import RecordWriter, generate_writer
 from pipeline.serde.registry import RegistryUnavailable, http_status, map_registry_errors
-from pipeline.serde.writer import Fields, compile_fields
 
 __all__ = ["EventSerializer", "event_to_record"]
 
@@ -151,8 +151,8 @@ class _Writer:
     subject: str
     schema: Schema
     parsed: Any
-    fields: Fields | None
-    """The compiled writer of each top-level field (None: fastavro writes the record)."""
+    write: RecordWriter | None
+    """The contract's compiled writer (None: fastavro writes the record)."""
     header: bytes | None = None
     """Magic byte and schema id (Confluent wire format), once the registry gave the id."""
 
@@ -208,7 +208,7 @@ class EventSerializer:
                     f"the contract of {event_type.full_name()} is not a valid Avro schema: {exc}"
                 ) from exc
             subject = subject_name(topic, event_type.full_name())
-            writer = _Writer(subject, Schema(text, "AVRO"), parsed, compile_fields(parsed))
+            writer = _Writer(subject, Schema(text, "AVRO"), parsed, generate_writer(parsed))
             self._writers[key] = writer
         return writer
 
@@ -269,10 +269,9 @@ class EventSerializer:
         if metadata is not None:
             values = {**values, "metadata": metadata}
         try:
-            if writer.fields is not None:
+            if writer.write is not None:
                 out = bytearray(header)
-                for name, encode, default in writer.fields:
-                    encode(values.get(name, default), out)
+                writer.write(values, out)
                 return bytes(out)
             buf = io.BytesIO()
             buf.write(header)

@@ -37,37 +37,46 @@ from fastavro._logical_writers import LOGICAL_WRITERS
 
 from pipeline.serde.decimals import at_scale
 
-__all__ = ["Encode", "Fields", "compile_fields", "compile_writer"]
+__all__ = ["Encode", "compile_writer"]
 
 Encode = Callable[[Any, bytearray], None]
 """Append the Avro encoding of a value to the buffer."""
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """A schema shape the compiler leaves to fastavro."""
 
 
 _LONG_MIN = -(1 << 63)
 _LONG_MAX = (1 << 63) - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAYS = date(1970, 1, 1).toordinal()
 _FLOAT = struct.Struct("<f").pack
-_DOUBLE = struct.Struct("<d").pack
+DOUBLE = struct.Struct("<d").pack
 # fastavro's own conversion: the same bytes, the same refusals (precision, scale).
 _DECIMAL_BYTES = LOGICAL_WRITERS["bytes-decimal"]
 
 
-def _write_long(n: int, out: bytearray) -> None:
+# Two 7-bit groups of a varint, both marked "more follows": a long's bytes two at a time.
+_PAIRS = [bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14)]
+
+
+def write_long(n: int, out: bytearray) -> None:
+    """Append ``n`` as an Avro long: zig-zag, then a varint of 7-bit groups, low first."""
     if n < 0x40 and n >= -0x40:  # one byte: the common small value
         out.append(((n << 1) ^ (n >> 63)) & 0xFF)
         return
     if n < _LONG_MIN or n > _LONG_MAX:
         raise OverflowError(f"{n} does not fit an Avro long")
     z = ((n << 1) ^ (n >> 63)) & 0xFFFFFFFFFFFFFFFF
-    while z > 0x7F:
+    while z >= 0x4000:  # more than two groups left: two of them, from the table
+        out += _PAIRS[z & 0x3FFF]
+        z >>= 14
+    if z < 0x80:
+        out.append(z)
+    else:
         out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
+        out.append(z >> 7)
 
 
 def _plain(value: Any) -> Any:
@@ -75,30 +84,38 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def as_int(value: Any) -> int:
+    """The integer a long field holds: an int, or an enum member's int value."""
+    value = _plain(value)
+    if not isinstance(value, int):
+        raise TypeError(f"an integer is required, got {type(value).__name__}")
+    return value
+
+
+def as_str(value: Any) -> str:
+    """The text a string field holds: a str, an enum member's value, or a UUID's text."""
+    value = _plain(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"a string is required, got {type(value).__name__}")
+    return value
+
+
 def _long(value: Any, out: bytearray) -> None:
-    if type(value) is not int:
-        value = _plain(value)
-        if not isinstance(value, int):
-            raise TypeError(f"an integer is required, got {type(value).__name__}")
-    _write_long(value, out)
+    write_long(value if type(value) is int else as_int(value), out)
 
 
 def _string(value: Any, out: bytearray) -> None:
-    if type(value) is not str:
-        value = _plain(value)
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        elif not isinstance(value, str):
-            raise TypeError(f"a string is required, got {type(value).__name__}")
-    data = value.encode()
-    _write_long(len(data), out)
+    data = (value if type(value) is str else as_str(value)).encode()
+    write_long(len(data), out)
     out += data
 
 
 def _bytes(value: Any, out: bytearray) -> None:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise TypeError(f"bytes are required, got {type(value).__name__}")
-    _write_long(len(value), out)
+    write_long(len(value), out)
     out += value
 
 
@@ -116,7 +133,7 @@ def _float(value: Any, out: bytearray) -> None:
 
 
 def _double(value: Any, out: bytearray) -> None:
-    out += _DOUBLE(float(value))
+    out += DOUBLE(float(value))
 
 
 def _timestamp(per_second: int) -> Encode:
@@ -129,7 +146,7 @@ def _timestamp(per_second: int) -> Encode:
                 # zone, as Debezium sends it); fastavro would read it in the
                 # host's local zone (time.mktime) and shift it by the zone's offset.
                 value = value.replace(tzinfo=UTC)
-            delta = value - _EPOCH
+            delta = value - EPOCH
             value = (delta.days * 86400 + delta.seconds) * per_second + (
                 delta.microseconds // divisor
             )
@@ -175,7 +192,7 @@ def _enum(schema: Mapping[str, Any]) -> Encode:
     def encode(value: Any, out: bytearray) -> None:
         symbol = _plain(value)
         try:
-            _write_long(index[symbol], out)
+            write_long(index[symbol], out)
         except (KeyError, TypeError):
             raise ValueError(f"{symbol!r} is not a symbol of enum {name}") from None
 
@@ -187,7 +204,7 @@ def _array(items: Encode) -> Encode:
         if not isinstance(value, list | tuple):
             value = list(value)  # a set or a frozenset
         if value:
-            _write_long(len(value), out)
+            write_long(len(value), out)
             for item in value:
                 items(item, out)
         out.append(0)
@@ -198,7 +215,7 @@ def _array(items: Encode) -> Encode:
 def _map(values: Encode) -> Encode:
     def encode(value: Any, out: bytearray) -> None:
         if value:
-            _write_long(len(value), out)
+            write_long(len(value), out)
             for key, item in value.items():
                 _string(key, out)
                 values(item, out)
@@ -250,7 +267,7 @@ _LOGICAL: dict[tuple[str, str], Encode] = {
 }
 
 
-class _Compiler:
+class Compiler:
     def __init__(self, named: Mapping[str, Any]) -> None:
         self.named = named
         self.open: set[str] = set()
@@ -261,7 +278,7 @@ class _Compiler:
                 return _PRIMITIVES[schema]
             if schema in self.named:
                 return self.node(self.named[schema])
-            raise _Unsupported(f"unknown type {schema}")
+            raise Unsupported(f"unknown type {schema}")
         if isinstance(schema, list):
             return self.union(schema)
         kind = schema["type"]
@@ -282,21 +299,21 @@ class _Compiler:
             return _PRIMITIVES[kind]
         if isinstance(kind, dict | list):
             return self.node(kind)
-        raise _Unsupported(f"type {kind} (logical type {logical})")
+        raise Unsupported(f"type {kind} (logical type {logical})")
 
     def union(self, branches: list[Any]) -> Encode:
         if len(branches) == 2 and "null" in branches:
             null_index = branches.index("null")
             return _optional(null_index, self.node(branches[1 - null_index]))
-        raise _Unsupported(f"union {branches}")
+        raise Unsupported(f"union {branches}")
 
     def record(self, schema: Mapping[str, Any]) -> Encode:
         return _record(self.fields(schema))
 
-    def fields(self, schema: Mapping[str, Any]) -> Fields:
+    def fields(self, schema: Mapping[str, Any]) -> tuple[tuple[str, Encode, Any], ...]:
         name = schema["name"]
         if name in self.open:
-            raise _Unsupported(f"recursive record {name}")
+            raise Unsupported(f"recursive record {name}")
         self.open.add(name)
         try:
             return tuple(
@@ -306,28 +323,10 @@ class _Compiler:
             self.open.discard(name)
 
 
-Fields = tuple[tuple[str, Encode, Any], ...]
-"""A record's writer: each field's name, its writer, and its schema default."""
-
-
-def compile_fields(parsed: Any) -> Fields | None:
-    """The field writers of a record schema parsed by ``fastavro.parse_schema``.
-
-    None when the schema is not a record, or has a shape left to fastavro.
-    """
-    if not isinstance(parsed, dict) or parsed.get("type") != "record":
-        return None
-    compiler = _Compiler(parsed.get("__named_schemas", {}))
-    try:
-        return compiler.fields(parsed)
-    except _Unsupported:
-        return None
-
-
 def compile_writer(parsed: Any) -> Encode | None:
     """The writer of a schema parsed by ``fastavro.parse_schema``; None for a shape left to fastavro."""
     named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
     try:
-        return _Compiler(named).node(parsed)
-    except _Unsupported:
+        return Compiler(named).node(parsed)
+    except Unsupported:
         return None
