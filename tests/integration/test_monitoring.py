@@ -77,8 +77,11 @@ def prometheus(stack: LocalStack, tmp_path: Path) -> Iterator[Prometheus]:
         server.remove()
 
 
-def wait(what: str, run: PipelineRun, check: Any, timeout_s: float = 180) -> Any:
-    """Poll ``check`` until it returns something truthy; returns it."""
+def wait(what: str, run: PipelineRun, check: Any, timeout_s: float = 180, seen: Any = None) -> Any:
+    """Poll ``check`` until it returns something truthy; returns it.
+
+    On timeout the message holds what ``seen()`` returns (the alerts, a status).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         run.check_transformer()
@@ -86,7 +89,8 @@ def wait(what: str, run: PipelineRun, check: Any, timeout_s: float = 180) -> Any
         if got:
             return got
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            state = f"; seen: {seen()}" if seen is not None else ""
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}{state}")
         time.sleep(0.5)
 
 
@@ -159,7 +163,9 @@ def test_a_poison_record_fires_the_dead_letter_alert_and_the_dashboard_answers(
                             return dict(alert)
                 return None
 
-            alert = wait("CdcflowDeadLetters firing", run, dead_letter_alert, timeout_s=120)
+            alert = wait(
+                "CdcflowDeadLetters firing", run, dead_letter_alert, timeout_s=120, seen=api.alerts
+            )
             assert run.totals()["dead_lettered"] == {"decode": 1}
             assert alert["labels"]["severity"] == "warning"
             assert alert["annotations"]["runbook"] == "docs/operations.md#cdcflowdeadletters"
@@ -342,7 +348,12 @@ def test_a_failed_connector_task_fires_its_alert_through_the_exporter(
                     return None
                 return str(tasks[0]["state"]) if tasks else None
 
-            wait("the clashing connector's task FAILED", run, lambda: task_state() == "FAILED")
+            wait(
+                "the clashing connector's task FAILED",
+                run,
+                lambda: task_state() == "FAILED",
+                seen=lambda: run.connect.status(clash),
+            )
 
             def task_alert() -> dict[str, Any] | None:
                 for alert in api.alerts():
@@ -355,7 +366,13 @@ def test_a_failed_connector_task_fires_its_alert_through_the_exporter(
                         return dict(alert)
                 return None
 
-            alert = wait("CdcflowConnectorTaskFailed firing", run, task_alert, timeout_s=120)
+            alert = wait(
+                "CdcflowConnectorTaskFailed firing",
+                run,
+                task_alert,
+                timeout_s=120,
+                seen=lambda: (api.alerts(), api.query("cdcflow_connect_task_state")),
+            )
             assert (alert["labels"]["task"], alert["labels"]["state"]) == ("0", "FAILED")
             assert alert["annotations"]["summary"] == f"connector {clash} task 0 FAILED"
             # The connector that holds the slot is not the one alerted on.
