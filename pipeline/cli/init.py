@@ -11,9 +11,9 @@ from typing import Any
 import click
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pipeline.cli._context import CliContext, pass_cli
+from pipeline.cli._context import CliContext, pass_cli, table
 from pipeline.errors import CdcflowError, ConfigError
-from pipeline.onboard.catalog import connect, identifier, read_tables
+from pipeline.onboard.catalog import Table, connect, identifier, read_tables
 from pipeline.onboard.project import InitResult, draft_project
 from pipeline.onboard.render import Target
 from pipeline.settings import Settings
@@ -78,6 +78,12 @@ _LEVEL_COLOURS = {"warn": "yellow", "fail": "red"}
     help="Then, in the project directory, register the contracts and apply the connector "
     "('cdcflow schemas register', 'cdcflow connectors apply --wait'): 'cdcflow run' is next.",
 )
+@click.option(
+    "--list",
+    "list_only",
+    is_flag=True,
+    help="Only list the tables found (key, replica identity, columns); write nothing.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files of an existing project.")
 @click.option("--dry-run", is_flag=True, help="Show the files and findings; write nothing.")
 @pass_cli
@@ -91,6 +97,7 @@ def command(
     connector_user: str,
     connector_password: str,
     deploy: bool,
+    list_only: bool,
     force: bool,
     dry_run: bool,
 ) -> None:
@@ -129,6 +136,9 @@ def command(
             schemas=schemas,
             tables=[t.strip() for t in (tables or "").split(",") if t.strip()],
         )
+    if list_only:
+        _list(ctx, found)
+        return
     database = str(params.get("dbname") or params.get("user") or "postgres")
     package = identifier(name or database)
     target = Target(
@@ -204,6 +214,25 @@ def _source(settings: Settings, dsn: str | None) -> tuple[dict[str, Any], str | 
     if src.password is None and src.password_file is not None:
         return params, str(src.password_file.resolve())
     return params, None
+
+
+_IDENTITIES = {"d": "DEFAULT", "f": "FULL", "i": "USING INDEX", "n": "NOTHING"}
+
+
+def _list(ctx: CliContext, found: list[Table]) -> None:
+    rows = [
+        {
+            "table": t.qualified,
+            "primary key": ", ".join(t.primary_key) or "(none)",
+            "replica identity": _IDENTITIES.get(t.identity, t.identity),
+            "columns": ", ".join(f"{c.name} {c.sql_type}" for c in t.columns),
+        }
+        for t in found
+    ]
+    if ctx.json_output:
+        ctx.emit_json(rows)
+    else:
+        click.echo(table(rows, ["table", "primary key", "replica identity", "columns"]))
 
 
 def _print(result: InitResult, target: Target, *, deployed: bool) -> None:

@@ -375,6 +375,17 @@ def test_bad_input_gets_a_clear_error_or_the_stated_fallback(
     # A literal connector password is refused (exit 78).
     assert init("--dsn", dsn, "--connector-password", "s3cret", "--dir", str(tmp_path / "e")) == 78
     assert "placeholder" in capsys.readouterr().err
+    # --list: the tables found, with key and identity; nothing is written.
+    assert init("--dsn", dsn, "--list", "--dir", str(tmp_path / "l")) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert sorted(listed) == [
+        "public.audit_log",
+        "public.parcels",
+        "public.scans",
+        "public.senders",
+    ]
+    assert "(none)" in listed["public.audit_log"] and "parcel_id, seq" in listed["public.scans"]
+    assert not (tmp_path / "l").exists()
     # Dry run: the files are listed, nothing is written.
     assert init("--dsn", dsn, "--tables", "parcels", "--dry-run", "--dir", str(tmp_path / "f")) == 0
     out = capsys.readouterr().out
