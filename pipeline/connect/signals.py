@@ -91,7 +91,9 @@ def derive_signals(config: Mapping[str, str]) -> dict[str, str]:
         derived["transforms"] = ",".join([DROP_SIGNALS, *transforms])
         derived[f"transforms.{DROP_SIGNALS}.type"] = _FILTER
         derived[f"transforms.{DROP_SIGNALS}.predicate"] = _IS_SIGNAL
-        derived["predicates"] = ",".join([*names(config.get("predicates")), _IS_SIGNAL])
+        predicates = names(config.get("predicates"))
+        if _IS_SIGNAL not in predicates:  # a config copied from a derived one has it already
+            derived["predicates"] = ",".join([*predicates, _IS_SIGNAL])
         derived[f"predicates.{_IS_SIGNAL}.type"] = _TOPIC_MATCHES
         derived[f"predicates.{_IS_SIGNAL}.pattern"] = re.escape(
             f"{config.get('topic.prefix', '')}.{table}"

@@ -169,3 +169,17 @@ def test_a_stopped_snapshot_is_aborted_though_debezium_closes_it_as_completed() 
     run.apply(_note("COMPLETED"))
     assert run.state == "ABORTED" and run.done
     assert run.unread == ["public.members"]
+
+
+def test_a_config_copied_from_a_derived_one_keeps_one_signal_predicate() -> None:
+    config = _config(**{"signal.data.collection": "public.cdcflow_signal"})
+    derived = derive_signals(config)
+    # As a test harness copies a derived config: its transforms dropped, its predicates kept.
+    copied = {k: v for k, v in (config | derived).items() if not k.startswith("transforms")}
+    again = derive_signals(copied)
+    assert "predicates" not in again
+    assert again["transforms"] == DROP_SIGNALS
+    merged = copied | again
+    assert (
+        merged["predicates"].split(",").count(merged[f"transforms.{DROP_SIGNALS}.predicate"]) == 1
+    )
