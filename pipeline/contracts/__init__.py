@@ -14,7 +14,7 @@
 """
 
 from pipeline.contracts.catalog import Contract, contracts_for, discover_events
-from pipeline.contracts.compat import Version, check_compatibility, describe, is_compatible
+from pipeline.contracts.compat import Version, check_compatibility, is_compatible
 from pipeline.contracts.generate import SHARED_NAMESPACE, canonical, render, schema_for
 from pipeline.contracts.levels import (
     COMPATIBILITY_FILE,
@@ -28,6 +28,7 @@ from pipeline.contracts.levels import (
 from pipeline.contracts.registry import ContractRegistry
 from pipeline.contracts.report import RULES, Problem, Report, Severity, format_report
 from pipeline.contracts.schemafile import ParsedSchema, parse_schema, read_schema_file
+from pipeline.contracts.translate import describe
 from pipeline.events.naming import (
     event_domain,
     event_subject,
