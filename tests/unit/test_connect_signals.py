@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.connect.files import parse_connector_file
+from pipeline.connect.domain import check_connector, domain_checks
+from pipeline.connect.files import ConnectorSpec, parse_connector_file
 from pipeline.connect.routing import simulate
 from pipeline.connect.signals import DROP_SIGNALS, derive_signals, notification_topic
 from pipeline.connect.snapshot import SnapshotRun, _notification, qualified
+from tests.unit import domain_bank
 
 PG = "io.debezium.connector.postgresql.PostgresConnector"
 
@@ -183,3 +185,32 @@ def test_a_config_copied_from_a_derived_one_keeps_one_signal_predicate() -> None
     assert (
         merged["predicates"].split(",").count(merged[f"transforms.{DROP_SIGNALS}.predicate"]) == 1
     )
+
+
+def _unknown_tables(config: dict[str, str]) -> list[str]:
+    spec = ConnectorSpec(
+        "bank", config, Path("bank.yaml"), domain="tests.unit.domain_bank", routing="derive"
+    )
+    _, check = check_connector(spec, domain_bank.bank_description(), "test")
+    row = {"identity": "f", "key_columns": ["id"], "index_identity_columns": []}
+    tables = ("accounts", "account_limits", "loans", "audit", "cdcflow_signal")
+    captured = {f"public.{t}": row for t in tables}
+    return [
+        f.detail for f in domain_checks(check, captured, captured) if "does not know" in f.detail
+    ]
+
+
+def test_the_filtered_signal_table_is_no_table_the_domain_does_not_know() -> None:
+    config = {
+        "connector.class": PG,
+        "topic.prefix": "bank",
+        "table.include.list": "public.accounts,public.account_limits,public.loans,public.audit",
+        "signal.data.collection": "public.cdcflow_signal",
+    }
+    assert _unknown_tables(config | derive_signals(config)) == []
+    # Captured without the derived Filter, its records would reach the transformer.
+    unfiltered = config | {
+        "table.include.list": config["table.include.list"] + ",public.cdcflow_signal"
+    }
+    (detail,) = _unknown_tables(unfiltered)
+    assert "public.cdcflow_signal" in detail
