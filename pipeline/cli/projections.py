@@ -11,6 +11,7 @@ import click
 
 from pipeline.cli._context import CliContext, pass_cli, table
 from pipeline.errors import CdcflowError
+from pipeline.replay.database import connect, read_model_dsn
 from pipeline.replay.errors import ProjectionError
 from pipeline.replay.positions import format_ms, parse_timestamp
 from pipeline.replay.progress import format_duration
@@ -18,7 +19,7 @@ from pipeline.replay.projection import Projection, load_projections, load_upcast
 from pipeline.replay.rebuild import rebuild as rebuild_projection
 from pipeline.replay.runner import RunStats, projection_decoder, run_projections
 from pipeline.replay.status import projection_status
-from pipeline.replay.store import ReadModelStore, connect, read_model_dsn
+from pipeline.replay.store import ReadModelStore
 from pipeline.replay.stream import EventStream
 
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from pipeline.replay.database import connect, read_model_dsn
 from pipeline.replay.errors import TopicNotFound
 from pipeline.replay.positions import TP, EndAt, StartAt, format_ms
 from pipeline.replay.projection import Projection
-from pipeline.replay.store import LIVE, ReadModelStore, connect, read_model_dsn
+from pipeline.replay.store import LIVE, ReadModelStore
 from pipeline.replay.stream import EventStream
 from pipeline.settings import Settings
 

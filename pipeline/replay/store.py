@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from pipeline.replay.database import connect, read_model_dsn
 from pipeline.replay.errors import HandlerError, ProjectionBusy, ProjectionError
 from pipeline.replay.positions import TP, ms_to_datetime
 from pipeline.replay.projection import Projection, Tx
@@ -57,9 +58,7 @@ __all__ = [
     "Applied",
     "Checkpoint",
     "ReadModelStore",
-    "connect",
     "open_store",
-    "read_model_dsn",
 ]
 
 LIVE = "live"
@@ -98,30 +97,6 @@ CREATE TABLE IF NOT EXISTS {s}.projection_checkpoints (
   PRIMARY KEY (projection, id)
 );
 """
-
-
-def read_model_dsn(settings: Settings) -> str:
-    """The read-model database: ``projections.dsn``, else the source database.
-
-    Raises:
-        ConfigError: the source database's password cannot be read.
-    """
-    return settings.projections.dsn or settings.source.dsn()
-
-
-def connect(dsn: str) -> psycopg.Connection[Any]:
-    """An autocommit connection (transactions are explicit, ``with conn.transaction()``).
-
-    Raises:
-        ProjectionError: the database does not answer or refuses the login.
-    """
-    try:
-        return psycopg.connect(dsn, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise ProjectionError(
-            f"cannot connect to the read-model database: {str(exc).strip()}",
-            hint="check CDCFLOW_PROJECTIONS__DSN (default: the source database, CDCFLOW_SOURCE__*)",
-        ) from exc
 
 
 @contextmanager

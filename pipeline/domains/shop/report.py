@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.domains.shop.projections import order_timeline, orders_by_customer
+from pipeline.replay.database import connect, read_model_dsn
 from pipeline.replay.status import projection_status
-from pipeline.replay.store import connect, read_model_dsn
 from pipeline.settings import Settings
 
 __all__ = ["read_model_report"]
