@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -14,7 +17,7 @@ import click
 from pipeline.cli._context import CliContext, pass_cli
 from pipeline.connect import ConnectClient, deployed_configs
 from pipeline.connect.domain import DomainProblem, check_deployed, load_description, raise_for_split
-from pipeline.errors import ConfigError, ConnectError
+from pipeline.errors import CdcflowError, ConfigError, ConnectError
 from pipeline.settings import Settings
 from pipeline.transformer import BatchResult, Metrics, build_transformer
 
@@ -41,6 +44,15 @@ log = logging.getLogger("cdcflow.transformer")
     help="HTTP port for /metrics, /healthz, /readyz (0: off).",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Transformer processes in the group, one per core to use; child i is instance "
+    "<instance>-i (metrics on <port>+i). SIGTERM/SIGINT reach every child; the exit code is "
+    "the worst child's.",
+)
+@click.option(
     "--stop-when-idle",
     type=float,
     default=None,
@@ -53,6 +65,7 @@ def command(
     domain: str | None,
     instance: str,
     metrics_port: int | None,
+    processes: int,
     stop_when_idle: float | None,
 ) -> None:
     """Run the transformer: CDC records in, Avro domain events out.
@@ -76,6 +89,33 @@ def command(
     if ctx.log_level > logging.INFO:
         logging.getLogger("cdcflow").setLevel(logging.INFO)
     check_routing_at_start(settings, domain or settings.transformer.domain)
+    if processes == 1:
+        run_one(settings, domain, instance, metrics_port, stop_when_idle)
+        return
+    code = run_processes(
+        settings,
+        processes,
+        domain=domain,
+        instance=instance,
+        metrics_port=metrics_port,
+        stop_when_idle=stop_when_idle,
+    )
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+def run_one(
+    settings: Settings,
+    domain: str | None,
+    instance: str,
+    metrics_port: int | None,
+    stop_when_idle: float | None,
+) -> None:
+    """One transformer in this process until SIGTERM/SIGINT (or idle); see ``run``'s help.
+
+    Raises:
+        CdcflowError: the transformer's error (TransformerFenced and the others).
+    """
     metrics = Metrics()
     transformer = build_transformer(settings, domain=domain, instance=instance, metrics=metrics)
     port = settings.transformer.metrics_port if metrics_port is None else metrics_port
@@ -124,6 +164,108 @@ def command(
         click.echo(
             json.dumps({"transformer": transformer.transactional_id, **metrics.totals()}), err=True
         )
+
+
+def child_instance(instance: str, index: int) -> str:
+    """The instance name of child ``index`` of ``run --processes`` (its transactional id's end)."""
+    return f"{instance}-{index}"
+
+
+def worst_exit_code(codes: list[int]) -> int:
+    """The exit code of ``run --processes``: the highest of its children's (0 when all are 0).
+
+    A child killed by signal N (a negative code from :mod:`multiprocessing`)
+    counts as 128 + N, as a shell reports it.
+    """
+    return max((128 - c if c < 0 else c for c in codes), default=0)
+
+
+def _child(
+    settings: Settings,
+    domain: str | None,
+    instance: str,
+    metrics_port: int | None,
+    stop_when_idle: float | None,
+) -> None:
+    # A child's error is reported as the single-process command reports it.
+    try:
+        run_one(settings, domain, instance, metrics_port, stop_when_idle)
+    except CdcflowError as exc:
+        log.error("transformer %s: %s", instance, exc.message)
+        if exc.hint:
+            log.error("  hint: %s", exc.hint)
+        sys.exit(exc.exit_code)
+    except Exception:
+        log.exception("transformer %s failed", instance)
+        sys.exit(1)
+
+
+def run_processes(
+    settings: Settings,
+    processes: int,
+    *,
+    domain: str | None = None,
+    instance: str = "0",
+    metrics_port: int | None = None,
+    stop_when_idle: float | None = None,
+) -> int:
+    """Run ``processes`` transformers of one consumer group, each in a process of its own.
+
+    Each child is the transformer of ``run`` with the instance name
+    ``<instance>-<i>`` (its transactional id and static group membership) and,
+    when metrics are served, the port ``<port> + i``. The children are forked
+    before any Kafka client exists, so they share nothing but the group: Kafka
+    gives each its share of the CDC topics' partitions. SIGTERM and SIGINT are
+    forwarded to every child (each commits its batch in flight). When a child
+    fails, the others are stopped the same way, so the whole command can be
+    restarted. Returns the worst exit code (:func:`worst_exit_code`).
+    """
+    port = settings.transformer.metrics_port if metrics_port is None else metrics_port
+    # Fork: a child inherits the imported domain and settings as they are (spawn
+    # would import them again from a fresh interpreter).
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(
+            target=_child,
+            args=(
+                settings,
+                domain,
+                child_instance(instance, i),
+                port + i if port else 0,
+                stop_when_idle,
+            ),
+            name=f"transformer-{child_instance(instance, i)}",
+        )
+        for i in range(processes)
+    ]
+    stopping = threading.Event()
+
+    def forward(signum: int, _frame: Any) -> None:
+        log.info("%s received: stopping %d transformers", signal.Signals(signum).name, processes)
+        stopping.set()
+        for child in children:
+            if child.pid is not None and child.exitcode is None:
+                os.kill(child.pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.start()
+        log.info(
+            "%d transformers running: %s",
+            processes,
+            ", ".join(f"{c.name} (pid {c.pid})" for c in children),
+        )
+        while any(c.exitcode is None for c in children):
+            for child in children:
+                child.join(0.2)
+                if child.exitcode not in (None, 0) and not stopping.is_set():
+                    log.error("%s exited %s: stopping the others", child.name, child.exitcode)
+                    forward(signal.SIGTERM, None)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return worst_exit_code([c.exitcode or 0 for c in children])
 
 
 def check_routing_at_start(settings: Settings, module: str) -> None:
