@@ -9,7 +9,7 @@ from typing import Any, Final
 from pipeline.cdc.model import UNCHANGED
 from pipeline.cdc.numeric import ValueDecodeError
 from pipeline.cdc.toast import PlaceholderMatcher, declared_placeholder
-from pipeline.cdc.values import decode_schemaless, decoder_for
+from pipeline.cdc.values import decode_schemaless, decoder_for, plain_type
 
 __all__ = [
     "Column",
@@ -23,12 +23,13 @@ __all__ = [
     "row_plan",
 ]
 
-Column = tuple[Callable[[Any], Any], dict[str, Any] | None, str | None]
-"""How one column is read: its value decoder, its Connect schema, its declared placeholder."""
+Column = tuple[Callable[[Any], Any], dict[str, Any] | None, str | None, type | None]
+"""How one column is read: its value decoder, its Connect schema, its declared placeholder,
+and the JSON type whose values its decoder returns as they are (None: every value is decoded)."""
 RowPlan = dict[str, Column]
 """A row image's columns by name, resolved once per envelope schema (see :func:`row_plan`)."""
 
-_SCHEMALESS: Final[Column] = (decode_schemaless, None, None)
+_SCHEMALESS: Final[Column] = (decode_schemaless, None, None, None)
 # Only text, arrays and maps can be the placeholder when the schema does not declare its form.
 _PLACEHOLDER_SHAPES: Final = (str, list, dict)
 
@@ -58,7 +59,7 @@ def row_plan(fields: dict[str, dict[str, Any]] | None) -> RowPlan | None:
     if fields is None:
         return None
     return {
-        name: (decoder_for(schema), schema, declared_placeholder(schema))
+        name: (decoder_for(schema), schema, declared_placeholder(schema), plain_type(schema))
         for name, schema in fields.items()
     }
 
@@ -94,18 +95,25 @@ def decode_planned(
         raise ValueDecodeError(f"row image must be an object, got {type(raw).__name__}")
     row: dict[str, Any] = {}
     toasted: set[str] = set()
+    scalars = toast.scalar_forms
     for column, value in raw.items():
         if value is None:
             row[column] = None
             continue
-        decode, schema, declared = (
+        decode, schema, declared, plain = (
             plan.get(column, _SCHEMALESS) if plan is not None else _SCHEMALESS
         )
-        if (
-            declared is not None or isinstance(value, _PLACEHOLDER_SHAPES)
-        ) and toast.matches_declared(value, schema, declared):
+        if (declared is not None or isinstance(value, _PLACEHOLDER_SHAPES)) and (
+            value in scalars
+            if declared is None and type(value) is str
+            else toast.matches_declared(value, schema, declared)
+        ):
             row[column] = UNCHANGED
             toasted.add(column)
+            continue
+        if type(value) is plain:
+            # An integer, text or boolean column: its decoder would return the value itself.
+            row[column] = value
             continue
         try:
             row[column] = decode(value)

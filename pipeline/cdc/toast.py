@@ -59,6 +59,11 @@ class PlaceholderMatcher:
             }
         )
 
+    @property
+    def scalar_forms(self) -> frozenset[str]:
+        """Every text form of the placeholder, for a text value whose column declares none."""
+        return self._scalars
+
     @cached_property
     def _lists(self) -> tuple[list[Any], ...]:
         b = self._bytes

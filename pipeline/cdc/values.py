@@ -28,7 +28,7 @@ from typing import Any
 from pipeline.cdc import numeric, temporal
 from pipeline.cdc.numeric import ValueDecodeError
 
-__all__ = ["decode_schemaless", "decode_value", "decoder_for", "struct_decoders"]
+__all__ = ["decode_schemaless", "decode_value", "decoder_for", "plain_type", "struct_decoders"]
 
 _Decoder = Callable[[dict[str, Any], Any], Any]
 
@@ -183,6 +183,33 @@ def decoder_for(schema: dict[str, Any] | None) -> Callable[[Any], Any]:
     if literal is None:
         return decode_schemaless
     return partial(literal, schema)
+
+
+_PLAIN_LITERALS: dict[str, type] = {
+    "int8": int,
+    "int16": int,
+    "int32": int,
+    "int64": int,
+    "string": str,
+    "boolean": bool,
+}
+_PLAIN_TEXT_NAMES = frozenset(
+    {"io.debezium.data.Enum", "io.debezium.data.Xml", "io.debezium.data.Ltree"}
+)
+
+
+def plain_type(schema: dict[str, Any] | None) -> type | None:
+    """The JSON type whose values ``decoder_for(schema)`` returns unchanged (int, str, bool).
+
+    A value of exactly that type needs no call to the decoder; None where
+    every value is converted (dates, decimals, uuids, ...) or the schema is absent.
+    """
+    if schema is None:
+        return None
+    name = schema.get("name")
+    if isinstance(name, str) and name in _SEMANTIC:
+        return str if name in _PLAIN_TEXT_NAMES else None
+    return _PLAIN_LITERALS.get(str(schema.get("type", "")).lower())
 
 
 def struct_decoders(schema: dict[str, Any]) -> dict[Any, Callable[[Any], Any]] | None:

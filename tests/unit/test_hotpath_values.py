@@ -10,7 +10,11 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
-from pipeline.cdc import Change, decode_record
+from pipeline.cdc import UNCHANGED, Change, decode_record
+from pipeline.cdc.numeric import ValueDecodeError
+from pipeline.cdc.rows import decode_planned, row_plan
+from pipeline.cdc.toast import matcher
+from pipeline.cdc.values import decode_value, plain_type
 from pipeline.errors import DecodeError
 from pipeline.events import DomainEvent, EventMetadata, SourcePosition, derive_event_id
 from pipeline.events.base import EVENT_ID_NAMESPACE
@@ -172,3 +176,65 @@ def test_a_version_that_is_not_an_int_is_validated_as_before() -> None:
     assert isinstance(result, Mapped)
     meta = result.events[0].metadata
     assert meta is not None and meta.schema_version == 2
+
+
+# -- row images: values of a plain type are taken as they are, everything else decoded
+
+
+PLACEHOLDER = "__debezium_unavailable_value"
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (dbz.int32("c"), int),
+        (dbz.int64("c"), int),
+        (dbz.text("c"), str),
+        (dbz.boolean("c"), bool),
+        (dbz.enum_col("c", "a,b"), str),
+        (dbz.named("c", "int32", "io.debezium.time.Date"), None),
+        (dbz.uuid_col("c"), None),
+        (dbz.tstz("c"), None),
+        (dbz.decimal("c", 2), None),
+        (dbz.json_col("c"), None),
+        (None, None),
+    ],
+)
+def test_plain_types(schema: dict[str, Any] | None, expected: type | None) -> None:
+    assert plain_type(schema) is expected
+
+
+def test_a_row_decodes_as_each_value_alone() -> None:
+    columns = [
+        dbz.int32("i"), dbz.int64("l"), dbz.text("s"), dbz.boolean("b"), dbz.enum_col("e", "x,y"),
+        dbz.named("d", "int32", "io.debezium.time.Date"), dbz.tstz("t"), dbz.uuid_col("u"),
+    ]  # fmt: skip
+    fields = {c["field"]: c for c in columns}
+    raw = {
+        "i": 7, "l": 2**40, "s": "text", "b": False, "e": "y", "d": 19000,
+        "t": "2024-06-10T06:13:20.123456Z", "u": "0b0e9e0c-7c2e-4a43-9d4b-2f8a3c1d9e11",
+    }  # fmt: skip
+    row, toasted = decode_planned(raw, row_plan(fields), matcher(PLACEHOLDER))
+    assert row == {name: decode_value(fields[name], value) for name, value in raw.items()}
+    assert [type(v) for v in row.values()] == [
+        type(decode_value(fields[n], v)) for n, v in raw.items()
+    ]
+    assert toasted == set()
+
+
+def test_the_placeholder_in_a_text_column_is_still_unchanged() -> None:
+    fields = {"s": dbz.text("s"), "i": dbz.int32("i")}
+    row, toasted = decode_planned(
+        {"s": PLACEHOLDER, "i": 1}, row_plan(fields), matcher(PLACEHOLDER)
+    )
+    assert row == {"s": UNCHANGED, "i": 1}
+    assert toasted == {"s"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "value"),
+    [(dbz.int32("c"), True), (dbz.int32("c"), "7"), (dbz.text("c"), 7), (dbz.boolean("c"), 1)],
+)
+def test_a_value_of_another_type_still_fails(schema: dict[str, Any], value: Any) -> None:
+    with pytest.raises(ValueDecodeError, match="column 'c'"):
+        decode_planned({"c": value}, row_plan({"c": schema}), matcher(PLACEHOLDER))
