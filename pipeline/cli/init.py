@@ -108,6 +108,7 @@ def command(
       cdcflow.toml                 settings tying domain, topics and connector together
       connectors/<name>-postgres.yaml   the Debezium connector (pgoutput, its own slot
                                    and filtered publication, heartbeat)
+      <name>/__init__.py           the Domain object tying events and rules together
       <name>/events.py             <Entity>Created / Updated / Deleted per table
       <name>/rules.yaml, mappings.py   the rules that make them
       schemas/                     the events' Avro contracts
