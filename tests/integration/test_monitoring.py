@@ -77,14 +77,18 @@ def prometheus(stack: LocalStack, tmp_path: Path) -> Iterator[Prometheus]:
         server.remove()
 
 
-def wait(what: str, run: PipelineRun, check: Any, timeout_s: float = 180, seen: Any = None) -> Any:
+def wait(
+    what: str, run: PipelineRun | None, check: Any, timeout_s: float = 180, seen: Any = None
+) -> Any:
     """Poll ``check`` until it returns something truthy; returns it.
 
-    On timeout the message holds what ``seen()`` returns (the alerts, a status).
+    The failure of ``run``'s transformer ends the wait. On timeout the message
+    holds what ``seen()`` returns (the alerts, a status).
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        run.check_transformer()
+        if run is not None:
+            run.check_transformer()
         got = check()
         if got:
             return got
@@ -92,6 +96,20 @@ def wait(what: str, run: PipelineRun, check: Any, timeout_s: float = 180, seen: 
             state = f"; seen: {seen()}" if seen is not None else ""
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}{state}")
         time.sleep(0.5)
+
+
+def firing(api: PrometheusApi, name: str, **labels: str) -> Any:
+    """A check for :func:`wait`: the alert ``name`` firing with ``labels``, else None."""
+
+    def check() -> dict[str, Any] | None:
+        for alert in api.alerts():
+            have = alert["labels"]
+            wanted = all(have.get(k) == v for k, v in labels.items())
+            if alert["state"] == "firing" and have["alertname"] == name and wanted:
+                return dict(alert)
+        return None
+
+    return check
 
 
 @contextlib.contextmanager
@@ -283,27 +301,16 @@ def test_a_second_transformer_of_the_same_id_fires_the_fenced_alert(
                         return True
                     return False
 
-                deadline = time.monotonic() + 120
-                while not fenced():
-                    assert time.monotonic() < deadline, "the first transformer was not fenced"
-                    time.sleep(0.5)
+                wait("the first transformer fenced", None, fenced, timeout_s=120)
                 assert run.totals()["transactions"].get("fenced") == 1
 
-                def fenced_alert() -> dict[str, Any] | None:
-                    for alert in api.alerts():
-                        if (alert["labels"]["alertname"], alert["state"]) == (
-                            "CdcflowFenced",
-                            "firing",
-                        ):
-                            return dict(alert)
-                    return None
-
-                deadline = time.monotonic() + 120
-                alert = fenced_alert()
-                while alert is None:
-                    assert time.monotonic() < deadline, f"no CdcflowFenced firing: {api.alerts()}"
-                    time.sleep(0.5)
-                    alert = fenced_alert()
+                alert = wait(
+                    "CdcflowFenced firing",
+                    None,
+                    firing(api, "CdcflowFenced", instance=first),
+                    timeout_s=120,
+                    seen=api.alerts,
+                )
                 assert alert["labels"]["instance"] == first
                 assert alert["labels"]["severity"] == "critical"
                 assert alert["annotations"]["runbook"] == "docs/operations.md#cdcflowfenced"
@@ -355,29 +362,18 @@ def test_a_failed_connector_task_fires_its_alert_through_the_exporter(
                 seen=lambda: run.connect.status(clash),
             )
 
-            def task_alert() -> dict[str, Any] | None:
-                for alert in api.alerts():
-                    labels = alert["labels"]
-                    if (
-                        labels["alertname"] == "CdcflowConnectorTaskFailed"
-                        and labels.get("connector") == clash
-                        and alert["state"] == "firing"
-                    ):
-                        return dict(alert)
-                return None
-
             alert = wait(
                 "CdcflowConnectorTaskFailed firing",
                 run,
-                task_alert,
+                firing(api, "CdcflowConnectorTaskFailed", connector=clash),
                 timeout_s=120,
                 seen=lambda: (api.alerts(), api.query("cdcflow_connect_task_state")),
             )
             assert (alert["labels"]["task"], alert["labels"]["state"]) == ("0", "FAILED")
             assert alert["annotations"]["summary"] == f"connector {clash} task 0 FAILED"
             # The connector that holds the slot is not the one alerted on.
-            firing = {a["labels"].get("connector") for a in api.alerts()}
-            assert run.connector not in firing
+            alerted = {a["labels"].get("connector") for a in api.alerts()}
+            assert run.connector not in alerted
             running = api.query(
                 f'cdcflow_connect_task_state{{connector="{run.connector}",state="RUNNING"}}'
             )
