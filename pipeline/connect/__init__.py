@@ -8,11 +8,12 @@ only one that speaks to the source database.
 """
 
 from pipeline.connect.apply import ApplyResult, apply, deployed_configs, plan
+from pipeline.connect.checks import Check, Level, PreflightReport
 from pipeline.connect.client import CallableTransport, ConnectClient
 from pipeline.connect.files import ConnectorSpec, load_connectors, parse_connector_file
 from pipeline.connect.lifecycle import ConnectorFailed, ConnectorNotReady, wait_for_state
 from pipeline.connect.plan import Action, ConnectorChange, FieldChange, Plan, compute_plan
-from pipeline.connect.preflight import Check, Level, PreflightReport, run_preflight
+from pipeline.connect.preflight import run_preflight
 from pipeline.connect.remove import Removal, remove_connector
 from pipeline.connect.secrets import MASK, Redactor
 from pipeline.connect.status import ConnectorStatus, TaskStatus, collect_status

@@ -29,13 +29,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.connect.checks import PreflightReport, raise_for_failures
 from pipeline.connect.client import ConnectClient
 from pipeline.connect.domain import DomainCheck, raise_for_split
 from pipeline.connect.files import ConnectorSpec
 from pipeline.connect.lifecycle import states, wait_for_state
 from pipeline.connect.pg import is_postgres_connector
 from pipeline.connect.plan import Action, Plan, compute_plan
-from pipeline.connect.preflight import PreflightReport, raise_for_failures, run_preflight
+from pipeline.connect.preflight import run_preflight
 from pipeline.connect.secrets import Redactor
 from pipeline.connect.validate import ValidationResult, raise_for_errors, validate_connectors
 from pipeline.settings import SourceSettings

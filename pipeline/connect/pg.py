@@ -23,6 +23,7 @@ from pipeline.settings import SourceSettings
 
 __all__ = [
     "POSTGRES_CONNECTOR",
+    "TABLES_SQL",
     "ConnParams",
     "ConnectorParams",
     "SlotInfo",
@@ -41,6 +42,35 @@ DEFAULT_PUBLICATION = "dbz_publication"
 DEFAULT_PORT = "5432"
 
 Conn = psycopg.Connection[dict[str, Any]]
+
+# Every table of the database with what preflight asks of it: replica identity,
+# the login's privileges, ownership, key and identity columns, TOAST-able columns.
+TABLES_SQL = """
+SELECT n.nspname || '.' || c.relname AS qualified, c.relreplident AS identity,
+       has_table_privilege(%(user)s, c.oid, 'SELECT') AS can_select,
+       has_table_privilege(%(user)s, c.oid, 'INSERT') AS can_insert,
+       has_table_privilege(%(user)s, c.oid, 'UPDATE') AS can_update,
+       has_schema_privilege(%(user)s, n.oid, 'USAGE') AS schema_usage,
+       pg_has_role(%(user)s, c.relowner, 'USAGE') AS owns,
+       pg_get_userbyid(c.relowner) AS owner,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+       ARRAY(SELECT a.attname::text FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+              WHERE i.indrelid = c.oid AND i.indisprimary
+              ORDER BY array_position(i.indkey::int2[], a.attnum)) AS key_columns,
+       ARRAY(SELECT a.attname::text FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+              WHERE i.indrelid = c.oid AND i.indisreplident
+              ORDER BY array_position(i.indkey::int2[], a.attnum)) AS index_identity_columns,
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attstorage IN ('x', 'e')
+              ORDER BY a.attnum) AS toastable
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p')
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
+ ORDER BY 1
+"""
 
 
 def is_postgres_connector(config: Mapping[str, str]) -> bool:

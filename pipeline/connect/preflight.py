@@ -13,22 +13,26 @@ captured table exists and is readable; each table's REPLICA IDENTITY (a warning
 for TOAST-able columns without FULL); with a domain, what its rules need of the
 captured tables (:func:`pipeline.connect.domain.domain_checks`); the
 publication exists or can be created; heartbeats are configured and their
-table is writable and captured.
+table is writable and captured (:mod:`pipeline.connect.heartbeat`). The report
+(:class:`~pipeline.connect.checks.PreflightReport`) is in :mod:`pipeline.connect.checks`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import psycopg
 
+from pipeline.connect.capture import captured_tables, fullmatch, names
+from pipeline.connect.checks import Check, Level, PreflightReport
 from pipeline.connect.domain import DomainCheck, domain_checks
+from pipeline.connect.heartbeat import heartbeat_checks
 from pipeline.connect.pg import (
     DEFAULT_PUBLICATION,
+    TABLES_SQL,
     Conn,
     ConnParams,
     connector_params,
@@ -37,133 +41,12 @@ from pipeline.connect.pg import (
     slot_name,
 )
 from pipeline.connect.secrets import placeholders
-from pipeline.errors import PreflightFailed
 from pipeline.settings import SourceSettings
 
-__all__ = ["Check", "Level", "PreflightReport", "raise_for_failures", "run_preflight"]
-
-
-class Level(StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    level: Level
-    detail: str
-    fix: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.name,
-            "level": str(self.level),
-            "detail": self.detail,
-            "fix": self.fix,
-        }
-
-
-@dataclass(frozen=True)
-class PreflightReport:
-    connector: str
-    checks: tuple[Check, ...]
-    checked_as: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if c.level is Level.FAIL]
-
-    @property
-    def warnings(self) -> list[Check]:
-        return [c for c in self.checks if c.level is Level.WARN]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "connector": self.connector,
-            "ok": self.ok,
-            "checked_as": self.checked_as,
-            "checks": [c.to_dict() for c in self.checks],
-        }
-
-
-def raise_for_failures(reports: Iterable[PreflightReport]) -> None:
-    """Raise if any report has a failed check.
-
-    Raises:
-        PreflightFailed: naming each failed check and its fix.
-    """
-    lines: list[str] = []
-    for report in reports:
-        for check in report.failures:
-            lines.append(f"  {report.connector}: {check.name}: {check.detail}")
-            if check.fix:
-                lines.append(f"      fix: {check.fix}")
-    if lines:
-        raise PreflightFailed(
-            "the source database is not ready:\n" + "\n".join(lines),
-            hint="fix the checks above and run 'cdcflow connectors preflight' again; "
-            "nothing was deployed",
-        )
+__all__ = ["run_preflight"]
 
 
 # ---------------------------------------------------------------------------
-
-_TABLES_SQL = """
-SELECT n.nspname || '.' || c.relname AS qualified, c.relreplident AS identity,
-       has_table_privilege(%(user)s, c.oid, 'SELECT') AS can_select,
-       has_table_privilege(%(user)s, c.oid, 'INSERT') AS can_insert,
-       has_table_privilege(%(user)s, c.oid, 'UPDATE') AS can_update,
-       has_schema_privilege(%(user)s, n.oid, 'USAGE') AS schema_usage,
-       pg_has_role(%(user)s, c.relowner, 'USAGE') AS owns,
-       pg_get_userbyid(c.relowner) AS owner,
-       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
-       ARRAY(SELECT a.attname::text FROM pg_index i
-               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-              WHERE i.indrelid = c.oid AND i.indisprimary
-              ORDER BY array_position(i.indkey::int2[], a.attnum)) AS key_columns,
-       ARRAY(SELECT a.attname::text FROM pg_index i
-               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-              WHERE i.indrelid = c.oid AND i.indisreplident
-              ORDER BY array_position(i.indkey::int2[], a.attnum)) AS index_identity_columns,
-       ARRAY(SELECT a.attname::text FROM pg_attribute a
-              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                AND a.attstorage IN ('x', 'e')
-              ORDER BY a.attnum) AS toastable
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p')
-   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
- ORDER BY 1
-"""
-
-# INSERT INTO x / UPDATE x in a heartbeat.action.query; optional schema, optional quotes.
-_WRITE_TARGET = re.compile(
-    r'\b(?:insert\s+into|update)\s+((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)',
-    re.IGNORECASE,
-)
-
-
-def _patterns(value: str | None) -> list[str]:
-    return [p.strip() for p in (value or "").split(",") if p.strip()]
-
-
-def _matches(pattern: str, name: str) -> bool:
-    # Debezium's include/exclude lists are regular expressions matched against
-    # the whole schema.table name, case-insensitively.
-    try:
-        return re.fullmatch(pattern, name, re.IGNORECASE) is not None
-    except re.error:
-        return pattern.lower() == name.lower()
-
-
-def _quote_ident(qualified: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in qualified.split(".", 1))
 
 
 @dataclass
@@ -303,7 +186,7 @@ class _Run:
                 self.add(found.subject, Level(found.level), found.detail, found.fix)
         if tables is not None:
             self._publication(conn, user, tables, superuser)
-            self._heartbeat(tables, self.existing)
+            self.checks += heartbeat_checks(self.config, self.user, tables, self.existing)
 
     def _role(self, user: str, role: Mapping[str, Any]) -> None:
         if not role["rolcanlogin"]:
@@ -395,21 +278,14 @@ class _Run:
 
     def _captured(self, all_tables: list[str]) -> tuple[list[str], list[str]]:
         """The captured tables and the include patterns that match nothing."""
-        include = _patterns(self.config.get("table.include.list"))
-        exclude = _patterns(self.config.get("table.exclude.list"))
-        schemas = _patterns(self.config.get("schema.include.list"))
-        unmatched = [p for p in include if not any(_matches(p, t) for t in all_tables)]
-        captured = [
-            t
-            for t in all_tables
-            if (not include or any(_matches(p, t) for p in include))
-            and (not schemas or any(_matches(s, t.split(".", 1)[0]) for s in schemas))
-            and not any(_matches(p, t) for p in exclude)
+        include = names(self.config.get("table.include.list"))
+        unmatched = [
+            p for p in include if not any(fullmatch(p, t, re.IGNORECASE) for t in all_tables)
         ]
-        return captured, unmatched
+        return captured_tables(self.config, all_tables), unmatched
 
     def _tables(self, conn: Conn, user: str) -> dict[str, dict[str, Any]] | None:
-        rows = {r["qualified"]: r for r in conn.execute(_TABLES_SQL, {"user": user})}
+        rows = {r["qualified"]: r for r in conn.execute(TABLES_SQL, {"user": user})}
         self.existing = rows
         captured, unmatched = self._captured(list(rows))
         for pattern in unmatched:
@@ -571,76 +447,6 @@ class _Run:
                 conn, "SELECT has_database_privilege(%s, current_database(), 'CREATE')", (user,)
             )
         )
-
-    def _heartbeat(
-        self, tables: Mapping[str, Mapping[str, Any]], existing: Mapping[str, Mapping[str, Any]]
-    ) -> None:
-        """``tables`` are the captured tables, ``existing`` every table of the database."""
-        try:
-            interval = int(self.config.get("heartbeat.interval.ms") or 0)
-        except ValueError:
-            interval = 0
-        query = (self.config.get("heartbeat.action.query") or "").strip()
-        if interval <= 0:
-            self.add(
-                "heartbeat",
-                Level.WARN,
-                "heartbeat.interval.ms is not set: while the captured tables are quiet "
-                "the slot retains WAL",
-                "set heartbeat.interval.ms (e.g. 10000) and a heartbeat.action.query "
-                "that writes to a captured table",
-            )
-            return
-        if not query:
-            self.add(
-                "heartbeat",
-                Level.WARN,
-                f"every {interval} ms, but without heartbeat.action.query the slot only "
-                "advances on real changes",
-                "add heartbeat.action.query writing to a small captured table "
-                "(see connectors/shop-postgres.yaml)",
-            )
-            return
-        match = _WRITE_TARGET.search(query)
-        if match is None:
-            self.add(
-                "heartbeat",
-                Level.OK,
-                f"every {interval} ms; the action query's table was not recognised",
-            )
-            return
-        target = re.sub(r'[\s"]', "", match[1])
-        qualified = target if "." in target else f"public.{target}"
-        row = next((r for t, r in existing.items() if t.lower() == qualified.lower()), None)
-        captured = any(t.lower() == qualified.lower() for t in tables)
-        user = self.user or "<database.user>"
-        if row is None:
-            self.add(
-                "heartbeat",
-                Level.FAIL,
-                f"the action query writes {qualified}, which does not exist: every heartbeat "
-                "fails (Debezium only logs it), and the slot does not advance",
-                f"CREATE TABLE {qualified} (id integer PRIMARY KEY, ts timestamptz NOT NULL), "
-                "and add it to table.include.list",
-            )
-        elif not (row["can_insert"] and row["can_update"]):
-            self.add(
-                "heartbeat",
-                Level.FAIL,
-                f"{user} may not write {qualified}: every heartbeat fails (Debezium only "
-                "logs it), and the slot does not advance",
-                f"GRANT INSERT, UPDATE ON {_quote_ident(qualified)} TO {user}",
-            )
-        elif not captured:
-            self.add(
-                "heartbeat",
-                Level.WARN,
-                f"the action query writes {qualified}, which is not captured: its writes "
-                "never reach the connector, so they do not advance the slot",
-                f"add {qualified} to table.include.list",
-            )
-        else:
-            self.add("heartbeat", Level.OK, f"every {interval} ms, writing {qualified} (captured)")
 
 
 def _capacity(conn: Conn, setting: str, in_use_view: str) -> tuple[int, int]:

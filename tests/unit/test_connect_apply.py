@@ -16,7 +16,9 @@ from pipeline.connect import (
     apply,
     wait_for_state,
 )
-from pipeline.connect.preflight import Level, _Run
+from pipeline.connect.checks import Level
+from pipeline.connect.heartbeat import heartbeat_checks
+from pipeline.connect.preflight import _Run
 from pipeline.connect.validate import field_errors
 from pipeline.errors import ValidationFailed
 from pipeline.settings import SourceSettings
@@ -280,9 +282,9 @@ def test_heartbeat_check(
     config: dict[str, str], captured: list[str], level: Level, words: str
 ) -> None:
     existing = {"public.hb": ROW, "public.other": ROW, "public.ro": {**ROW, "can_update": False}}
-    r = run(**config)
-    r._heartbeat({t: existing[t] for t in captured}, existing)
-    (check,) = r.checks
+    (check,) = heartbeat_checks(
+        {"database.user": "dbz", **config}, "dbz", {t: existing[t] for t in captured}, existing
+    )
     assert check.level is level and words in check.detail
     if level is not Level.OK:
         assert check.fix
