@@ -183,6 +183,7 @@ class Transformer:
 
     def _revoke(self, partitions: list[TopicPartition]) -> None:
         self.checkpoint.revoke(partitions)
+        self.metrics.forget_partitions((p.topic, p.partition) for p in partitions)
         log.info(
             "revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
         )

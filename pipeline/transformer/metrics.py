@@ -7,9 +7,11 @@ assigned and the last batch committed) on ``transformer.metrics_port``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -78,6 +80,15 @@ class Metrics:
         self.last_loop = time.monotonic()
         self.last_commit_ok = True
         self._server: ThreadingHTTPServer | None = None
+
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the lag of partitions this process no longer owns (their next owner reports it).
+
+        A stale value would keep a lag alert on a process that has nothing to read.
+        """
+        for topic, partition in partitions:
+            with contextlib.suppress(KeyError):
+                self.consumer_lag.remove(topic, str(partition))
 
     def alive(self) -> bool:
         return time.monotonic() - self.last_loop < LIVENESS_WINDOW_S

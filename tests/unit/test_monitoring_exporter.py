@@ -1,4 +1,5 @@
-"""The exporter's collector on plain functions standing in for PostgreSQL and Connect."""
+"""The exporter's collector on plain functions standing in for PostgreSQL and Connect;
+the transformer's lag gauge as the alerts need it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.errors import ConnectUnreachable
 from pipeline.monitoring import Slot, StackCollector
+from pipeline.transformer.metrics import Metrics
 
 SLOTS = [
     Slot("shop", "shop", "pgoutput", True, 4096, 192),
@@ -83,3 +85,20 @@ def test_a_source_that_cannot_be_read_is_reported_down_and_the_other_still_is() 
     assert got[("cdcflow_exporter_source_up", (("source", "connect"),))] == 0
     assert got[("cdcflow_exporter_source_up", (("source", "postgres"),))] == 1
     assert not [k for k in got if k[0].startswith("cdcflow_connect")]
+
+
+def test_a_revoked_partition_leaves_no_stale_lag() -> None:
+    """The lag alerts read cdcflow_consumer_lag: a partition revoked in a rebalance must
+    not keep its last value on the process that gave it up."""
+    metrics = Metrics()
+    metrics.consumer_lag.labels("cdc.a", "0").set(500)
+    metrics.consumer_lag.labels("cdc.a", "1").set(7)
+    metrics.forget_partitions([("cdc.a", 0), ("cdc.b", 3)])  # cdc.b[3] never had a value
+    text = generate_latest(metrics.registry).decode()
+    lags = {
+        (s.labels["topic"], s.labels["partition"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "cdcflow_consumer_lag"
+    }
+    assert lags == {("cdc.a", "1"): 7}
