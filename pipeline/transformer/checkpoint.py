@@ -40,6 +40,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from pipeline.errors import CallHung, CdcflowError, TransformerFenced
 from pipeline.serde.backoff import delays
 from pipeline.transformer.batch import BatchResult
+from pipeline.transformer.clients import init_transactions
 from pipeline.transformer.dedup import TP, SourceDedup
 from pipeline.transformer.dlq import OutRecord
 from pipeline.transformer.metrics import Metrics
@@ -133,16 +134,7 @@ class Checkpoint:
         self._producer = self._init_producer()
 
     def _init_producer(self) -> Producer:
-        producer = self._new_producer()
-        try:
-            # Aborts whatever a previous instance with this id left open.
-            producer.init_transactions(60)
-        except KafkaException as exc:
-            raise CdcflowError(
-                f"cannot initialise Kafka transactions: {exc}",
-                hint="check the broker's transaction.state.log.* settings",
-            ) from exc
-        return producer
+        return init_transactions(self._new_producer())
 
     # ------------------------------------------------------------ the partitions
 

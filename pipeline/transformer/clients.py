@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from pipeline.errors import CdcflowError
 from pipeline.settings import Settings
 
-__all__ = ["Clients", "consumer_config", "ensure_topics", "producer_config"]
+__all__ = ["Clients", "consumer_config", "ensure_topics", "init_transactions", "producer_config"]
 
 log = logging.getLogger("cdcflow.transformer")
 
@@ -98,3 +98,20 @@ def ensure_topics(admin: AdminClient, settings: Settings, topics: Iterable[str])
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise CdcflowError(f"cannot create topic {topic}: {exc}") from exc
+
+
+def init_transactions(producer: Producer) -> Producer:
+    """``producer``, its transactions initialised: older producers with its transactional id
+    are fenced, and what they left open is aborted.
+
+    Raises:
+        CdcflowError: transactions cannot be initialised.
+    """
+    try:
+        producer.init_transactions(60)
+    except KafkaException as exc:
+        raise CdcflowError(
+            f"cannot initialise Kafka transactions: {exc}",
+            hint="check the broker's transaction.state.log.* settings",
+        ) from exc
+    return producer
