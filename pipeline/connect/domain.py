@@ -21,14 +21,9 @@ from typing import Any
 
 from pipeline.connect.capture import captured_tables, names
 from pipeline.connect.files import ConnectorSpec
-from pipeline.connect.routing import (
-    RoutingReport,
-    TableCatalog,
-    check_routing,
-    derive_routing,
-    simulate,
-)
+from pipeline.connect.routing import RoutingReport, TableCatalog, check_routing, derive_routing
 from pipeline.connect.signals import DROP_SIGNALS, signal_table
+from pipeline.connect.transforms import simulate
 from pipeline.errors import PreflightFailed
 from pipeline.mapping.describe import DomainDescription, Finding, describe_domain
 from pipeline.settings import TransformerSettings

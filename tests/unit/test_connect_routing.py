@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.connect import parse_connector_file
-from pipeline.connect.routing import (
-    PARTITION_ROUTING,
-    TABLE_ROUTER,
-    TableCatalog,
-    check_routing,
-    derive_routing,
-    simulate,
-)
+from pipeline.connect.routing import TableCatalog, check_routing, derive_routing
+from pipeline.connect.transforms import PARTITION_ROUTING, TABLE_ROUTER, simulate
 from pipeline.contracts.catalog import discover_events
 from pipeline.mapping.describe import DomainDescription, describe_domain
 from tests.unit import domain_bank

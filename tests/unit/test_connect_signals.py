@@ -10,9 +10,9 @@ import pytest
 
 from pipeline.connect.domain import check_connector, domain_checks
 from pipeline.connect.files import ConnectorSpec, parse_connector_file
-from pipeline.connect.routing import simulate
 from pipeline.connect.signals import DROP_SIGNALS, derive_signals, notification_topic
 from pipeline.connect.snapshot import SnapshotRun, _notification, qualified
+from pipeline.connect.transforms import simulate
 from tests.unit import domain_bank
 
 PG = "io.debezium.connector.postgresql.PostgresConnector"
