@@ -3,8 +3,11 @@
 ``files`` reads the declared connectors (and overlays), ``plan`` diffs them
 against the deployed ones, ``validate`` and ``preflight`` check before
 anything changes, ``apply`` runs the protocol, ``status`` and ``lifecycle``
-observe and wait. ``client`` is the only module that speaks HTTP, ``pg`` the
-only one that speaks to the source database.
+observe and wait. ``capture`` says which tables a connector captures,
+``transforms`` where its transforms send each table's records, ``routing``
+checks that against a domain; ``signals`` derives a backfill's signal channel
+and ``snapshot`` runs a backfill. ``client`` is the only module that speaks
+HTTP; ``pg`` opens every connection to the source database.
 """
 
 from pipeline.connect.apply import ApplyResult, apply, deployed_configs, plan
