@@ -34,9 +34,10 @@ def describe(ctx: CliContext, domain: str | None) -> None:
     the tables feeding it, with the column each takes the aggregate id from
     (Rules.on(..., aggregate_id_from=), the YAML rule's field, or the rule's
     keyword argument of that name). Per table: its rules, the event types
-    they emit (the return annotation), and the columns they read from the
+    they emit (the return annotation), the columns they read from the
     before image (change.old(...), changed*(...) predicates), which need a
-    suitable REPLICA IDENTITY. What cannot be read is listed as a finding.
+    suitable REPLICA IDENTITY, and every column they are seen to read
+    ('+ ?': more may be read where the scan cannot follow). What cannot be read is listed as a finding.
     'cdcflow connectors plan / preflight / apply' and 'cdcflow run' check
     the connector routing against this description.
     """
@@ -76,9 +77,11 @@ def _print(description: DomainDescription) -> None:
                     if rule.events_known
                     else "? (unknown)",
                     "old columns read": before if rule.reads_before else "-",
+                    "reads (seen)": ", ".join(sorted(rule.reads))
+                    + ("" if rule.reads_complete else " + ?"),
                 }
             )
-    click.echo(table(rows, ["table", "rule", "ops", "events", "old columns read"]))
+    click.echo(table(rows, ["table", "rule", "ops", "events", "old columns read", "reads (seen)"]))
     if description.known:
         click.echo(f"\nknown without rules: {', '.join(sorted(description.known))}")
     for finding in description.findings:

@@ -93,3 +93,18 @@ def test_the_shop_declares_every_column_its_rules_are_seen_to_read() -> None:
     # changed_to is a predicate with known columns: its column counts as read.
     assert "status" in {r.name: r for r in shop.rules}["order_shipped"].reads
     assert changed_to("status", "x").old_columns == {"status"}
+
+
+def test_domain_describe_prints_what_each_rule_is_seen_to_read() -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    result = CliRunner().invoke(cli, ["domain", "describe", "--domain", EXAMPLE_DOMAIN])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any("READS (SEEN)" in line for line in lines)
+    (email,) = [line for line in lines if "customer_email_changed" in line]
+    assert email.rstrip().endswith("email, id")
+    (placed,) = [line for line in lines if " order_placed " in line]
+    assert placed.rstrip().endswith("currency, customer_id, id, shipping_address, total + ?")
