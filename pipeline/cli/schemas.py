@@ -171,7 +171,7 @@ def _check_source(ctx: CliContext, domains: tuple[str, ...], report: Report) -> 
     settings = ctx.settings.source
     needs = []
     for domain in domains or (ctx.settings.transformer.domain,):
-        found, notes = column_needs(domain, load_domain(domain).rules)
+        found, notes = column_needs(load_domain(domain).rules)
         needs.extend(found)
         report.notes.extend(notes)
     try:

@@ -9,8 +9,10 @@ compares ``information_schema.columns`` with the columns the rules read.
 Which columns a rule reads:
 
 * YAML rules declare them: every ``new.<col>``, ``old.<col>`` and ``key.<col>``
-  in ``fields`` and every column in ``when``. Where a column fills an event
-  field directly, the field's type says which column types can fill it.
+  in ``fields`` and every column in ``when``, as the compiled rule carries them
+  (:mod:`pipeline.mapping.yaml_rules` is the one reader of rule files). Where a
+  column fills an event field directly, the field's type says which column
+  types can fill it.
 * A Python rule is a function; what it reads is known only if the rule says so
   (``@rules.on(..., reads=[...])``); a rule that does not is listed in the
   report as not checked. ``cdcflow domain describe`` shows what each rule's
@@ -21,21 +23,22 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import importlib
 import sys
 import types
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel
 
 from pipeline.contracts.report import Problem, Report, Severity
 from pipeline.events import DomainEvent
+from pipeline.mapping.predicates import Predicate
+from pipeline.mapping.registry import Rule
+from pipeline.mapping.yaml_rules import rule_file
 
 __all__ = ["Column", "ColumnNeed", "TypeNeed", "check_source", "column_needs", "live_columns"]
 
@@ -148,28 +151,29 @@ def _type_need(annotation: Any, meta: list[Any]) -> tuple[TypeNeed | None, bool]
 # -- what the rules read ---------------------------------------------------------
 
 
-def column_needs(domain: str, rules: Iterable[Any]) -> tuple[list[ColumnNeed], list[str]]:
-    """The columns the domain's rules read, and notes on the rules that do not say.
+def column_needs(rules: Iterable[Rule]) -> tuple[list[ColumnNeed], list[str]]:
+    """The columns a domain's rules read, and notes on the rules that do not say.
 
-    ``domain`` is the domain package; its YAML rule files (``*.yaml`` / ``*.yml``
-    with a ``rules`` list) are read for their columns. ``rules`` are the
-    domain's loaded rules (``pipeline.domain.load_domain``).
+    ``rules`` are the domain's loaded rules (``pipeline.domain.load_domain``). A
+    YAML rule carries the column each event field is filled from (with the
+    field's type) and the columns its conditions read; a Python rule, the
+    columns its ``reads`` declares.
     """
+    rules = list(rules)
     needs: list[ColumnNeed] = []
-    yaml_rules: set[tuple[str, str]] = set()
-    for path in _rule_files(domain):
-        for need, key in _needs_from_yaml(path):
-            needs.append(need)
-            yaml_rules.add(key)
+    python_rules = []
+    for rule in rules:  # the YAML rules' first: they know the field each column fills
+        yaml_file = rule_file(rule)
+        if yaml_file is None:
+            python_rules.append(rule)
+        else:
+            needs.extend(_yaml_needs(rule, _shown(Path(yaml_file)) or yaml_file))
     unchecked: list[str] = []
-    for rule in rules:
-        if (rule.table, rule.name) in yaml_rules:
-            continue  # read above, with the field each column fills
-        reads = getattr(rule, "reads", None)
-        if reads:
+    for rule in python_rules:
+        if rule.reads:
             origin = _shown(_module_file(rule)) or rule.origin
             needs.extend(
-                ColumnNeed(rule.table, str(col), rule.name, origin) for col in sorted(reads)
+                ColumnNeed(rule.table, str(col), rule.name, origin) for col in sorted(rule.reads)
             )
         else:
             unchecked.append(f"{rule.name} ({rule.table})")
@@ -182,7 +186,25 @@ def column_needs(domain: str, rules: Iterable[Any]) -> tuple[list[ColumnNeed], l
     return needs, notes
 
 
-def _module_file(rule: Any) -> Path | None:
+def _yaml_needs(rule: Rule, origin: str) -> list[ColumnNeed]:
+    """A compiled YAML rule's columns: each field's, with the field's type, then its conditions'."""
+    event = rule.emits[0]
+    out = []
+    for target, column in rule.fills:
+        need, required = _field_need(event, target)
+        out.append(
+            ColumnNeed(
+                rule.table, column, rule.name, origin, f"{event.__name__}.{target}", need, required
+            )
+        )
+    when = rule.when
+    if isinstance(when, Predicate):
+        for column in sorted((when.row_columns or frozenset()) | (when.old_columns or frozenset())):
+            out.append(ColumnNeed(rule.table, column, rule.name, origin, "its condition"))
+    return out
+
+
+def _module_file(rule: Rule) -> Path | None:
     module = sys.modules.get(str(getattr(rule.fn, "__module__", "")))
     file = getattr(module, "__file__", None)
     return Path(file) if file else None
@@ -198,85 +220,11 @@ def _shown(path: Path | None) -> str | None:
         return str(path)
 
 
-def _rule_files(domain: str) -> list[Path]:
-    module = importlib.import_module(domain.partition(":")[0])
-    locations = getattr(module, "__path__", None) or [str(Path(str(module.__file__)).parent)]
-    files: list[Path] = []
-    for location in locations:
-        files.extend(sorted(Path(location).glob("*.y*ml")))
-    return files
-
-
-def _needs_from_yaml(path: Path) -> list[tuple[ColumnNeed, tuple[str, str]]]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return []  # not a rule file (or a broken one, which loading the rules reports)
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        return []
-    events = _events_module(data.get("events"))
-    origin = _shown(path) or str(path)
-    out: list[tuple[ColumnNeed, tuple[str, str]]] = []
-    for spec in data["rules"]:
-        if not isinstance(spec, dict) or "table" not in spec:
-            continue
-        table, event_name = str(spec["table"]), str(spec.get("event", ""))
-        name = str(spec.get("name") or event_name)
-        key = (table, name)
-        event = getattr(events, event_name, None) if events else None
-        fields = spec.get("fields")
-        if not isinstance(fields, Mapping):
-            fields = {}
-        for target, expr in fields.items():
-            column = _column_of(expr)
-            if column is None:
-                continue
-            need, required = _field_need(event, str(target))
-            label = f"{event_name}.{target}" if event_name else str(target)
-            out.append((ColumnNeed(table, column, name, origin, label, need, required), key))
-        for column in _when_columns(spec.get("when")):
-            out.append((ColumnNeed(table, column, name, origin, "its condition"), key))
-    return out
-
-
-def _events_module(name: Any) -> Any:
-    if not isinstance(name, str):
-        return None
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def _column_of(expr: Any) -> str | None:
-    if isinstance(expr, str) and "." in expr:
-        image, column = expr.split(".", 1)
-        if image in ("new", "old", "key"):
-            return column
-    return None
-
-
-def _field_need(event: Any, field: str) -> tuple[TypeNeed | None, bool]:
-    if not (isinstance(event, type) and issubclass(event, DomainEvent)):
-        return None, False
+def _field_need(event: type[DomainEvent], field: str) -> tuple[TypeNeed | None, bool]:
     info = event.model_fields.get(field)
     if info is None:
         return None, False
     return _type_need(info.annotation, list(info.metadata))
-
-
-def _when_columns(spec: Any) -> list[str]:
-    clauses = spec if isinstance(spec, list) else [spec] if spec else []
-    out: list[str] = []
-    for clause in clauses:
-        if not isinstance(clause, dict):
-            continue
-        for kind, arg in clause.items():
-            if kind == "changed":
-                out.extend([arg] if isinstance(arg, str) else [str(a) for a in arg or []])
-            elif isinstance(arg, dict):
-                out.extend(str(c) for c in arg)
-    return out
 
 
 # -- the live tables -------------------------------------------------------------

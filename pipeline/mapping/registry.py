@@ -83,6 +83,8 @@ class Rule:
     """Event types the rule declares it emits (YAML rules); empty: read from its annotation."""
     old_reads: frozenset[str] | None = None
     """Columns it reads from the before image, where exactly known (YAML rules); else scanned."""
+    fills: tuple[tuple[str, str], ...] = ()
+    """``(event field, column)`` for each field filled straight from a column (YAML rules)."""
 
     def matches(self, change: Change) -> bool:
         """Table, operation and predicate all match; the predicate's own errors propagate."""

@@ -41,7 +41,7 @@ from pipeline.events import DomainEvent
 from pipeline.mapping.predicates import Predicate, changed, changed_from, changed_to, equals
 from pipeline.mapping.registry import Rule, Rules, parse_ops
 
-__all__ = ["compile_rules", "load_rules_file"]
+__all__ = ["compile_rules", "load_rules_file", "rule_file"]
 
 _TOP_KEYS = {"events", "known", "ignore", "rules"}
 _RULE_KEYS = {"name", "table", "ops", "when", "event", "fields"}
@@ -159,7 +159,15 @@ def _rule(spec: Any, module: ModuleType, where: str) -> Rule:
         aggregate_id_from=id_source[1] if id_source else None,
         emits=(event_cls,),
         old_reads=frozenset(col for image, col in filter(None, images.values()) if image == "old"),
+        fills=tuple((str(field), read[1]) for field, read in images.items() if read is not None),
     )
+
+
+def rule_file(rule: Rule) -> str | None:
+    """The file (or ``origin``) a YAML rule was compiled from; None for a Python rule."""
+    if not rule.emits:
+        return None
+    return rule.origin.split(": rules[", 1)[0]
 
 
 def _image_column(value: Any) -> tuple[str, str] | None:

@@ -184,7 +184,7 @@ def test_same_problem_against_several_versions_is_one_line() -> None:
 
 
 def test_shop_rules_declare_their_columns() -> None:
-    needs, notes = column_needs("pipeline.domains.shop", load_domain("pipeline.domains.shop").rules)
+    needs, notes = column_needs(load_domain("pipeline.domains.shop").rules)
     assert notes == []  # every Python rule says what it reads
     price = next(n for n in needs if (n.table, n.column) == ("public.products", "price"))
     assert price.target == "ProductAdded.price"
@@ -193,7 +193,7 @@ def test_shop_rules_declare_their_columns() -> None:
 
 
 def test_source_problems() -> None:
-    needs, _ = column_needs("pipeline.domains.shop", load_domain("pipeline.domains.shop").rules)
+    needs, _ = column_needs(load_domain("pipeline.domains.shop").rules)
     live: dict[str, dict[str, Column]] = {}
     for need in needs:
         live.setdefault(need.table, {})[need.column] = Column(
