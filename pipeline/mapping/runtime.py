@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from pipeline.cdc import Change, Interval, Skip, SkipReason
@@ -37,8 +37,6 @@ from pipeline.mapping.predicates import BeforeImageMissing
 from pipeline.mapping.registry import Rule, RuleResult, Rules
 
 __all__ = ["Mapped", "UnknownTable", "map_change", "row_key", "stamp"]
-
-_T = TypeVar("_T")
 
 
 class UnknownTable(MappingError):
@@ -82,7 +80,11 @@ def map_change(rules: Rules, change: Change) -> Mapped | Skip:
     produced: list[DomainEvent] = []
     matched: list[str] = []
     for rule in rules.for_table(change.table):
-        if _matches(rule, change):
+        try:
+            hit = rule.matches(change)
+        except Exception as exc:
+            raise _user_error(rule, change, "predicate", exc) from exc
+        if hit:
             matched.append(rule.name)
             produced.extend(_run(rule, change))
     if not matched:
@@ -93,29 +95,23 @@ def map_change(rules: Rules, change: Change) -> Mapped | Skip:
     return Mapped(change, stamp(change, produced))
 
 
-def _guarded(rule: Rule, change: Change, part: str, call: Callable[[], _T]) -> _T:
-    """Run user code (a predicate, a rule body); whatever it raises becomes a MappingError."""
-    try:
-        return call()
-    except Exception as exc:
-        # A column the source did not send or the row lacks names its column; a cdcflow error's
-        # message is carried without its hint (the hint has a field of its own).
-        named = (
-            exc if isinstance(exc, ColumnWithheld | ColumnMissing | BeforeImageMissing) else None
-        )
-        detail = exc.message if isinstance(exc, CdcflowError) else exc
-        message = f"{part} of rule {rule} ({rule.origin}) raised {type(exc).__name__}: {detail}"
-        column = named.column if named is not None else None
-        raise _error(change, message, getattr(exc, "hint", None), column) from exc
-
-
-def _matches(rule: Rule, change: Change) -> bool:
-    return _guarded(rule, change, "predicate", lambda: rule.matches(change))
+def _user_error(rule: Rule, change: Change, part: str, exc: Exception) -> MappingError:
+    """What user code (a predicate, a rule body) raised, as a MappingError carrying the record."""
+    # A column the source did not send or the row lacks names its column; a cdcflow error's
+    # message is carried without its hint (the hint has a field of its own).
+    named = exc if isinstance(exc, ColumnWithheld | ColumnMissing | BeforeImageMissing) else None
+    detail = exc.message if isinstance(exc, CdcflowError) else exc
+    message = f"{part} of rule {rule} ({rule.origin}) raised {type(exc).__name__}: {detail}"
+    column = named.column if named is not None else None
+    return _error(change, message, getattr(exc, "hint", None), column)
 
 
 def _run(rule: Rule, change: Change) -> list[DomainEvent]:
-    # Listing the result is inside the guard: a generator rule runs while it is listed.
-    events = _guarded(rule, change, "body", lambda: _as_list(rule.fn(change)))
+    try:
+        # Listing the result is inside the guard: a generator rule runs while it is listed.
+        events = _as_list(rule.fn(change))
+    except Exception as exc:
+        raise _user_error(rule, change, "body", exc) from exc
     for event in events:
         if not isinstance(event, DomainEvent):
             raise _error(
