@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from benchmarks import hotpath, latency, replay, scaling, throughput
 from benchmarks.common import say
@@ -43,6 +44,19 @@ def main() -> None:
         "--sample", type=int, default=50_000, help="hotpath: records held in memory"
     )
     parser.add_argument(
+        "--hotpath-topics",
+        default=None,
+        metavar="REGEX",
+        help="hotpath: read these CDC topics instead of the bench pre-load (e.g. '^shop\\.public\\.'); "
+        "the bench source is then left as it is",
+    )
+    parser.add_argument(
+        "--sample-file",
+        default=None,
+        metavar="PATH",
+        help="hotpath: keep the sample in this file, and read it from there on the next runs",
+    )
+    parser.add_argument(
         "--rates", default="500,2000", help="latency: business operations/s, comma-separated"
     )
     parser.add_argument("--duration", type=float, default=30.0, help="latency: seconds per rate")
@@ -75,7 +89,8 @@ def main() -> None:
     if "throughput" in which:
         throughput.main(args.records, reuse=args.reuse)
     if "hotpath" in which:
-        hotpath.main(args.sample)
+        sample_file = Path(args.sample_file) if args.sample_file else None
+        hotpath.main(args.sample, args.hotpath_topics, sample_file)
     if "latency" in which:
         rates = [float(r) for r in args.rates.split(",") if r.strip()]
         modes = tuple(m.strip() for m in args.latency_modes.split(",") if m.strip())
@@ -85,6 +100,8 @@ def main() -> None:
     if "replay" in which:
         replay.main(args.replay_events)
     bench = {"throughput", "hotpath", "latency", "scaling"} & set(which)
+    if args.hotpath_topics is not None:
+        bench.discard("hotpath")  # it read other topics: the bench source is not its to remove
     if CLEAN in which or (bench and not args.keep):
         # The bench connector's replication slot would retain WAL for the whole
         # server once nothing reads it: the source goes when the run is done.

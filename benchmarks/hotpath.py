@@ -1,20 +1,30 @@
 """The transformer's processing step alone: CPU per record, and where it goes (cProfile).
 
 Reads ``--sample`` records of the bench CDC topics into memory (the pre-load
-of the throughput benchmark), then runs ``Transformer.process`` over them in
-batches of the configured size: decode, de-duplicate, map, serialize, with
-nothing consumed or produced. The figure is CPU time (``time.process_time``),
-so other processes on the machine disturb it less than wall time; a second
-pass runs under cProfile and prints the functions that cost most.
+of the throughput benchmark; ``--hotpath-topics`` reads other CDC topics, e.g.
+the shop's own), then runs ``Transformer.process`` over them in batches of the
+configured size: decode, de-duplicate, map, serialize, with nothing consumed
+or produced. The figure is CPU time (``time.process_time``), so other
+processes on the machine disturb it less than wall time. A second pass times
+each stage (CPU time around each call, which adds the clock's own cost to
+every stage), and a third runs under cProfile and prints the functions that
+cost most.
+
+``--sample-file PATH`` keeps the sample: written on the first run, read on
+the next ones, so that two versions of the code are measured on the same
+records.
 """
 
 from __future__ import annotations
 
 import cProfile
 import io
+import pickle
 import pstats
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -23,12 +33,15 @@ from benchmarks.common import (
     NAME,
     NO_SOURCE,
     bench_settings,
+    register_bench_subjects,
     say,
     table,
+    topics_matching,
     use_event_domain,
     write_result,
 )
 from benchmarks.source import cdc_topics
+from benchmarks.worker import Stages, instrument_processing
 from pipeline.transformer import build_transformer
 
 
@@ -64,9 +77,13 @@ class Held:
         return None
 
 
-def sample(count: int) -> list[Held]:
-    """Up to ``count`` records, spread over every partition of the bench CDC topics."""
+def sample(count: int, topics: str | None = None) -> list[Held]:
+    """Up to ``count`` records, spread over every partition of the bench CDC topics.
+
+    ``topics``: a regular expression of other CDC topics to read instead (read only).
+    """
     settings = bench_settings(f"{NAME}-hotpath")
+    names = cdc_topics(settings) if topics is None else topics_matching(settings, topics)
     consumer = Consumer(
         settings.kafka.client_config("consumer")
         | {"group.id": f"{NAME}-hotpath", "enable.auto.commit": False}
@@ -74,7 +91,7 @@ def sample(count: int) -> list[Held]:
     out: list[Held] = []
     try:
         meta = consumer.list_topics(timeout=30).topics
-        parts = [TopicPartition(t, p) for t in cdc_topics(settings) for p in meta[t].partitions]
+        parts = [TopicPartition(t, p) for t in names for p in meta[t].partitions]
         per = count // max(len(parts), 1) + 1
         for tp in parts:
             low, high = consumer.get_watermark_offsets(tp, timeout=30)
@@ -96,12 +113,30 @@ def sample(count: int) -> list[Held]:
     return out[:count]
 
 
-def main(count: int) -> dict[str, Any]:
+def held_sample(count: int, topics: str | None, path: Path | None) -> list[Held]:
+    """The records to run on: read from ``path`` when it exists, else sampled (and kept there)."""
+    if path is not None and path.exists():
+        with path.open("rb") as f:
+            rows = pickle.load(f)
+        say(f"read {len(rows):,} records from {path}")
+        return [Held(*row) for row in rows[:count]]
+    records = sample(count, topics)
+    if path is not None and records:
+        with path.open("wb") as f:
+            pickle.dump([(h.t, h.p, h.o, h.k, h.v) for h in records], f)
+        say(f"kept {len(records):,} records in {path}")
+    return records
+
+
+def main(count: int, topics: str | None = None, sample_file: Path | None = None) -> dict[str, Any]:
     use_event_domain()
     settings = bench_settings(f"{NAME}-hotpath")
-    records = sample(count)
+    if topics is not None:
+        re.compile(topics)  # a bad pattern fails before any record is read
+    records = held_sample(count, topics, sample_file)
     if not records:
         raise SystemExit(NO_SOURCE)
+    register_bench_subjects(settings)  # idempotent: the serializer looks the ids up
     t = build_transformer(settings, instance="hotpath")
     t.serializer.prepare((et, t.topics[et]) for et in t.event_types)
     size = settings.transformer.batch_size
@@ -118,6 +153,16 @@ def main(count: int) -> dict[str, Any]:
     started = time.process_time()
     events = run()
     cpu = time.process_time() - started
+    stages = Stages(clock=time.process_time)
+    undo = instrument_processing(t, stages)
+    staged_started = time.process_time()
+    run()
+    staged = time.process_time() - staged_started
+    undo()
+    per_stage = {
+        name: round(seconds / len(records) * 1e6, 1) for name, seconds in stages.seconds.items()
+    }
+    per_stage["other"] = round((staged - sum(stages.seconds.values())) / len(records) * 1e6, 1)
     profile = cProfile.Profile()
     profile.runcall(run)
     text = io.StringIO()
@@ -129,6 +174,9 @@ def main(count: int) -> dict[str, Any]:
         "cpu_seconds": round(cpu, 2),
         "records_per_cpu_second": round(len(records) / cpu),
         "us_per_record": round(cpu / len(records) * 1e6, 1),
+        "stage_us_per_record": per_stage,
+        "staged_us_per_record": round(staged / len(records) * 1e6, 1),
+        "topics": topics or "bench",
         "profile_top": text.getvalue(),
     }
     print()
@@ -148,7 +196,15 @@ def main(count: int) -> dict[str, Any]:
         )
     )
     print()
-    print("cProfile, by own time (a second pass):")
+    print(
+        table(
+            "CPU per stage (a pass with every stage timed; 'other' is the rest of process())",
+            ["stage", "us per record"],
+            [[name, value] for name, value in per_stage.items()],
+        )
+    )
+    print()
+    print("cProfile, by own time (a further pass):")
     print("\n".join(line for line in text.getvalue().splitlines() if line.strip())[:6000])
     path = write_result("hotpath", figures)
     say(f"wrote {path}")

@@ -80,14 +80,15 @@ def build(mode: str, settings: Settings, instance: str) -> Transformer:
 
 
 class Stages:
-    """Seconds spent in each stage, summed (perf_counter around each call)."""
+    """Seconds spent in each stage, summed (``clock`` around each call: wall time by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.clock = clock
 
     def timed(self, name: str, fn: F) -> F:
-        seconds, calls, clock = self.seconds, self.calls, time.perf_counter
+        seconds, calls, clock = self.seconds, self.calls, self.clock
         seconds.setdefault(name, 0.0)
         calls.setdefault(name, 0)
 
@@ -131,10 +132,25 @@ def instrument(t: Transformer, stages: Stages) -> None:
     cp._commit_transaction = stages.timed("commit", cp._commit_transaction)  # type: ignore[method-assign]
     if isinstance(t, Passthrough):
         return
-    batch_module.decode_record = stages.timed("decode", batch_module.decode_record)  # type: ignore[attr-defined]
-    batch_module.map_change = stages.timed("map", batch_module.map_change)  # type: ignore[attr-defined]
-    t.dedup.is_repeat = stages.timed("dedup", t.dedup.is_repeat)  # type: ignore[method-assign]
-    t.serializer.serialize = stages.timed("serialize", t.serializer.serialize)  # type: ignore[method-assign]
+    instrument_processing(t, stages)
+
+
+def instrument_processing(t: Transformer, stages: Stages) -> Callable[[], None]:
+    """Time decode, de-duplication, map and serialize; returns what undoes it."""
+    decode, map_change = batch_module.decode_record, batch_module.map_change  # type: ignore[attr-defined]
+    is_repeat, serialize = t.dedup.is_repeat, t.serializer.serialize
+    batch_module.decode_record = stages.timed("decode", decode)  # type: ignore[attr-defined]
+    batch_module.map_change = stages.timed("map", map_change)  # type: ignore[attr-defined]
+    t.dedup.is_repeat = stages.timed("dedup", is_repeat)  # type: ignore[method-assign]
+    t.serializer.serialize = stages.timed("serialize", serialize)  # type: ignore[method-assign]
+
+    def undo() -> None:
+        batch_module.decode_record = decode  # type: ignore[attr-defined]
+        batch_module.map_change = map_change  # type: ignore[attr-defined]
+        t.dedup.is_repeat = is_repeat  # type: ignore[method-assign]
+        t.serializer.serialize = serialize  # type: ignore[method-assign]
+
+    return undo
 
 
 def drain(args: argparse.Namespace) -> None:
