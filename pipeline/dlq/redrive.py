@@ -63,7 +63,7 @@ from pipeline.dlq.reprocess import Reprocessor
 from pipeline.errors import CdcflowError, SourceUnavailable
 from pipeline.serde import RegistryUnavailable
 from pipeline.settings import Settings
-from pipeline.transformer.clients import producer_config
+from pipeline.transformer.clients import init_transactions, producer_config
 from pipeline.transformer.dlq import OutRecord
 
 __all__ = [
@@ -357,16 +357,8 @@ class Redrive:
 
     def _producer(self) -> Producer:
         # The transformer's producer config (partitioner, transaction timeout), this id.
-        conf = producer_config(self.settings, self.transactional_id)
-        producer = Producer(conf)
-        try:
-            producer.init_transactions(60)  # 0: fences an earlier redrive, aborts its transaction
-        except KafkaException as exc:
-            raise CdcflowError(
-                f"cannot initialise Kafka transactions: {exc}",
-                hint="check the broker's transaction.state.log.* settings",
-            ) from exc
-        return producer
+        # Initialising fences an earlier redrive and aborts its open transaction.
+        return init_transactions(Producer(producer_config(self.settings, self.transactional_id)))
 
     def _commit_batch(
         self, producer: Producer, consumer: Consumer, batch: list[Message], stop: threading.Event
