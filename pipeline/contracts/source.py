@@ -260,58 +260,46 @@ def check_source(
 ) -> None:
     """Compare what the rules read with the live columns; add a problem per difference."""
     for need in needs:
-        where = f"{need.table}.{need.column}"
-        reader = f"rule {need.rule}" + (
-            f" reads it for {need.target}" if need.target else " reads it"
+        problem = _drift(need, live.get(need.table))
+        if problem is not None:
+            report.add(problem)
+
+
+def _drift(need: ColumnNeed, columns: dict[str, Column] | None) -> Problem | None:
+    """What keeps ``need`` from being met by the live ``columns`` of its table, if anything."""
+
+    def problem(rule: str, path: str, message: str, impact: str, **more: Any) -> Problem:
+        return Problem(
+            rule=rule, file=need.origin, path=path, message=message, impact=impact, **more
         )
-        impact = f"the rule fails on every change of {need.table}"
-        columns = live.get(need.table)
-        if not columns:
-            report.add(
-                Problem(
-                    rule="source-table-missing",
-                    file=need.origin,
-                    path=need.table,
-                    message=f"table is gone; {reader.replace(' it', ' from it', 1)}",
-                    impact="no changes arrive for the rule any more",
-                )
-            )
-            continue
-        column = columns.get(need.column)
-        if column is None:
-            report.add(
-                Problem(
-                    rule="source-column-missing",
-                    file=need.origin,
-                    path=where,
-                    message=f"column is gone; {reader}",
-                    impact=impact,
-                )
-            )
-            continue
-        if need.need is not None and not need.need.accepts(column):
-            report.add(
-                Problem(
-                    rule="source-column-type-changed",
-                    file=need.origin,
-                    path=where,
-                    message=f"column is {column.describe()}, "
-                    f"{need.target} needs {need.need.describe()}",
-                    impact="values that do not fit fail the rule"
-                    if column.data_type == "numeric"
-                    else impact,
-                    hint="change the column back, or the event (a new field in a new "
-                    "contract version)",
-                )
-            )
-        elif need.required and column.nullable:
-            report.add(
-                Problem(
-                    rule="source-column-type-changed",
-                    file=need.origin,
-                    path=where,
-                    message=f"column is nullable, {need.target} is required",
-                    impact="a NULL fails the rule",
-                    severity=Severity.WARNING,
-                )
-            )
+
+    where = f"{need.table}.{need.column}"
+    reader = f"rule {need.rule}" + (f" reads it for {need.target}" if need.target else " reads it")
+    impact = f"the rule fails on every change of {need.table}"
+    if not columns:
+        return problem(
+            "source-table-missing",
+            need.table,
+            f"table is gone; {reader.replace(' it', ' from it', 1)}",
+            "no changes arrive for the rule any more",
+        )
+    column = columns.get(need.column)
+    if column is None:
+        return problem("source-column-missing", where, f"column is gone; {reader}", impact)
+    if need.need is not None and not need.need.accepts(column):
+        return problem(
+            "source-column-type-changed",
+            where,
+            f"column is {column.describe()}, {need.target} needs {need.need.describe()}",
+            "values that do not fit fail the rule" if column.data_type == "numeric" else impact,
+            hint="change the column back, or the event (a new field in a new contract version)",
+        )
+    if need.required and column.nullable:
+        return problem(
+            "source-column-type-changed",
+            where,
+            f"column is nullable, {need.target} is required",
+            "a NULL fails the rule",
+            severity=Severity.WARNING,
+        )
+    return None
