@@ -278,24 +278,26 @@ class Kafka(_Jvm):
         return None if meta.brokers else "no brokers in metadata"
 
 
-class Connect(_Jvm):
-    name = "connect"
+class _RestJvm(_Jvm):
+    """A JVM component with a REST API on ``localhost:<port>`` (Connect, the registry)."""
 
     @property
     def url(self) -> str:
         return f"http://localhost:{self.port}"
 
+    def get(self, path: str, timeout: float = 2) -> requests.Response:
+        """``GET <url><path>`` with the stack's REST credentials."""
+        return requests.get(self.url + path, timeout=timeout, auth=self.rest_auth)
+
+
+class Connect(_RestJvm):
+    name = "connect"
+
     @property
     def version(self) -> str:
         try:
-            worker = (
-                requests.get(self.url + "/", timeout=2, auth=self.rest_auth)
-                .json()
-                .get("version", "?")
-            )
-            plugins = requests.get(
-                self.url + "/connector-plugins", timeout=2, auth=self.rest_auth
-            ).json()
+            worker = self.get("/").json().get("version", "?")
+            plugins = self.get("/connector-plugins").json()
             dbz = next((p.get("version") for p in plugins if p.get("class") == DEBEZIUM_CLASS), "?")
             return f"{worker} (debezium {dbz})"
         except (requests.RequestException, ValueError):
@@ -334,7 +336,7 @@ class Connect(_Jvm):
 
     def check(self) -> str | None:
         try:
-            resp = requests.get(self.url + "/connector-plugins", timeout=3, auth=self.rest_auth)
+            resp = self.get("/connector-plugins", timeout=3)
         except requests.RequestException:
             return f"REST API on port {self.port} not answering yet"
         if resp.status_code != 200:
@@ -343,20 +345,14 @@ class Connect(_Jvm):
         return None if DEBEZIUM_CLASS in classes else "Debezium Postgres plugin not listed"
 
 
-class Registry(_Jvm):
+class Registry(_RestJvm):
     name = "registry"
     app_log = False
 
     @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    @property
     def version(self) -> str:
         try:
-            info = requests.get(
-                self.url + "/apis/registry/v3/system/info", timeout=2, auth=self.rest_auth
-            ).json()
+            info = self.get("/apis/registry/v3/system/info").json()
             return str(info.get("version", self.versions.registry))
         except (requests.RequestException, ValueError):
             return self.versions.registry
@@ -407,9 +403,7 @@ class Registry(_Jvm):
 
     def check(self) -> str | None:
         try:
-            resp = requests.get(
-                self.url + "/apis/ccompat/v7/subjects", timeout=3, auth=self.rest_auth
-            )
+            resp = self.get("/apis/ccompat/v7/subjects", timeout=3)
         except requests.RequestException:
             return f"HTTP on port {self.port} not answering yet"
         return (
