@@ -133,7 +133,8 @@ __all__ = [
     "ValidationFailed",
 ]
 
-# The errors defined beside their layer (see the module docstring): name -> module.
+# The errors defined beside their layer (see the module docstring): name -> module; and the
+# modules that hold a whole branch of the tree, whose ``__all__`` names the errors they define.
 _ELSEWHERE = {
     "ConnectorFailed": "pipeline.connect.lifecycle",
     "ConnectorNotReady": "pipeline.connect.lifecycle",
@@ -145,28 +146,22 @@ _ELSEWHERE = {
     "PrometheusError": "pipeline.monitoring.prometheus",
     "ProjectExists": "pipeline.onboard.project",
     "UndecodableValue": "pipeline.serde.reader",
-    **dict.fromkeys(
-        [
-            "BadPosition",
-            "EventDecodeError",
-            "HandlerError",
-            "NoCheckpoint",
-            "ProjectionBusy",
-            "ProjectionError",
-            "ReplayError",
-            "TopicNotFound",
-            "UnknownEventType",
-            "UnknownProjection",
-            "UpcastError",
-        ],
-        "pipeline.replay.errors",
-    ),
 }
+
+
+_BRANCHES = ("pipeline.replay.errors",)
+
+
+def _exported(module: str) -> list[str]:
+    names: list[str] = importlib.import_module(module).__all__
+    return names
 
 
 def __getattr__(name: str) -> Any:
     """The errors defined beside their layer, imported when first asked for."""
     module = _ELSEWHERE.get(name)
+    if module is None and not name.startswith("__"):  # import's probes (__path__) load nothing
+        module = next((m for m in _BRANCHES if name in _exported(m)), None)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)

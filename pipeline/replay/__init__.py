@@ -16,21 +16,10 @@ A domain's own aggregates and projections live in its package, beside its events
 (the bundled example's: under ``pipeline/domains/``).
 """
 
+from pipeline.replay import errors
 from pipeline.replay.aggregate import AggregateRepository, Apply, fold, murmur2, partition_for_key
 from pipeline.replay.decode import EventDecoder
-from pipeline.replay.errors import (
-    BadPosition,
-    EventDecodeError,
-    HandlerError,
-    NoCheckpoint,
-    ProjectionBusy,
-    ProjectionError,
-    ReplayError,
-    TopicNotFound,
-    UnknownEventType,
-    UnknownProjection,
-    UpcastError,
-)
+from pipeline.replay.errors import *  # noqa: F403  (the names of errors.__all__)
 from pipeline.replay.positions import TP, EndAt, StartAt, parse_offsets, parse_timestamp
 from pipeline.replay.progress import Progress, Summary
 from pipeline.replay.projection import Projection, Tx, load_projections, load_upcasters
@@ -53,32 +42,21 @@ __all__ = [
     "TP",
     "AggregateRepository",
     "Apply",
-    "BadPosition",
     "Checkpoint",
     "Delivered",
     "EndAt",
-    "EventDecodeError",
     "EventDecoder",
     "EventStream",
-    "HandlerError",
-    "NoCheckpoint",
     "Progress",
     "Projection",
-    "ProjectionBusy",
-    "ProjectionError",
     "ProjectionStatus",
     "ReadModelStore",
     "RebuildReport",
-    "ReplayError",
     "RunStats",
     "SchemaLookup",
     "StartAt",
     "Summary",
-    "TopicNotFound",
     "Tx",
-    "UnknownEventType",
-    "UnknownProjection",
-    "UpcastError",
     "Upcasters",
     "decode_batch",
     "fold",
@@ -98,3 +76,4 @@ __all__ = [
     "run_projection",
     "run_projections",
 ]
+__all__ += errors.__all__
