@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import multiprocessing
@@ -10,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -180,16 +182,10 @@ def worst_exit_code(codes: list[int]) -> int:
     return max((128 - c if c < 0 else c for c in codes), default=0)
 
 
-def _child(
-    settings: Settings,
-    domain: str | None,
-    instance: str,
-    metrics_port: int | None,
-    stop_when_idle: float | None,
-) -> None:
+def _child(instance: str, run: Callable[[], None]) -> None:
     # A child's error is reported as the single-process command reports it.
     try:
-        run_one(settings, domain, instance, metrics_port, stop_when_idle)
+        run()
     except CdcflowError as exc:
         log.error("transformer %s: %s", instance, exc.message)
         if exc.hint:
@@ -228,11 +224,15 @@ def run_processes(
         context.Process(
             target=_child,
             args=(
-                settings,
-                domain,
                 child_instance(instance, i),
-                port + i if port else 0,
-                stop_when_idle,
+                functools.partial(
+                    run_one,
+                    settings,
+                    domain,
+                    child_instance(instance, i),
+                    port + i if port else 0,
+                    stop_when_idle,
+                ),
             ),
             name=f"transformer-{child_instance(instance, i)}",
         )
