@@ -50,6 +50,7 @@ from pipeline.events import DomainEvent
 from pipeline.replay.errors import ProjectionError, UnknownProjection
 from pipeline.replay.stream import Delivered
 from pipeline.replay.upcast import Upcasters
+from pipeline.selection import select_named
 
 __all__ = [
     "Handler",
@@ -274,13 +275,6 @@ def select(projections: Mapping[str, Projection], names: Iterable[str]) -> list[
     Raises:
         UnknownProjection: a name is not declared.
     """
-    wanted = list(names)
-    if not wanted:
-        return list(projections.values())
-    missing = [n for n in wanted if n not in projections]
-    if missing:
-        raise UnknownProjection(
-            f"no projection named {', '.join(missing)}",
-            hint=f"declared: {', '.join(sorted(projections)) or 'none'}",
-        )
-    return [projections[n] for n in wanted]
+    return select_named(
+        projections, names, error=UnknownProjection, unknown="no projection named {}"
+    )

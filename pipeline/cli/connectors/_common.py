@@ -23,6 +23,7 @@ from pipeline.connect import (
 from pipeline.connect.domain import DomainCheck, fix_lines, with_domain
 from pipeline.connect.secrets import plain_secrets
 from pipeline.errors import ConfigError
+from pipeline.selection import select_named
 
 __all__ = [
     "CHANGES_PENDING",
@@ -114,16 +115,12 @@ def print_domains(checks: Iterable[DomainCheck]) -> None:
 
 
 def select(specs: Sequence[ConnectorSpec], names: Sequence[str]) -> list[ConnectorSpec]:
-    if not names:
-        return list(specs)
-    known = {s.name: s for s in specs}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ConfigError(
-            f"not declared in the connector files: {', '.join(unknown)}",
-            hint=f"declared: {', '.join(sorted(known)) or 'none'}",
-        )
-    return [known[n] for n in names]
+    return select_named(
+        {s.name: s for s in specs},
+        names,
+        error=ConfigError,
+        unknown="not declared in the connector files: {}",
+    )
 
 
 def client(ctx: CliContext) -> ConnectClient:
