@@ -50,13 +50,17 @@ class PreflightReport:
     def ok(self) -> bool:
         return not self.failures
 
+    def at(self, level: Level) -> list[Check]:
+        """The checks that ended at ``level``, in the order they ran."""
+        return [c for c in self.checks if c.level is level]
+
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if c.level is Level.FAIL]
+        return self.at(Level.FAIL)
 
     @property
     def warnings(self) -> list[Check]:
-        return [c for c in self.checks if c.level is Level.WARN]
+        return self.at(Level.WARN)
 
     def to_dict(self) -> dict[str, Any]:
         return {

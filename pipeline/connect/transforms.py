@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.connect.capture import fullmatch as _fullmatch
 from pipeline.connect.capture import names as _names
@@ -45,7 +45,7 @@ _NEUTRAL = frozenset(
 class Partitioning:
     """How a table's records are spread over the partitions of their topic."""
 
-    by: str
+    by: Literal["key", "fields", "unknown"]
     """``key`` (the record key's hash), ``fields`` (PartitionRouting) or ``unknown``."""
     columns: tuple[str, ...] = ()
     """``fields``: the columns of ``change.<col>``; ``key``: ``message.key.columns`` if set."""

@@ -32,7 +32,7 @@ warning.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.events import DomainEvent
@@ -62,13 +62,7 @@ class Finding:
     fix: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "level": self.level,
-            "subject": self.subject,
-            "detail": self.detail,
-            "fix": self.fix,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ IDENTITY FULL``) cannot be compared: the predicate raises
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pipeline.cdc import UNCHANGED, Change
@@ -118,6 +118,13 @@ def where(fn: Callable[[Change], bool], description: str | None = None) -> Predi
     return Predicate(fn, name)
 
 
+def _reading_old(
+    test: Callable[[Change], bool], description: str, columns: Iterable[str]
+) -> Predicate:
+    """A predicate that reads the old values of ``columns`` and nothing of the row."""
+    return Predicate(test, description, old_columns=frozenset(columns), row_columns=frozenset())
+
+
 def _old_value(change: Change, column: str) -> Any:
     if change.before is None or column not in change.before or change.before[column] is UNCHANGED:
         raise BeforeImageMissing(change, column)
@@ -143,11 +150,10 @@ def changed(*columns: str) -> Predicate:
     """
     if not columns:
         raise ValueError("changed() needs at least one column")
-    return Predicate(
+    return _reading_old(
         lambda c: any(_column_changed(c, col) for col in columns),
         f"changed({', '.join(columns)})",
-        old_columns=frozenset(columns),
-        row_columns=frozenset(),
+        columns,
     )
 
 
@@ -163,12 +169,7 @@ def changed_to(column: str, value: Any) -> Predicate:
             return False
         return change.op != "u" or _old_value(change, column) != value
 
-    return Predicate(
-        test,
-        f"changed_to({column}={value!r})",
-        old_columns=frozenset({column}),
-        row_columns=frozenset(),
-    )
+    return _reading_old(test, f"changed_to({column}={value!r})", [column])
 
 
 def changed_from(column: str, value: Any) -> Predicate:
@@ -185,12 +186,7 @@ def changed_from(column: str, value: Any) -> Predicate:
         new = change.new(column)
         return new is not UNCHANGED and new != value
 
-    return Predicate(
-        test,
-        f"changed_from({column}={value!r})",
-        old_columns=frozenset({column}),
-        row_columns=frozenset(),
-    )
+    return _reading_old(test, f"changed_from({column}={value!r})", [column])
 
 
 def equals(column: str, value: Any) -> Predicate:
