@@ -44,7 +44,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -62,6 +62,7 @@ from pipeline.dlq.letters import DeadLetter, Selection
 from pipeline.dlq.reprocess import Reprocessor
 from pipeline.errors import CdcflowError, SourceUnavailable
 from pipeline.serde import RegistryUnavailable
+from pipeline.serde.backoff import delays
 from pipeline.settings import Settings
 from pipeline.transformer.clients import init_transactions, producer_config
 from pipeline.transformer.dlq import OutRecord
@@ -303,26 +304,27 @@ class DeadLetterReader:
             yield from (letter_of(m) for m in batch)
 
 
+@dataclass(eq=False)
 class Redrive:
     """One redrive of the dead-letter topic (the protocol is in the module doc)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        reprocess: Reprocessor,
-        selection: Selection,
-        *,
-        batch_size: int = 100,
-        on_commit: Callable[[Balance, Balance], None] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.reprocess = reprocess
-        self.selection = selection
-        self.batch_size = batch_size
-        self.on_commit = on_commit
-        self.transactional_id = redrive_transactional_id(settings)
-        self.topic = settings.transformer.dead_letter_topic
-        self.balance = Balance()
+    settings: Settings
+    reprocess: Reprocessor
+    selection: Selection
+    _: KW_ONLY
+    batch_size: int = 100
+    on_commit: Callable[[Balance, Balance], None] | None = None
+    """Called after each commit with that batch's balance and the running total."""
+    balance: Balance = field(default_factory=Balance, init=False)
+    """What the committed batches did (a dry run: what they would do)."""
+
+    @property
+    def transactional_id(self) -> str:
+        return redrive_transactional_id(self.settings)
+
+    @property
+    def topic(self) -> str:
+        return self.settings.transformer.dead_letter_topic
 
     def dry_run(self) -> Balance:
         """What a redrive would do now; nothing is produced, nothing committed.
@@ -363,7 +365,7 @@ class Redrive:
     def _commit_batch(
         self, producer: Producer, consumer: Consumer, batch: list[Message], stop: threading.Event
     ) -> None:
-        delay = 1.0
+        waits = delays()
         while True:
             try:
                 producer.begin_transaction()  # 2
@@ -379,10 +381,10 @@ class Redrive:
                 _commit(producer)  # 5
             except (RegistryUnavailable, SourceUnavailable) as exc:
                 self._abort(producer)
+                delay = next(waits)
                 log.warning("%s; retrying the batch of %d in %.0fs", exc, len(batch), delay)
                 if stop.wait(delay):
                     raise CdcflowError(f"stopped while waiting: {exc}") from exc
-                delay = min(delay * 2, 15.0)
                 continue
             except KafkaException as exc:
                 err = exc.args[0]

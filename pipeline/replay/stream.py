@@ -124,6 +124,13 @@ class EventStream:
     ``partitions(topic, count)`` narrows a topic to the partitions it returns.
     """
 
+    poll_timeout_s: float = 0.5
+    """How long one poll waits for records when none are fetched yet."""
+    metadata_timeout_s: float = 15.0
+    """How long a metadata or offsets request may take, transient errors retried."""
+    refresh_s: float = 10.0
+    """Following (``end=None``): how often the topics are asked for new partitions."""
+
     def __init__(
         self,
         kafka_config: Mapping[str, Any],
@@ -132,10 +139,7 @@ class EventStream:
         start: StartAt | None = None,
         end: EndAt | None = EndAt(),  # noqa: B008 - frozen, shared safely
         batch_size: int = 5000,
-        poll_timeout_s: float = 0.5,
         group_id: str | None = None,
-        metadata_timeout_s: float = 15.0,
-        refresh_s: float = 10.0,
         partitions: Callable[[str, int], Iterable[int]] | None = None,
     ) -> None:
         if not topics:
@@ -144,9 +148,6 @@ class EventStream:
         self.start = start or StartAt.beginning()
         self.end = end
         self.batch_size = batch_size
-        self.poll_timeout_s = poll_timeout_s
-        self.metadata_timeout_s = metadata_timeout_s
-        self.refresh_s = refresh_s
         self.select = partitions
         conf = dict(kafka_config)
         conf.update(
