@@ -38,7 +38,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
@@ -93,6 +93,14 @@ class SnapshotSignal:
             "notification_topic": self.notification_topic,
             "sent_as": self.sent_as,
         }
+
+
+# The fields whose name in ``--json`` output differs (the keys are Debezium's where it has one).
+_JSON_NAMES = {
+    "last_key": "last_processed_key",
+    "max_key": "maximum_key",
+    "scanned": "rows_scanned",
+}
 
 
 @dataclass
@@ -157,17 +165,7 @@ class SnapshotRun:
         return f"{self.state.lower()}" + (f", {total} rows read" if self.scanned else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": self.state,
-            "tables": self.tables,
-            "current": self.current,
-            "last_processed_key": self.last_key,
-            "maximum_key": self.max_key,
-            "rows_scanned": dict(self.scanned),
-            "table_status": dict(self.table_status),
-            "updated_ms": self.updated_ms,
-        }
+        return {_JSON_NAMES.get(k, k): v for k, v in asdict(self).items()}
 
 
 # --------------------------------------------------------------------------- signals

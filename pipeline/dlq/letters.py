@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -229,25 +229,18 @@ class Group:
     first: dict[int, int] = field(default_factory=dict)
     """Per dead-letter partition, the first offset of the group."""
     last: dict[int, int] = field(default_factory=dict)
-    example: str = ""
+    message: str = ""
+    """The message of the group's first dead letter."""
 
     def add(self, letter: DeadLetter) -> None:
         self.count += 1
         self.first.setdefault(letter.partition, letter.offset)
         self.last[letter.partition] = letter.offset
-        if not self.example:
-            self.example = letter.message
+        if not self.message:
+            self.message = letter.message
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason,
-            "table": self.table,
-            "rule": self.rule,
-            "count": self.count,
-            "first": _offsets(self.first),
-            "last": _offsets(self.last),
-            "message": self.example,
-        }
+        return asdict(self) | {"first": _offsets(self.first), "last": _offsets(self.last)}
 
 
 def _offsets(by_partition: dict[int, int]) -> str:
