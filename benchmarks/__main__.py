@@ -1,4 +1,4 @@
-"""``python -m benchmarks [throughput] [hotpath] [latency] [scaling] [replay] [options]``.
+"""``python -m benchmarks [throughput] [hotpath] [record-format] [latency] [scaling] [replay] [options]``.
 
 Each benchmark prints a table and writes ``benchmarks/results/<name>.json``.
 They run on the local stack (``cdcflow stack up``) and create only names of
@@ -11,10 +11,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from benchmarks import hotpath, latency, replay, scaling, throughput
+from benchmarks import hotpath, latency, record_format, replay, scaling, throughput
 from benchmarks.common import say
 
-ALL = ["throughput", "hotpath", "latency", "scaling", "replay"]
+ALL = ["throughput", "hotpath", "record-format", "latency", "scaling", "replay"]
 CLEAN = "clean"
 
 
@@ -57,6 +57,20 @@ def main() -> None:
         help="hotpath: keep the sample in this file, and read it from there on the next runs",
     )
     parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REV",
+        help="hotpath: also run the same records through revision REV's transformer (a temporary "
+        "git worktree, removed afterwards) and report ratio_to_baseline = REV's CPU per record "
+        "over the working tree's (default: none)",
+    )
+    parser.add_argument(
+        "--format-records",
+        type=int,
+        default=20_000,
+        help="record-format: CDC records of the bench pre-load to size and parse",
+    )
+    parser.add_argument(
         "--rates", default="500,2000", help="latency: business operations/s, comma-separated"
     )
     parser.add_argument("--duration", type=float, default=30.0, help="latency: seconds per rate")
@@ -90,7 +104,9 @@ def main() -> None:
         throughput.main(args.records, reuse=args.reuse)
     if "hotpath" in which:
         sample_file = Path(args.sample_file) if args.sample_file else None
-        hotpath.main(args.sample, args.hotpath_topics, sample_file)
+        hotpath.main(args.sample, args.hotpath_topics, sample_file, args.baseline)
+    if "record-format" in which:
+        record_format.run(args.format_records)
     if "latency" in which:
         rates = [float(r) for r in args.rates.split(",") if r.strip()]
         modes = tuple(m.strip() for m in args.latency_modes.split(",") if m.strip())
@@ -99,7 +115,7 @@ def main() -> None:
         scaling.main([int(n) for n in args.processes.split(",") if n.strip()])
     if "replay" in which:
         replay.main(args.replay_events)
-    bench = {"throughput", "hotpath", "latency", "scaling"} & set(which)
+    bench = {"throughput", "hotpath", "record-format", "latency", "scaling"} & set(which)
     if args.hotpath_topics is not None:
         bench.discard("hotpath")  # it read other topics: the bench source is not its to remove
     if CLEAN in which or (bench and not args.keep):

@@ -7,31 +7,34 @@ configured size: decode, de-duplicate, map, serialize, with nothing consumed
 or produced. The figure is CPU time (``time.process_time``), so other
 processes on the machine disturb it less than wall time. A second pass times
 each stage (CPU time around each call, which adds the clock's own cost to
-every stage), and a third runs under cProfile and prints the functions that
-cost most.
+every stage), a third hands its events to :mod:`benchmarks.floor` (what the
+libraries alone cost per record: the floor under the figure), and a fourth
+runs under cProfile and prints the functions that cost most.
 
 ``--sample-file PATH`` keeps the sample: written on the first run, read on
 the next ones, so that two versions of the code are measured on the same
-records.
+records. ``--baseline REV`` measures revision REV's transformer on the same
+records in the same run (:mod:`benchmarks.baseline`) and reports
+``ratio_to_baseline``: REV's CPU per record over the working tree's.
 """
 
 from __future__ import annotations
 
 import cProfile
 import io
-import pickle
 import pstats
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from benchmarks.baseline import measure_baseline
 from benchmarks.common import (
     NAME,
     NO_SOURCE,
+    REPO,
     bench_settings,
     register_bench_subjects,
     say,
@@ -40,41 +43,11 @@ from benchmarks.common import (
     use_event_domain,
     write_result,
 )
+from benchmarks.floor import floor_table, measure_floor
+from benchmarks.held import Held, keep_held, read_held
 from benchmarks.source import cdc_topics
 from benchmarks.worker import Stages, instrument_processing
 from pipeline.transformer import build_transformer
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A consumed record, held in memory with what ``Transformer.process`` asks of it."""
-
-    t: str
-    p: int
-    o: int
-    k: bytes | None
-    v: bytes | None
-
-    def topic(self) -> str:
-        return self.t
-
-    def partition(self) -> int:
-        return self.p
-
-    def offset(self) -> int:
-        return self.o
-
-    def key(self) -> bytes | None:
-        return self.k
-
-    def value(self) -> bytes | None:
-        return self.v
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 0)
-
-    def error(self) -> None:
-        return None
 
 
 def sample(count: int, topics: str | None = None) -> list[Held]:
@@ -116,19 +89,23 @@ def sample(count: int, topics: str | None = None) -> list[Held]:
 def held_sample(count: int, topics: str | None, path: Path | None) -> list[Held]:
     """The records to run on: read from ``path`` when it exists, else sampled (and kept there)."""
     if path is not None and path.exists():
-        with path.open("rb") as f:
-            rows = pickle.load(f)
-        say(f"read {len(rows):,} records from {path}")
-        return [Held(*row) for row in rows[:count]]
+        held = read_held(path, count)
+        say(f"read {len(held):,} records from {path}")
+        return held
     records = sample(count, topics)
     if path is not None and records:
-        with path.open("wb") as f:
-            pickle.dump([(h.t, h.p, h.o, h.k, h.v) for h in records], f)
+        keep_held(path, records)
         say(f"kept {len(records):,} records in {path}")
     return records
 
 
-def main(count: int, topics: str | None = None, sample_file: Path | None = None) -> dict[str, Any]:
+def main(
+    count: int,
+    topics: str | None = None,
+    sample_file: Path | None = None,
+    baseline: str | None = None,
+) -> dict[str, Any]:
+    """Measure the working tree's hot path, its floor, and (with ``baseline``) an earlier revision's."""
     use_event_domain()
     settings = bench_settings(f"{NAME}-hotpath")
     if topics is not None:
@@ -163,12 +140,13 @@ def main(count: int, topics: str | None = None, sample_file: Path | None = None)
         name: round(seconds / len(records) * 1e6, 1) for name, seconds in stages.seconds.items()
     }
     per_stage["other"] = round((staged - sum(stages.seconds.values())) / len(records) * 1e6, 1)
+    floor = measure_floor(t, run, records, REPO / "schemas")
     profile = cProfile.Profile()
     profile.runcall(run)
     text = io.StringIO()
     stats = pstats.Stats(profile, stream=text)
     stats.sort_stats("tottime").print_stats(15)
-    figures = {
+    figures: dict[str, Any] = {
         "records": len(records),
         "events": events,
         "cpu_seconds": round(cpu, 2),
@@ -176,25 +154,34 @@ def main(count: int, topics: str | None = None, sample_file: Path | None = None)
         "us_per_record": round(cpu / len(records) * 1e6, 1),
         "stage_us_per_record": per_stage,
         "staged_us_per_record": round(staged / len(records) * 1e6, 1),
+        "floor": floor,
         "topics": topics or "bench",
-        "profile_top": text.getvalue(),
+        "sample_file": str(sample_file) if sample_file else None,
     }
+    rows = [["working tree", len(records), events, figures["cpu_seconds"]]]
+    rows[0] += [figures["records_per_cpu_second"], figures["us_per_record"]]
+    if baseline is not None:
+        base = measure_baseline(baseline, records)
+        figures["baseline"] = base
+        figures["ratio_to_baseline"] = round(base["us_per_record"] / figures["us_per_record"], 2)
+        figures["events_match_baseline"] = base["events"] == events
+        rows.append([f"{baseline} ({base['commit']})", base["records"], base["events"]])
+        rows[1] += [base["cpu_seconds"], base["records_per_cpu_second"], base["us_per_record"]]
+    figures["profile_top"] = text.getvalue()
     print()
     print(
         table(
             "Hot path: Transformer.process on records held in memory (CPU time, no Kafka)",
-            ["records", "events", "CPU s", "records per CPU s", "us per record"],
-            [
-                [
-                    len(records),
-                    events,
-                    figures["cpu_seconds"],
-                    figures["records_per_cpu_second"],
-                    figures["us_per_record"],
-                ]
-            ],
+            ["code", "records", "events", "CPU s", "records per CPU s", "us per record"],
+            rows,
         )
     )
+    if baseline is not None:
+        print(
+            f"ratio_to_baseline (baseline us / working tree us): {figures['ratio_to_baseline']}x; "
+            f"events: {events:,} now, {figures['baseline']['events']:,} at {baseline}"
+            + ("" if figures["events_match_baseline"] else "  ** NOT THE SAME COUNT **")
+        )
     print()
     print(
         table(
@@ -203,6 +190,8 @@ def main(count: int, topics: str | None = None, sample_file: Path | None = None)
             [[name, value] for name, value in per_stage.items()],
         )
     )
+    print()
+    print(floor_table(floor, figures["us_per_record"]))
     print()
     print("cProfile, by own time (a further pass):")
     print("\n".join(line for line in text.getvalue().splitlines() if line.strip())[:6000])

@@ -1,6 +1,8 @@
 """CDC record size: the shipped JSON with its embedded Connect schema against JSON without it.
 
-``python -m benchmarks.record_format [--topics REGEX] [--records N]`` reads the
+``python -m benchmarks record-format [--format-records N]`` (part of ``make
+bench``; or ``python -m benchmarks.record_format [--topics REGEX] [--records N]``
+for other CDC topics) reads the
 first N records of the CDC topics (default: the bench pre-load) and reports,
 per record, the bytes Kafka stores and moves for the value (and key) as the
 connector writes them (``value.converter.schemas.enable=true``) and as the
@@ -29,7 +31,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from benchmarks.common import CDC_TOPICS, NAME, bench_settings, say, table, write_result
+from benchmarks.common import CDC_TOPICS, NAME, NO_SOURCE, bench_settings, say, table, write_result
 from pipeline.settings import Settings
 
 
@@ -110,15 +112,14 @@ def measure(records: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--topics", default=CDC_TOPICS, help="regex of CDC topics to read")
-    parser.add_argument("--records", type=int, default=20_000)
-    args = parser.parse_args()
+def run(count: int = 20_000, topics: str = CDC_TOPICS) -> dict[str, Any]:
+    """Size and parse cost of ``count`` records of ``topics``; prints the table, writes the JSON."""
     settings = bench_settings(f"{NAME}-format")
-    records = read_values(settings, args.topics, args.records)
+    records = read_values(settings, topics, count)
     if not records:
-        raise SystemExit(f"no records in topics matching {args.topics}")
+        raise SystemExit(
+            NO_SOURCE if topics == CDC_TOPICS else f"no records in topics matching {topics}"
+        )
     result = measure(records)
     rows = [
         [
@@ -136,15 +137,24 @@ def main() -> None:
     print()
     print(
         table(
-            f"CDC record size over {result['records']:,} records of {args.topics} "
+            f"CDC record size over {result['records']:,} records of {topics} "
             f"(schema: {result['schema_share_of_value']:.0%} of a value)",
             ["format", "value bytes", "key bytes", "value bytes zlib-1", "json.loads us"],
             rows,
         )
     )
-    result["topics"] = args.topics
+    result["topics"] = topics
     path = write_result("record-format", result)
     say(f"wrote {path}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topics", default=CDC_TOPICS, help="regex of CDC topics to read")
+    parser.add_argument("--records", type=int, default=20_000)
+    args = parser.parse_args()
+    run(args.records, args.topics)
 
 
 if __name__ == "__main__":
