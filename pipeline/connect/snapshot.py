@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 INCREMENTAL = "Incremental Snapshot"
+SignalType = Literal["execute-snapshot", "stop-snapshot"]
 FINAL = ("COMPLETED", "ABORTED")
 
 
@@ -77,7 +78,7 @@ class SnapshotSignal:
 
     connector: str
     id: str
-    type: str
+    type: SignalType
     data: Mapping[str, Any]
     signal_table: str
     notification_topic: str
@@ -193,7 +194,7 @@ def _send(
     name: str,
     config: Mapping[str, str],
     source: SourceSettings,
-    kind: str,
+    kind: SignalType,
     data: Mapping[str, Any],
     env: Mapping[str, str] | None,
 ) -> SnapshotSignal:
