@@ -28,6 +28,7 @@ from pipeline.serde import EventSerializer, event_to_record
 from pipeline.serde.generated import generate_writer
 from pipeline.serde.wire import header
 from pipeline.serde.writer import compile_writer
+from tests.unit.serde_fakes import SCHEMA_ID, FixedIdRegistry
 
 
 class Colour(enum.Enum):
@@ -248,25 +249,14 @@ def test_shapes_the_compiler_does_not_know_are_left_to_fastavro() -> None:
     assert generate_writer(fastavro.parse_schema("long")) is None
 
 
-class _Registered:
-    schema_id = 77
-    version = 1
-    guid = None
-
-
-class _Registry:
-    def lookup_schema(self, *args: object, **kwargs: object) -> object:
-        return _Registered()
-
-
 def test_the_serializer_frames_the_compiled_bytes_and_takes_metadata_apart(tmp_path: Path) -> None:
     path = schema_path(tmp_path, Everything.namespace(), Everything.event_type())
     path.parent.mkdir(parents=True)
     path.write_text(render(schema_for(Everything)))
-    serializer = EventSerializer(_Registry(), tmp_path)  # type: ignore[arg-type]
+    serializer = EventSerializer(FixedIdRegistry(), tmp_path)  # type: ignore[arg-type]
     parsed = fastavro.parse_schema(schema_for(Everything))
     event = _everything(4)
-    expected = header(77) + _fastavro(parsed, event)
+    expected = header(SCHEMA_ID) + _fastavro(parsed, event)
     assert expected[:5] == b"\x00\x00\x00\x00\x4d"
     assert serializer.serialize(event, "thing.events") == expected
     bare = event.model_copy(update={"metadata": None})
@@ -288,9 +278,11 @@ def test_a_contract_the_compiler_leaves_alone_is_written_by_fastavro(tmp_path: P
     path.write_text(render(schema_for(Either)))
     parsed = fastavro.parse_schema(schema_for(Either))
     assert generate_writer(parsed) is None
-    serializer = EventSerializer(_Registry(), tmp_path)  # type: ignore[arg-type]
+    serializer = EventSerializer(FixedIdRegistry(), tmp_path)  # type: ignore[arg-type]
     for event in (
         Either(id=1, value=5, metadata=_meta(1)),
         Either(id=2, value="x", metadata=_meta(2)),
     ):
-        assert serializer.serialize(event, "thing.events") == header(77) + _fastavro(parsed, event)
+        assert serializer.serialize(event, "thing.events") == header(SCHEMA_ID) + _fastavro(
+            parsed, event
+        )
