@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, cast
@@ -30,7 +30,16 @@ from pydantic import ValidationError
 from pipeline.cdc.identity import key_only_shape
 from pipeline.cdc.model import OPS, Change, Op, RecordRef, Skip, SkipReason, TransactionBlock
 from pipeline.cdc.numeric import ValueDecodeError
-from pipeline.cdc.rows import RowPlan, decode_planned, fill_unchanged, frozen, row_fields, row_plan
+from pipeline.cdc.rows import (
+    Column,
+    LazyRow,
+    RowPlan,
+    decode_planned,
+    fill_unchanged,
+    frozen,
+    row_fields,
+    row_plan,
+)
 from pipeline.cdc.toast import matcher
 from pipeline.cdc.values import decode_schemaless, decode_value, struct_decoders
 from pipeline.errors import DecodeError
@@ -90,10 +99,11 @@ class _Schema:
     fails that record (a DecodeError) exactly where it did before the cache.
     """
 
-    __slots__ = ("_before_fields", "_key", "_rows", "fractions", "schema")
+    __slots__ = ("_before_fields", "_key", "_rows", "fractions", "name", "schema")
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
+        self.name = schema.get("name")
         self._rows: tuple[RowPlan | None, RowPlan | None] | None = None
         self._before_fields: dict[str, dict[str, Any]] | None = None
         self._key: dict[Any, Callable[[Any], Any]] | None = None
@@ -104,7 +114,8 @@ class _Schema:
         """The plans of the before and after images."""
         if self._rows is None:
             self._before_fields = row_fields(self.schema, "before")
-            self._rows = (row_plan(self._before_fields), row_plan(row_fields(self.schema, "after")))
+            before = row_plan(self._before_fields)
+            self._rows = (before, row_plan(row_fields(self.schema, "after"), like=before))
         return self._rows
 
     def before_fields(self) -> dict[str, dict[str, Any]] | None:
@@ -132,11 +143,20 @@ class _Schema:
 # these two markers is looked up, and only the payload is parsed. The text is
 # cached only after a full parse proved it is exactly the record's schema, so a
 # marker inside a value can never split a record wrongly.
+#
+# Finding the marker and hashing the text still costs more than parsing the
+# payload; so each topic also keeps the texts it has seen (_RECENT), and a record
+# that starts with one of them, followed by the marker, has that schema. That is
+# the same cut: a text that was cut at the first marker of a record holds no
+# marker, and none can start inside it when the marker follows it.
 _HEAD: Final = b'{"schema":'
 _SEPARATOR: Final = b',"payload":'
 _SCHEMAS: dict[bytes, _Schema] = {}
+_RECENT: Final[dict[str, dict[str, list[bytes]]]] = {"key": {}, "value": {}}
 _DECODER: Final = json.JSONDecoder(parse_float=Decimal)
 _SCHEMAS_MAX: Final = 512
+_RECENT_MAX: Final = 8
+"""Schema texts kept per topic: a topic routed from several tables has one schema each."""
 
 
 _INTEGER_TYPES: Final = frozenset({"int8", "int16", "int32", "int64"})
@@ -212,7 +232,7 @@ def _fractions(schema: dict[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]
     return tuple(str(f.get("field")) for f in images), frozenset(found)
 
 
-def _payload(known: _Schema, data: bytes) -> Any:
+def _payload(known: _Schema, data: bytes | memoryview) -> Any:
     """Parse a payload whose schema is known; raises ValueError when it is not plain JSON.
 
     orjson is several times faster than json, but reads a fraction as a float,
@@ -226,13 +246,13 @@ def _payload(known: _Schema, data: bytes) -> Any:
         images, columns = where
         if not columns or not isinstance(payload, dict):
             return payload
-        rows = [payload.get(i) for i in images] if images else [payload]
-        if not any(
-            isinstance(row, dict) and any(type(row.get(c)) is float for c in columns)
-            for row in rows
-        ):
-            return payload
-    return _DECODER.decode(data.decode("utf-8", "surrogatepass"))
+        for row in [payload.get(i) for i in images] if images else [payload]:
+            if isinstance(row, dict):
+                for column in columns:
+                    if type(row.get(column)) is float:
+                        return _DECODER.decode(str(data, "utf-8", "surrogatepass"))
+        return payload
+    return _DECODER.decode(str(data, "utf-8", "surrogatepass"))
 
 
 def _schema_text(data: bytes) -> tuple[bytes, int] | None:
@@ -242,12 +262,33 @@ def _schema_text(data: bytes) -> tuple[bytes, int] | None:
     return (data[len(_HEAD) : end], end) if end > 0 else None
 
 
+def _recent(data: bytes, texts: list[bytes]) -> tuple[_Schema, int] | None:
+    """The known schema of a record that starts with one of ``texts``, and where its payload is."""
+    if not data.startswith(_HEAD) or not data.endswith(b"}"):
+        return None
+    start = len(_HEAD)
+    for text in texts:
+        end = start + len(text)
+        if data.startswith(text, start) and data.startswith(_SEPARATOR, end):
+            known = _SCHEMAS.get(text)
+            return None if known is None else (known, end + len(_SEPARATOR))
+    return None
+
+
 def _envelope(data: bytes, what: str, ref: RecordRef) -> tuple[_Schema | None, Any]:
     """The record's schema (parsed once per distinct schema) and its payload."""
+    texts = _RECENT[what].get(ref.topic)
+    seen = _recent(data, texts) if texts else None
+    if seen is not None:
+        try:
+            return seen[0], _payload(seen[0], memoryview(data)[seen[1] : -1])
+        except ValueError:
+            pass  # not plain JSON to orjson: the full parse below decides
     cut = _schema_text(data)
     if cut is not None:
         known = _SCHEMAS.get(cut[0])
         if known is not None:
+            _remember(what, ref.topic, cut[0])
             try:
                 return known, _payload(known, data[cut[1] + len(_SEPARATOR) : -1])
             except ValueError:
@@ -260,9 +301,21 @@ def _envelope(data: bytes, what: str, ref: RecordRef) -> tuple[_Schema | None, A
     compiled = _Schema(schema)
     if cut is not None and _loads_or_none(cut[0]) == schema:
         if len(_SCHEMAS) >= _SCHEMAS_MAX:
-            _SCHEMAS.clear()  # schemas change rarely: a full cache is a sign of churn, start over
+            # Schemas change rarely: a full cache is a sign of churn, start over.
+            _SCHEMAS.clear()
+            for recent in _RECENT.values():
+                recent.clear()
         _SCHEMAS[cut[0]] = compiled
+        _remember(what, ref.topic, cut[0])
     return compiled, payload
+
+
+def _remember(what: str, topic: str, text: bytes) -> None:
+    texts = _RECENT[what].setdefault(topic, [])
+    if text not in texts:
+        if len(texts) >= _RECENT_MAX:
+            del texts[0]
+        texts.append(text)
 
 
 def _loads_or_none(text: bytes) -> Any:
@@ -280,8 +333,17 @@ def decode_record(
     partition: int | None = None,
     offset: int | None = None,
     options: DecoderOptions = DEFAULT_OPTIONS,
+    lazy: bool = False,
 ) -> Change | Skip:
     """Decode one Debezium record into a :class:`Change`, or classify it as a :class:`Skip`.
+
+    ``lazy``: row image columns that need decoding (dates, decimals, uuids,
+    json, ...) are decoded when first read (:class:`~pipeline.cdc.rows.LazyRow`),
+    the transformer's way: a column no rule reads costs nothing. A value that
+    does not decode then raises its DecodeError where it is read, and a column
+    nothing reads is never checked (see docs/guarantees.md, "Bad values").
+    The key, the source block, nulls, TOAST placeholders and values of a plain
+    type (integers, text, booleans) are read at once either way.
 
     Raises:
         DecodeError: the record is not JSON, not a Debezium record, or a value
@@ -298,7 +360,7 @@ def decode_record(
         raise DecodeError(f"payload must be a JSON object, got {kind}", **ref.error_fields())
     try:
         skip = _classify(topic, compiled.schema if compiled else None, payload, ref, options)
-        return skip if skip is not None else _change(compiled, payload, ref, options)
+        return skip if skip is not None else _change(compiled, payload, ref, options, lazy)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
         # A record of an unexpected shape (a schema that is not a Connect schema, a block of
         # the wrong type) must be dead-lettered with its evidence, never crash the consumer.
@@ -328,22 +390,44 @@ def _classify(
 
 
 def _change(
-    schema: _Schema | None, payload: dict[str, Any], ref: RecordRef, options: DecoderOptions
+    schema: _Schema | None,
+    payload: dict[str, Any],
+    ref: RecordRef,
+    options: DecoderOptions,
+    lazy: bool,
 ) -> Change:
     op = payload.get("op")
     if op not in OPS:
         raise DecodeError(f"not a Debezium change event: op={op!r}", **ref.error_fields())
-    source = _source(payload.get("source"), ref)
+    source, backfill = _source(payload.get("source"), ref)
+
+    def fail(exc: ValueDecodeError) -> DecodeError:
+        return DecodeError(f"{source.table}: {exc}", **ref.error_fields())
+
     toast = matcher(options.unavailable_value_placeholder)
+    raw_before = payload.get("before")
+    before_pending: dict[str, Column] | None = {} if lazy else None
+    after_pending: dict[str, Column] | None = {} if lazy else None
     try:
         before_plan, after_plan = schema.rows() if schema is not None else (None, None)
-        before, toasted_before = decode_planned(
-            payload.get("before"), before_plan, toast, old_row=True
+        before, toasted = decode_planned(
+            raw_before, before_plan, toast, old_row=True, pending=before_pending
         )
-        after, toasted_after = decode_planned(payload.get("after"), after_plan, toast)
+        after, toasted_after = decode_planned(
+            payload.get("after"),
+            after_plan,
+            toast,
+            twin=(raw_before, before, before_plan)
+            if isinstance(raw_before, dict) and before
+            else None,
+            pending=after_pending,
+        )
     except ValueDecodeError as exc:
-        raise DecodeError(f"{source.table}: {exc}", **ref.error_fields()) from exc
-    fill_unchanged(after, before)
+        raise fail(exc) from exc
+    before_row = _image(before, before_pending, fail, old_row=True)
+    if toasted_after:
+        fill_unchanged(after, before_row)
+        toasted |= toasted_after
     _check_images(cast(Op, op), before, after, ref)
     key = _key(ref) or {}
     return Change(
@@ -351,20 +435,31 @@ def _change(
         table=source.table,
         connector=source.connector,
         key=frozen(key) or {},
-        before=frozen(before),
-        after=frozen(after),
+        before=before_row,
+        after=_image(after, after_pending, fail),
         source=source,
         transaction=_transaction(payload.get("transaction")),
-        toasted=frozenset(toasted_before | toasted_after),
+        toasted=frozenset(toasted),
         record=ref,
         database=payload["source"].get("db"),
-        backfill=str(payload["source"].get("snapshot") or "").lower() == "incremental",
+        backfill=backfill,
         key_only_shape=before is not None
         and op in _OLD_IMAGE_OPS
-        and key_only_shape(
-            payload.get("before"), key, schema.before_fields() if schema is not None else None
-        ),
+        and key_only_shape(raw_before, key, schema.before_fields() if schema is not None else None),
     )
+
+
+def _image(
+    row: dict[str, Any] | None,
+    pending: dict[str, Column] | None,
+    fail: Callable[[ValueDecodeError], DecodeError],
+    *,
+    old_row: bool = False,
+) -> Mapping[str, Any] | None:
+    """The read-only image of a decoded row; a :class:`LazyRow` where columns wait."""
+    if row is not None and pending:
+        return LazyRow(row, pending, fail, old_row=old_row)
+    return frozen(row)
 
 
 def _check_images(op: Op, before: Any, after: Any, ref: RecordRef) -> None:
@@ -374,18 +469,22 @@ def _check_images(op: Op, before: Any, after: Any, ref: RecordRef) -> None:
         raise DecodeError("delete without a before image or a key", **ref.error_fields())
 
 
-def _source(raw: Any, ref: RecordRef) -> SourcePosition:
+def _source(raw: Any, ref: RecordRef) -> tuple[SourcePosition, bool]:
+    """The change's position, and whether an incremental snapshot read it (a backfill)."""
     if not isinstance(raw, dict):
         raise DecodeError("change event without a 'source' block", **ref.error_fields())
     snapshot = raw.get("snapshot")
     # 'snapshot' is an enum string (true, first, last, incremental, false, ...) in current
     # connectors and a boolean in older ones.
-    if isinstance(snapshot, bool):
-        is_snapshot = snapshot
+    if snapshot == "false":
+        is_snapshot, backfill = False, False
+    elif isinstance(snapshot, bool):
+        is_snapshot, backfill = snapshot, False
     else:
-        is_snapshot = str(snapshot or "").lower() not in _NOT_SNAPSHOT
+        text = str(snapshot or "").lower()
+        is_snapshot, backfill = text not in _NOT_SNAPSHOT, text == "incremental"
     try:
-        return SourcePosition.of(
+        position = SourcePosition.of(
             raw["name"],
             f"{raw['schema']}.{raw['table']}",
             raw.get("lsn"),
@@ -398,6 +497,7 @@ def _source(raw: Any, ref: RecordRef) -> SourcePosition:
         raise DecodeError(f"source block lacks {exc.args[0]!r}", **ref.error_fields()) from exc
     except ValidationError as exc:
         raise DecodeError(f"source block is invalid: {exc}", **ref.error_fields()) from exc
+    return position, backfill
 
 
 # The usual form of source.sequence, read without a JSON parse per record.

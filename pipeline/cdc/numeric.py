@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Callable
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from functools import partial
 from typing import Any
 
 __all__ = [
     "ValueDecodeError",
+    "decimal_decoder",
     "decode_bytes",
     "decode_decimal",
     "decode_float",
@@ -39,24 +42,41 @@ def decode_bytes(value: Any) -> bytes:
         raise ValueDecodeError(f"invalid base64: {exc}") from exc
 
 
-def _unscaled(value: Any) -> int:
-    return int.from_bytes(decode_bytes(value), "big", signed=True)
-
-
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def decode_decimal(value: Any, scale: Any) -> Decimal:
     """``org.apache.kafka.connect.data.Decimal`` with the schema's ``scale`` parameter."""
-    if isinstance(value, Decimal | int) and not isinstance(value, bool):
-        # decimal.format=NUMERIC: the converter wrote the number itself.
-        return Decimal(value)
+    return decimal_decoder(scale)(value)
+
+
+def decimal_decoder(scale: Any) -> Callable[[Any], Decimal]:
+    """:func:`decode_decimal` for one column, its ``scale`` parameter read once."""
     try:
-        exp = int(scale)
+        exp = -int(scale)
     except (TypeError, ValueError) as exc:
-        raise ValueDecodeError(f"Decimal schema without an integer scale: {scale!r}") from exc
+        bad = exc
+
+        def unscalable(value: Any) -> Decimal:
+            if _numeric(value):
+                return Decimal(value)
+            raise ValueDecodeError(f"Decimal schema without an integer scale: {scale!r}") from bad
+
+        return unscalable
+    return partial(_scaled, exp=exp)
+
+
+def _numeric(value: Any) -> bool:
+    # decimal.format=NUMERIC: the converter wrote the number itself.
+    return isinstance(value, Decimal | int) and not isinstance(value, bool)
+
+
+def _scaled(value: Any, exp: int) -> Decimal:
+    if type(value) is not str and _numeric(value):
+        return Decimal(value)
     # Scaled in a context of unlimited precision: the default one would round beyond 28 digits.
-    return Decimal(_unscaled(value)).scaleb(-exp, _EXACT)
+    unscaled = int.from_bytes(decode_bytes(value), "big", signed=True)
+    return Decimal(unscaled).scaleb(exp, _EXACT)
 
 
 def decode_variable_decimal(value: Any) -> Decimal:

@@ -36,13 +36,17 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_Day = TypeVar("_Day", date, datetime)
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_DATE = date(1970, 1, 1)
 _DAY_US = 86_400_000_000
+_DAY = timedelta(days=1)
+_MICROSECOND = timedelta(microseconds=1)
 _MIN_UTC = datetime.min.replace(tzinfo=UTC)
 _MAX_UTC = datetime.max.replace(tzinfo=UTC)
 # unit -> (multiply by, floor-divide by) to get microseconds
 _UNIT_US = {"ms": (1000, 1), "us": (1, 1), "ns": (1, 1000)}
+_fromisoformat = datetime.fromisoformat
 
 
 def _int(value: Any, what: str) -> int:
@@ -58,20 +62,20 @@ def _to_micros(value: Any, unit: str, what: str) -> int:
 
 def date_from_days(value: Any) -> date:
     """Days since 1970-01-01 (``io.debezium.time.Date``, Connect ``Date``)."""
-    days = _int(value, "date")
-    try:
-        return _EPOCH_DATE + timedelta(days=days)
-    except OverflowError:
-        return date.max if days > 0 else date.min
+    return _after_epoch(_EPOCH_DATE, _DAY, _int(value, "date"))
 
 
 def datetime_from_epoch(value: Any, unit: str) -> datetime:
     """A naive timestamp from ms / us / ns since the epoch (``Timestamp``, ``MicroTimestamp``)."""
-    micros = _to_micros(value, unit, "timestamp")
+    return _after_epoch(_EPOCH, _MICROSECOND, _to_micros(value, unit, "timestamp"))
+
+
+def _after_epoch(epoch: _Day, step: timedelta, count: int) -> _Day:
+    """``epoch + count * step``, clamped to the type's ``max`` / ``min`` beyond its range."""
     try:
-        return _EPOCH + timedelta(microseconds=micros)
+        return epoch + step * count
     except OverflowError:
-        return datetime.max if micros > 0 else datetime.min
+        return type(epoch).max if count > 0 else type(epoch).min
 
 
 def time_from_midnight(value: Any, unit: str) -> time:
@@ -102,6 +106,15 @@ def _clamped(text: str, what: str, low: _T, high: _T, exc: ValueError) -> _T:
 
 def parse_zoned_timestamp(value: Any) -> datetime:
     """``io.debezium.time.ZonedTimestamp`` (timestamptz): an aware datetime in UTC."""
+    if type(value) is str:
+        # Debezium's usual form (ISO-8601 with an offset) in one step; anything else below.
+        try:
+            quick = _fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if quick.tzinfo is not None:
+                return quick.astimezone(UTC)
     text = _text(value, "timestamptz")
     if text == "infinity":
         return _MAX_UTC

@@ -30,10 +30,12 @@ from pipeline.cdc.numeric import ValueDecodeError
 
 __all__ = ["decode_schemaless", "decode_value", "decoder_for", "plain_type", "struct_decoders"]
 
-_Decoder = Callable[[dict[str, Any], Any], Any]
+_Compiled = Callable[[Any], Any]
+_Compile = Callable[[dict[str, Any]], _Compiled]
+"""Turns a column schema into the function that decodes its non-null values."""
 
 
-def _json_text(schema: dict[str, Any], value: Any) -> Any:
+def _json_text(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueDecodeError(f"json: expected text, got {type(value).__name__}")
     try:
@@ -42,64 +44,76 @@ def _json_text(schema: dict[str, Any], value: Any) -> Any:
         raise ValueDecodeError(f"json: {exc}") from exc
 
 
-def _uuid(schema: dict[str, Any], value: Any) -> uuid.UUID:
+def _uuid(value: Any) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except (TypeError, ValueError, AttributeError) as exc:
         raise ValueDecodeError(f"uuid: {value!r} is not a UUID") from exc
 
 
-def _bits(schema: dict[str, Any], value: Any) -> int:
+def _bits(value: Any) -> int:
     # Debezium sends the bits little-endian, bit 0 being the rightmost character of
     # PostgreSQL's text form; the integer's binary digits are that text (leading zeros aside).
     return int.from_bytes(numeric.decode_bytes(value), "little")
 
 
-def _text(schema: dict[str, Any], value: Any) -> str:
+def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueDecodeError(f"expected text, got {type(value).__name__}")
     return value
 
 
-_SEMANTIC: dict[str, _Decoder] = {
-    "org.apache.kafka.connect.data.Decimal": lambda s, v: numeric.decode_decimal(
-        v, (s.get("parameters") or {}).get("scale")
+def _fixed(decode: _Compiled) -> _Compile:
+    """A decoder that needs nothing from the schema."""
+    return lambda schema: decode
+
+
+def _decimal(schema: dict[str, Any]) -> _Compiled:
+    params = schema.get("parameters") or {}
+    if not isinstance(params, dict):  # not a Connect schema: each value fails as it did
+        return lambda value: numeric.decode_decimal(value, params.get("scale"))
+    return numeric.decimal_decoder(params.get("scale"))
+
+
+_SEMANTIC: dict[str, _Compile] = {
+    "org.apache.kafka.connect.data.Decimal": _decimal,
+    "io.debezium.data.VariableScaleDecimal": _fixed(numeric.decode_variable_decimal),
+    "io.debezium.time.Date": _fixed(temporal.date_from_days),
+    "org.apache.kafka.connect.data.Date": _fixed(temporal.date_from_days),
+    "io.debezium.time.Time": _fixed(partial(temporal.time_from_midnight, unit="ms")),
+    "io.debezium.time.MicroTime": _fixed(partial(temporal.time_from_midnight, unit="us")),
+    "io.debezium.time.NanoTime": _fixed(partial(temporal.time_from_midnight, unit="ns")),
+    "org.apache.kafka.connect.data.Time": _fixed(partial(temporal.time_from_midnight, unit="ms")),
+    "io.debezium.time.Timestamp": _fixed(partial(temporal.datetime_from_epoch, unit="ms")),
+    "io.debezium.time.MicroTimestamp": _fixed(partial(temporal.datetime_from_epoch, unit="us")),
+    "io.debezium.time.NanoTimestamp": _fixed(partial(temporal.datetime_from_epoch, unit="ns")),
+    "org.apache.kafka.connect.data.Timestamp": _fixed(
+        partial(temporal.datetime_from_epoch, unit="ms")
     ),
-    "io.debezium.data.VariableScaleDecimal": lambda s, v: numeric.decode_variable_decimal(v),
-    "io.debezium.time.Date": lambda s, v: temporal.date_from_days(v),
-    "org.apache.kafka.connect.data.Date": lambda s, v: temporal.date_from_days(v),
-    "io.debezium.time.Time": lambda s, v: temporal.time_from_midnight(v, "ms"),
-    "io.debezium.time.MicroTime": lambda s, v: temporal.time_from_midnight(v, "us"),
-    "io.debezium.time.NanoTime": lambda s, v: temporal.time_from_midnight(v, "ns"),
-    "org.apache.kafka.connect.data.Time": lambda s, v: temporal.time_from_midnight(v, "ms"),
-    "io.debezium.time.Timestamp": lambda s, v: temporal.datetime_from_epoch(v, "ms"),
-    "io.debezium.time.MicroTimestamp": lambda s, v: temporal.datetime_from_epoch(v, "us"),
-    "io.debezium.time.NanoTimestamp": lambda s, v: temporal.datetime_from_epoch(v, "ns"),
-    "org.apache.kafka.connect.data.Timestamp": lambda s, v: temporal.datetime_from_epoch(v, "ms"),
-    "io.debezium.time.ZonedTimestamp": lambda s, v: temporal.parse_zoned_timestamp(v),
-    "io.debezium.time.ZonedTime": lambda s, v: temporal.parse_zoned_time(v),
-    "io.debezium.time.IsoDate": lambda s, v: temporal.parse_iso_date(v),
-    "io.debezium.time.IsoTime": lambda s, v: temporal.parse_iso_time(v),
-    "io.debezium.time.IsoTimestamp": lambda s, v: temporal.parse_iso_timestamp(v),
-    "io.debezium.time.MicroDuration": lambda s, v: temporal.duration(v, "us"),
-    "io.debezium.time.NanoDuration": lambda s, v: temporal.duration(v, "ns"),
-    "io.debezium.time.Interval": lambda s, v: temporal.parse_interval(v),
-    "io.debezium.data.Uuid": _uuid,
-    "io.debezium.data.Json": _json_text,
-    "io.debezium.data.Enum": _text,
-    "io.debezium.data.Xml": _text,
-    "io.debezium.data.Ltree": _text,
-    "io.debezium.data.Bits": _bits,
+    "io.debezium.time.ZonedTimestamp": _fixed(temporal.parse_zoned_timestamp),
+    "io.debezium.time.ZonedTime": _fixed(temporal.parse_zoned_time),
+    "io.debezium.time.IsoDate": _fixed(temporal.parse_iso_date),
+    "io.debezium.time.IsoTime": _fixed(temporal.parse_iso_time),
+    "io.debezium.time.IsoTimestamp": _fixed(temporal.parse_iso_timestamp),
+    "io.debezium.time.MicroDuration": _fixed(partial(temporal.duration, unit="us")),
+    "io.debezium.time.NanoDuration": _fixed(partial(temporal.duration, unit="ns")),
+    "io.debezium.time.Interval": _fixed(temporal.parse_interval),
+    "io.debezium.data.Uuid": _fixed(_uuid),
+    "io.debezium.data.Json": _fixed(_json_text),
+    "io.debezium.data.Enum": _fixed(_text),
+    "io.debezium.data.Xml": _fixed(_text),
+    "io.debezium.data.Ltree": _fixed(_text),
+    "io.debezium.data.Bits": _fixed(_bits),
 }
 
 
-def _int(schema: dict[str, Any], value: Any) -> int:
+def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueDecodeError(f"expected an integer, got {value!r}")
     return value
 
 
-def _bool(schema: dict[str, Any], value: Any) -> bool:
+def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueDecodeError(f"expected a boolean, got {value!r}")
     return value
@@ -132,19 +146,24 @@ def _struct(schema: dict[str, Any], value: Any) -> dict[str, Any]:
     return {k: decode_value(fields.get(k), v) for k, v in value.items()}
 
 
-_LITERAL: dict[str, _Decoder] = {
-    "int8": _int,
-    "int16": _int,
-    "int32": _int,
-    "int64": _int,
-    "float": lambda s, v: numeric.decode_float(v),
-    "double": lambda s, v: numeric.decode_float(v),
-    "boolean": _bool,
-    "string": _text,
-    "bytes": lambda s, v: numeric.decode_bytes(v),
-    "array": _array,
-    "map": _map,
-    "struct": _struct,
+def _nested(decode: Callable[[dict[str, Any], Any], Any]) -> _Compile:
+    """A container's decoder: its parts' schemas are read per value, where they are used."""
+    return lambda schema: partial(decode, schema)
+
+
+_LITERAL: dict[str, _Compile] = {
+    "int8": _fixed(_int),
+    "int16": _fixed(_int),
+    "int32": _fixed(_int),
+    "int64": _fixed(_int),
+    "float": _fixed(numeric.decode_float),
+    "double": _fixed(numeric.decode_float),
+    "boolean": _fixed(_bool),
+    "string": _fixed(_text),
+    "bytes": _fixed(numeric.decode_bytes),
+    "array": _nested(_array),
+    "map": _nested(_map),
+    "struct": _nested(_struct),
 }
 
 
@@ -156,33 +175,25 @@ def decode_value(schema: dict[str, Any] | None, value: Any) -> Any:
     """
     if value is None:
         return None
-    if schema is None:
-        return decode_schemaless(value)
-    name = schema.get("name")
-    if isinstance(name, str) and name in _SEMANTIC:
-        return _SEMANTIC[name](schema, value)
-    literal = _LITERAL.get(str(schema.get("type", "")).lower())
-    if literal is None:
-        return decode_schemaless(value)
-    return literal(schema, value)
+    return decoder_for(schema)(value)
 
 
 def decoder_for(schema: dict[str, Any] | None) -> Callable[[Any], Any]:
     """``decode_value(schema, ·)`` for non-null values, with the schema's dispatch done once.
 
     The transformer decodes every column of every record; resolving the
-    semantic name and the literal type once per column schema (not per value)
-    is a large share of the decoder's time saved.
+    semantic name, the literal type and their parameters once per column
+    schema (not per value) is a large share of the decoder's time saved.
     """
     if schema is None:
         return decode_schemaless
     name = schema.get("name")
     if isinstance(name, str) and name in _SEMANTIC:
-        return partial(_SEMANTIC[name], schema)
+        return _SEMANTIC[name](schema)
     literal = _LITERAL.get(str(schema.get("type", "")).lower())
     if literal is None:
         return decode_schemaless
-    return partial(literal, schema)
+    return literal(schema)
 
 
 _PLAIN_LITERALS: dict[str, type] = {
