@@ -61,6 +61,7 @@ from confluent_kafka.admin import AdminClient
 from pipeline.dlq.letters import DeadLetter, Selection
 from pipeline.dlq.reprocess import Reprocessor
 from pipeline.errors import CdcflowError, SourceUnavailable
+from pipeline.replay.stream import AssignedReader
 from pipeline.serde import RegistryUnavailable
 from pipeline.serde.backoff import delays
 from pipeline.settings import Settings
@@ -182,7 +183,7 @@ def letter_of(msg: Message) -> DeadLetter:
     )
 
 
-class DeadLetterReader:
+class DeadLetterReader(AssignedReader):
     """The dead-letter topic from the redrive group's offsets (or ``start``) to the end.
 
     Use as a context manager; :meth:`batches` reads what was there when it was
@@ -200,16 +201,8 @@ class DeadLetterReader:
         self.topic = settings.transformer.dead_letter_topic
         self.batch_size = batch_size
         self._start = start
-        self.consumer: Consumer | None = None
         self.begin: dict[int, int] = {}
         self.end: dict[int, int] = {}
-
-    def __enter__(self) -> DeadLetterReader:
-        self.open()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def open(self) -> None:
         """Assign every partition at its committed offset; note the end.
@@ -238,7 +231,7 @@ class DeadLetterReader:
                 "auto.offset.reset": "earliest",
             }
         )
-        self.consumer = consumer
+        self._consumer = consumer
         partitions = [TopicPartition(self.topic, p) for p in sorted(meta.partitions)]
         try:
             committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, 30)}
@@ -256,11 +249,6 @@ class DeadLetterReader:
             ]
         )
 
-    def close(self) -> None:
-        if self.consumer is not None:
-            self.consumer.close()
-            self.consumer = None
-
     @property
     def waiting(self) -> int:
         """How many offsets lie between the committed offsets and the end (an upper bound)."""
@@ -272,7 +260,6 @@ class DeadLetterReader:
         Raises:
             CdcflowError: Kafka reports an error that is not the end of a partition.
         """
-        assert self.consumer is not None
         remaining = {p for p in self.end if self.begin[p] < self.end[p]}
         while remaining:
             batch: list[Message] = []
@@ -349,7 +336,6 @@ class Redrive:
         stop = stop or threading.Event()
         producer = self._producer()
         with DeadLetterReader(self.settings, batch_size=self.batch_size) as reader:
-            assert reader.consumer is not None
             for batch in reader.batches():
                 self._commit_batch(producer, reader.consumer, batch, stop)
                 if stop.is_set():
