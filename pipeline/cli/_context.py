@@ -48,6 +48,14 @@ class CliContext:
 
 pass_cli = click.make_pass_decorator(CliContext)
 
+# ``--domain MODULE`` of the commands that run or inspect one domain's rules.
+domain_option = click.option(
+    "--domain",
+    default=None,
+    metavar="MODULE",
+    help="Module that declares the mapping rules (default: transformer.domain).",
+)
+
 PROJECT_FILE = "cdcflow.toml"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli._context import CliContext, pass_cli, table
+from pipeline.cli._context import CliContext, domain_option, pass_cli, table
 from pipeline.connect.domain import load_description
 from pipeline.mapping.describe import DomainDescription
 
@@ -19,12 +19,7 @@ def command() -> None:
 
 
 @command.command()
-@click.option(
-    "--domain",
-    default=None,
-    metavar="MODULE",
-    help="Module that declares the mapping rules (default: transformer.domain).",
-)
+@domain_option
 @pass_cli
 def describe(ctx: CliContext, domain: str | None) -> None:
     """Which tables feed which aggregate, by which column, and what rules read of old rows.

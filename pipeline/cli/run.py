@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli._context import CliContext, pass_cli
+from pipeline.cli._context import CliContext, domain_option, pass_cli
 from pipeline.connect import ConnectClient, deployed_configs
 from pipeline.connect.domain import DomainProblem, check_deployed, load_description, raise_for_split
 from pipeline.errors import CdcflowError, ConfigError, ConnectError
@@ -27,11 +27,7 @@ log = logging.getLogger("cdcflow.transformer")
 
 
 @click.command(name="run")
-@click.option(
-    "--domain",
-    default=None,
-    help="Module that declares the mapping rules (default: transformer.domain).",
-)
+@domain_option
 @click.option(
     "--instance",
     default="0",

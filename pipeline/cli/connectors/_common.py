@@ -6,6 +6,7 @@ test replaces the Connect client in one place.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.cli._context import CliContext
+from pipeline.cli._context import CliContext, pass_cli
 from pipeline.connect import (
     ConnectClient,
     ConnectorSpec,
@@ -33,12 +34,14 @@ __all__ = [
     "colour_words",
     "command",
     "confirm",
+    "declared_command",
     "err",
     "files_options",
     "print_domains",
     "select",
     "slot_left",
     "specs",
+    "wait_options",
     "warn_plain_secrets",
     "with_domains",
 ]
@@ -77,6 +80,60 @@ def files_options(func: F) -> F:
         "(default: setting connect.connectors_dir, 'connectors').",
     )(func)
     return func
+
+
+def declared_command(
+    name: str | None = None,
+) -> Callable[[Callable[..., None]], click.Command]:
+    """A ``connectors`` command over the declared connectors, or only those named.
+
+    The command takes --dir and --env (:func:`files_options`), its own options
+    (declared below this decorator) and the NAMES argument. The function is
+    called with the context, the connectors the files declare (only NAMES when
+    given; an undeclared name is a :class:`ConfigError`), NAMES, and the
+    command's own options by name.
+    """
+
+    def decorate(func: Callable[..., None]) -> click.Command:
+        def run(
+            ctx: CliContext,
+            /,
+            directory: Path | None,
+            environment: str | None,
+            names: tuple[str, ...],
+            **options: Any,
+        ) -> None:
+            func(ctx, select(specs(ctx, directory, environment), names), names, **options)
+
+        functools.update_wrapper(run, func)  # its name, help text and options
+        with_names = click.argument("names", nargs=-1)(pass_cli(run))
+        return command.command(name)(files_options(with_names))
+
+    return decorate
+
+
+def wait_options(
+    until: str, *, timeout_s: float, waits: bool = False, after: str = ""
+) -> Callable[[F], F]:
+    """``--wait`` (helped by ``until``; ``--wait/--no-wait`` when ``waits`` is the default)
+    and ``--timeout`` (``timeout_s``: seconds, ``after`` saying what goes on after it)."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--timeout",
+            "timeout_s",
+            type=float,
+            default=timeout_s,
+            show_default=True,
+            help=f"Seconds --wait waits{after}.",
+        )(func)
+        if waits:
+            return click.option("--wait/--no-wait", default=True, show_default=True, help=until)(
+                func
+            )
+        return click.option("--wait", is_flag=True, help=until)(func)
+
+    return decorate
 
 
 def specs(ctx: CliContext, directory: Path | None, environment: str | None) -> list[ConnectorSpec]:

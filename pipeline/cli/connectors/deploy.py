@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from pathlib import Path
+from typing import Any
 
 import click
 
-from pipeline.cli._context import CliContext, pass_cli
+from pipeline.cli._context import CliContext
 from pipeline.cli.connectors import _common as common
 from pipeline.connect import (
     Action,
+    ConnectorSpec,
     Level,
     Plan,
     PreflightReport,
@@ -22,19 +23,15 @@ from pipeline.connect import (
     validate_connectors,
 )
 from pipeline.connect import plan as make_plan
+from pipeline.connect.domain import DomainCheck
 from pipeline.connect.pg import is_postgres_connector, slot_name
 from pipeline.errors import ConnectError
 
 # --------------------------------------------------------------------------- validate
 
 
-@common.command.command()
-@common.files_options
-@click.argument("names", nargs=-1)
-@pass_cli
-def validate(
-    ctx: CliContext, directory: Path | None, environment: str | None, names: tuple[str, ...]
-) -> None:
+@common.declared_command()
+def validate(ctx: CliContext, specs: list[ConnectorSpec], names: tuple[str, ...]) -> None:
     """Validate declared connectors on the worker, printing every field error.
 
     \b
@@ -44,7 +41,6 @@ def validate(
     database, so a wrong password shows up here. Nothing is changed.
     Exits 1 if any connector is invalid.
     """
-    specs = common.select(common.specs(ctx, directory, environment), names)
     warnings = common.warn_plain_secrets(specs)
     with common.client(ctx) as client:
         results = validate_connectors(client, specs, Redactor.for_configs(s.config for s in specs))
@@ -80,20 +76,27 @@ def _print_validation(results: Iterable[ValidationResult]) -> None:
 # --------------------------------------------------------------------------- plan / apply
 
 
-@common.command.command()
-@common.files_options
+def _checked(
+    ctx: CliContext, specs: list[ConnectorSpec]
+) -> tuple[list[ConnectorSpec], dict[str, DomainCheck], list[str]]:
+    """The specs with any derived routing, each one's domain check, and the plain-secret warnings."""
+    warnings = common.warn_plain_secrets(specs)
+    return (*common.with_domains(ctx, specs), warnings)
+
+
+def _emit_json(
+    ctx: CliContext, result: dict[str, Any], domains: dict[str, DomainCheck], warnings: list[str]
+) -> None:
+    ctx.emit_json(
+        {**result, "domains": [c.to_dict() for c in domains.values()], "warnings": warnings}
+    )
+
+
+@common.declared_command()
 @click.option(
     "--prune", is_flag=True, help="Plan to delete deployed connectors no longer declared."
 )
-@click.argument("names", nargs=-1)
-@pass_cli
-def plan(
-    ctx: CliContext,
-    directory: Path | None,
-    environment: str | None,
-    prune: bool,
-    names: tuple[str, ...],
-) -> None:
+def plan(ctx: CliContext, specs: list[ConnectorSpec], names: tuple[str, ...], prune: bool) -> None:
     """Show what apply would change: create, update (field by field), delete.
 
     Compares the declared connectors (or only NAMES) with the deployed ones,
@@ -110,9 +113,7 @@ def plan(
 
     Exits 0 when nothing would change, 2 when changes are pending, 1 on error.
     """
-    specs = common.select(common.specs(ctx, directory, environment), names)
-    warnings = common.warn_plain_secrets(specs)
-    specs, domains = common.with_domains(ctx, specs)
+    specs, domains, warnings = _checked(ctx, specs)
     with common.client(ctx) as client:
         result = make_plan(
             client,
@@ -122,13 +123,7 @@ def plan(
             prune_prefix=ctx.settings.connect.prune_prefix,
         )
     if ctx.json_output:
-        ctx.emit_json(
-            {
-                **result.to_dict(),
-                "domains": [c.to_dict() for c in domains.values()],
-                "warnings": warnings,
-            }
-        )
+        _emit_json(ctx, result.to_dict(), domains, warnings)
     else:
         _print_plan(result)
         common.print_domains(domains.values())
@@ -182,26 +177,16 @@ def _print_plan(result: Plan) -> None:
     )
 
 
-@common.command.command(name="apply")
-@common.files_options
+@common.declared_command(name="apply")
 @click.option(
     "--prune",
     is_flag=True,
     help="Delete deployed connectors no longer declared (without it they are only reported).",
 )
-@click.option(
-    "--wait",
-    is_flag=True,
-    help="Return once every declared connector and all its tasks are RUNNING; "
+@common.wait_options(
+    "Return once every declared connector and all its tasks are RUNNING; "
     "fail with the trace of a FAILED task.",
-)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=float,
-    default=300.0,
-    show_default=True,
-    help="Seconds --wait waits.",
+    timeout_s=300.0,
 )
 @click.option(
     "--settle",
@@ -219,19 +204,16 @@ def _print_plan(result: Plan) -> None:
     help="Deploy a connector even though its routing splits an aggregate of its domain "
     "over topics or partitions (its events may then leave commit order).",
 )
-@click.argument("names", nargs=-1)
-@pass_cli
 def apply_command(
     ctx: CliContext,
-    directory: Path | None,
-    environment: str | None,
+    specs: list[ConnectorSpec],
+    names: tuple[str, ...],
     prune: bool,
     wait: bool,
     timeout_s: float,
     settle_s: float,
     skip_preflight: bool,
     allow_split_aggregates: bool,
-    names: tuple[str, ...],
 ) -> None:
     """Make the deployed connectors what the files declare; idempotent.
 
@@ -247,9 +229,7 @@ def apply_command(
     Nothing on the server changes unless steps 2 and 3 pass for every
     connector. Exits 0 on success (also when there was nothing to do).
     """
-    specs = common.select(common.specs(ctx, directory, environment), names)
-    warnings = common.warn_plain_secrets(specs)
-    specs, domains = common.with_domains(ctx, specs)
+    specs, domains, warnings = _checked(ctx, specs)
     with common.client(ctx) as client:
         result = apply(
             client,
@@ -267,13 +247,7 @@ def apply_command(
             allow_split_aggregates=allow_split_aggregates,
         )
     if ctx.json_output:
-        ctx.emit_json(
-            {
-                **result.to_dict(),
-                "domains": [c.to_dict() for c in domains.values()],
-                "warnings": warnings,
-            }
-        )
+        _emit_json(ctx, result.to_dict(), domains, warnings)
         return
     _print_preflight(result.preflight, only_problems=True)
     common.print_domains(domains.values())
@@ -299,13 +273,8 @@ def apply_command(
 # --------------------------------------------------------------------------- preflight
 
 
-@common.command.command()
-@common.files_options
-@click.argument("names", nargs=-1)
-@pass_cli
-def preflight(
-    ctx: CliContext, directory: Path | None, environment: str | None, names: tuple[str, ...]
-) -> None:
+@common.declared_command()
+def preflight(ctx: CliContext, specs: list[ConnectorSpec], names: tuple[str, ...]) -> None:
     """Check the source database of each Debezium Postgres connector.
 
     \b
@@ -321,11 +290,7 @@ def preflight(
     replica identity. Each failed check says how to fix it. Exits 1 if any
     check failed (warnings do not fail).
     """
-    specs = [
-        s
-        for s in common.select(common.specs(ctx, directory, environment), names)
-        if is_postgres_connector(s.config)
-    ]
+    specs = [s for s in specs if is_postgres_connector(s.config)]
     specs, domains = common.with_domains(ctx, specs)
     deployed: set[str] = set()
     try:

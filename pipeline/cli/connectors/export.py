@@ -6,7 +6,9 @@ Attached to the ``connectors`` group (:mod:`pipeline.cli.connectors`).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -19,6 +21,37 @@ from pipeline.stack.versions import load_versions
 __all__ = ["export"]
 
 _DEFAULTS = StrimziOptions()
+
+# The options of StrimziOptions, one --flag each (its name with dashes), defaulting to its
+# default: the field and its help, in the order of --help.
+_STRIMZI_FLAGS = {
+    "connect_name": "Name of the KafkaConnect resource (also its group.id and topic prefix).",
+    "replicas": "Connect worker pods.",
+    "bootstrap_servers": "Kafka as the Connect pods reach it.",
+    "tls_ca_secret": "Secret with the Kafka cluster's CA (key ca.crt); '' for a plain listener.",
+    "kafka_user": "Authenticate with SCRAM-SHA-512 as this Strimzi KafkaUser "
+    "(its Secret holds 'password').",
+    "image": "Where Strimzi pushes the built Connect image; "
+    "{kafka} and {debezium} are the pinned versions.",
+    "push_secret": "Secret with the credentials to push --image.",
+    "secret_name": "Secret holding the values of the connectors' "
+    "${env:...} and ${file:...} placeholders.",
+}
+_STRIMZI_TYPES: dict[str, click.IntRange] = {"replicas": click.IntRange(min=1)}
+
+
+def _strimzi_options(func: Callable[..., None]) -> Callable[..., None]:
+    for field, help_text in reversed(_STRIMZI_FLAGS.items()):
+        default = getattr(_DEFAULTS, field)
+        func = click.option(
+            "--" + field.replace("_", "-"),
+            field,
+            type=_STRIMZI_TYPES.get(field),
+            default=default,
+            show_default=default is not None,
+            help=help_text,
+        )(func)
+    return func
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -55,67 +88,18 @@ def _command_line(ctx: click.Context) -> str:
     help="Write one file per resource here, removing generated files of connectors that are gone "
     "(default: print every resource to stdout).",
 )
-@click.option(
-    "--connect-name",
-    default=_DEFAULTS.connect_name,
-    show_default=True,
-    help="Name of the KafkaConnect resource (also its group.id and topic prefix).",
-)
-@click.option(
-    "--replicas",
-    type=click.IntRange(min=1),
-    default=_DEFAULTS.replicas,
-    show_default=True,
-    help="Connect worker pods.",
-)
-@click.option(
-    "--bootstrap-servers",
-    default=_DEFAULTS.bootstrap_servers,
-    show_default=True,
-    help="Kafka as the Connect pods reach it.",
-)
-@click.option(
-    "--tls-ca-secret",
-    default=_DEFAULTS.tls_ca_secret,
-    show_default=True,
-    help="Secret with the Kafka cluster's CA (key ca.crt); '' for a plain listener.",
-)
-@click.option(
-    "--kafka-user",
-    default=None,
-    help="Authenticate with SCRAM-SHA-512 as this Strimzi KafkaUser (its Secret holds 'password').",
-)
-@click.option(
-    "--image",
-    default=_DEFAULTS.image,
-    show_default=True,
-    help="Where Strimzi pushes the built Connect image; "
-    "{kafka} and {debezium} are the pinned versions.",
-)
-@click.option("--push-secret", default=None, help="Secret with the credentials to push --image.")
-@click.option(
-    "--secret-name",
-    default=_DEFAULTS.secret_name,
-    show_default=True,
-    help="Secret holding the values of the connectors' ${env:...} and ${file:...} placeholders.",
-)
+@_strimzi_options
 @pass_cli
 @click.pass_context
 def export(
     click_ctx: click.Context,
     ctx: CliContext,
+    /,
     directory: Path | None,
     environment: str | None,
     fmt: str,
     output_dir: Path | None,
-    connect_name: str,
-    replicas: int,
-    bootstrap_servers: str,
-    tls_ca_secret: str,
-    kafka_user: str | None,
-    image: str,
-    push_secret: str | None,
-    secret_name: str,
+    **strimzi: Any,
 ) -> None:
     """Generate Kubernetes resources from the connector files (overlays applied).
 
@@ -130,16 +114,8 @@ def export(
     specs = common.specs(ctx, directory, environment)
     common.warn_plain_secrets(specs)
     versions = load_versions()
-    options = StrimziOptions(
-        connect_name=connect_name,
-        replicas=replicas,
-        bootstrap_servers=bootstrap_servers,
-        tls_ca_secret=tls_ca_secret or None,
-        kafka_user=kafka_user,
-        image=image,
-        push_secret=push_secret,
-        secret_name=secret_name,
-    )
+    # An empty --tls-ca-secret is a plain listener.
+    options = StrimziOptions(**{**strimzi, "tls_ca_secret": strimzi["tls_ca_secret"] or None})
     files = strimzi_resources(
         specs, kafka_version=versions.kafka, debezium_version=versions.debezium, options=options
     )

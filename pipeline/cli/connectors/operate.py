@@ -84,15 +84,7 @@ def resume(ctx: CliContext, names: tuple[str, ...]) -> None:
 
 
 @common.command.command()
-@click.option("--wait", is_flag=True, help="Return once the connector reports STOPPED.")
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Seconds --wait waits.",
-)
+@common.wait_options("Return once the connector reports STOPPED.", timeout_s=60.0)
 @click.argument("names", nargs=-1, required=True)
 @pass_cli
 def stop(ctx: CliContext, wait: bool, timeout_s: float, names: tuple[str, ...]) -> None:

@@ -8,6 +8,7 @@ The protocol (signal, watermarks, notifications) is in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -65,33 +66,26 @@ def _progress(ctx: CliContext, signal: SnapshotSignal) -> Any:
     return say
 
 
+def _tables_option(
+    help_text: str, *, required: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("-t", "--table", "tables", multiple=True, required=required, help=help_text)
+
+
 @snapshot.command(name="start")
-@click.option(
-    "-t",
-    "--table",
-    "tables",
-    multiple=True,
-    required=True,
-    help="A captured table to read (schema.table; a bare name is in public). Repeatable.",
+@_tables_option(
+    "A captured table to read (schema.table; a bare name is in public). Repeatable.", required=True
 )
 @click.option(
     "--where",
     metavar="SQL",
     help="Read only the rows this condition selects, e.g. \"updated_at > '2024-01-01'\".",
 )
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="Wait, reporting progress, until the snapshot is COMPLETED or ABORTED.",
-)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=float,
-    default=3600.0,
-    show_default=True,
-    help="Seconds --wait waits (the snapshot goes on after it).",
+@common.wait_options(
+    "Wait, reporting progress, until the snapshot is COMPLETED or ABORTED.",
+    timeout_s=3600.0,
+    waits=True,
+    after=" (the snapshot goes on after it)",
 )
 @click.argument("name")
 @pass_cli
@@ -175,13 +169,7 @@ def status(ctx: CliContext, show_all: bool, name: str) -> None:
 
 
 @snapshot.command(name="stop")
-@click.option(
-    "-t",
-    "--table",
-    "tables",
-    multiple=True,
-    help="Stop reading only this table (repeatable); without it the whole snapshot stops.",
-)
+@_tables_option("Stop reading only this table (repeatable); without it the whole snapshot stops.")
 @click.argument("name")
 @pass_cli
 def stop(ctx: CliContext, tables: tuple[str, ...], name: str) -> None:
