@@ -19,6 +19,8 @@ payment on a placeholder order row and settle it when OrderPlaced arrives.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline import Projection, Tx
 from pipeline.domains.shop.events import (
     OrderCancelled,
@@ -31,47 +33,42 @@ __all__ = ["order_timeline", "orders_by_customer"]
 
 TOPIC = "shop.order.events"
 
+# The tables of each projection: {table} is the table's name, {name} the projection's.
+_CUSTOMERS = """
+    CREATE TABLE {table} (
+      customer_id   bigint        PRIMARY KEY,
+      orders        integer       NOT NULL DEFAULT 0,
+      cancelled     integer       NOT NULL DEFAULT 0,
+      total         numeric(14,2) NOT NULL DEFAULT 0,
+      paid          numeric(14,2) NOT NULL DEFAULT 0,
+      last_order_at timestamptz
+    )"""
+_ORDERS = """
+    CREATE TABLE {table} (
+      order_id    uuid          PRIMARY KEY,
+      customer_id bigint,
+      total       numeric(12,2),
+      currency    char(3),
+      status      text          NOT NULL,
+      paid        numeric(14,2) NOT NULL DEFAULT 0,
+      placed_at   timestamptz
+    );
+    CREATE INDEX {name}_customer_idx ON {table} (customer_id)"""
+
 orders_by_customer = Projection(
     "shop_orders_by_customer",
     topics=[TOPIC],
     description="per customer: orders, cancellations, order total and payments",
     tables={
-        "customers": """
-            CREATE TABLE {table} (
-              customer_id   bigint        PRIMARY KEY,
-              orders        integer       NOT NULL DEFAULT 0,
-              cancelled     integer       NOT NULL DEFAULT 0,
-              total         numeric(14,2) NOT NULL DEFAULT 0,
-              paid          numeric(14,2) NOT NULL DEFAULT 0,
-              last_order_at timestamptz
-            )""",
-        "orders": """
-            CREATE TABLE {table} (
-              order_id    uuid          PRIMARY KEY,
-              customer_id bigint,
-              total       numeric(12,2),
-              currency    char(3),
-              status      text          NOT NULL,
-              paid        numeric(14,2) NOT NULL DEFAULT 0,
-              placed_at   timestamptz
-            );
-            CREATE INDEX {name}_customer_idx ON {table} (customer_id)""",
+        "customers": _CUSTOMERS,
+        "orders": _ORDERS,
     },
 )
 
 
 @orders_by_customer.on(OrderPlaced)
 def _placed(db: Tx, e: OrderPlaced) -> None:
-    # A new order, or the placeholder a payment that came first left behind.
-    row = db.execute(
-        "INSERT INTO {orders} AS o (order_id, customer_id, total, currency, status, placed_at) "
-        "VALUES (%s, %s, %s, %s, 'placed', %s) "
-        "ON CONFLICT (order_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, "
-        "total = EXCLUDED.total, "
-        "currency = EXCLUDED.currency, placed_at = EXCLUDED.placed_at WHERE o.customer_id IS NULL "
-        "RETURNING status, paid",
-        (e.order_id, e.customer_id, e.total, e.currency, e.placed_at),
-    ).fetchone()
+    row = _record_placed(db, e)
     if row is None:
         return  # this order is known already
     status, paid = row
@@ -85,6 +82,20 @@ def _placed(db: Tx, e: OrderPlaced) -> None:
         "last_order_at = GREATEST(c.last_order_at, EXCLUDED.last_order_at)",
         (e.customer_id, int(live), int(not live), e.total if live else 0, paid, e.placed_at),
     )
+
+
+def _record_placed(db: Tx, e: OrderPlaced) -> tuple[Any, ...] | None:
+    """Write a placed order's row: a new one, or the placeholder a payment that came first
+    left behind, filled in. Its status and amount paid so far; None if it was known already."""
+    return db.execute(
+        "INSERT INTO {orders} AS o (order_id, customer_id, total, currency, status, placed_at) "
+        "VALUES (%s, %s, %s, %s, 'placed', %s) "
+        "ON CONFLICT (order_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, "
+        "total = EXCLUDED.total, "
+        "currency = EXCLUDED.currency, placed_at = EXCLUDED.placed_at WHERE o.customer_id IS NULL "
+        "RETURNING status, paid",
+        (e.order_id, e.customer_id, e.total, e.currency, e.placed_at),
+    ).fetchone()
 
 
 @orders_by_customer.on(OrderPaid)
@@ -123,29 +134,33 @@ def _cancelled(db: Tx, e: OrderCancelled) -> None:
         )
 
 
+_STEPS = """
+    CREATE TABLE {table} (
+      order_id uuid        NOT NULL,
+      at       timestamptz NOT NULL,
+      status   text        NOT NULL,
+      detail   text,
+      event_id uuid        NOT NULL,
+      position bigint      NOT NULL,
+      PRIMARY KEY (order_id, event_id)
+    );
+    CREATE INDEX {name}_order_at_idx ON {table} (order_id, at, position)"""
+_CURRENT = """
+    CREATE TABLE {table} (
+      order_id uuid        PRIMARY KEY,
+      status   text        NOT NULL,
+      since    timestamptz NOT NULL,
+      steps    integer     NOT NULL
+    )"""
+
+
 order_timeline = Projection(
     "shop_order_timeline",
     topics=[TOPIC],
     description="each order's status changes, in order, and its current status",
     tables={
-        "steps": """
-            CREATE TABLE {table} (
-              order_id uuid        NOT NULL,
-              at       timestamptz NOT NULL,
-              status   text        NOT NULL,
-              detail   text,
-              event_id uuid        NOT NULL,
-              position bigint      NOT NULL,
-              PRIMARY KEY (order_id, event_id)
-            );
-            CREATE INDEX {name}_order_at_idx ON {table} (order_id, at, position)""",
-        "current": """
-            CREATE TABLE {table} (
-              order_id uuid        PRIMARY KEY,
-              status   text        NOT NULL,
-              since    timestamptz NOT NULL,
-              steps    integer     NOT NULL
-            )""",
+        "steps": _STEPS,
+        "current": _CURRENT,
     },
 )
 
