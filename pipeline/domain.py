@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,9 +44,35 @@ if TYPE_CHECKING:
     from pipeline.replay.projection import Projection
     from pipeline.replay.upcast import Upcasters
 
-__all__ = ["Demo", "Domain", "domain_events", "load_domain"]
+__all__ = ["Demo", "Domain", "WorkloadRun", "domain_events", "load_domain"]
 
 _FORMS = "--domain mypkg, --domain mypkg:domain or --domain mypkg.mappings"
+
+
+def _ignore(report: Any) -> None:
+    pass
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class WorkloadRun:
+    """How a :class:`Demo`'s workload runs: its pace, when it ends, and what it tells on the way."""
+
+    rate: float
+    """Operations per second."""
+    duration: float | None = None
+    """Seconds to run; no limit when None (and ``count`` is None)."""
+    count: int | None = None
+    """Operations to run; no limit when None (and ``duration`` is None)."""
+    rng_seed: int | None = None
+    """Seed of the random choice of operations, for a run that can be repeated."""
+    progress: Callable[[Any], None] = _ignore
+    """Called with the report so far, every few seconds."""
+    should_stop: Callable[[], bool] = _never
+    """Asked before each operation; True ends the run."""
 
 
 class Demo(Protocol):
@@ -67,17 +94,7 @@ class Demo(Protocol):
 
     def setup(self, conn: Any) -> dict[str, int]: ...
 
-    def run_workload(
-        self,
-        conn: Any,
-        *,
-        rate: float,
-        duration: float | None,
-        count: int | None,
-        rng_seed: int | None,
-        progress: Callable[[Any], None],
-        should_stop: Callable[[], bool],
-    ) -> Any: ...
+    def run_workload(self, conn: Any, run: WorkloadRun) -> Any: ...
 
     def read_models(self, settings: Any) -> dict[str, Any]: ...
 

@@ -19,7 +19,7 @@ import click
 import psycopg
 
 from pipeline.cli._context import CliContext, pass_cli, table
-from pipeline.domain import Demo, Domain, load_domain
+from pipeline.domain import Demo, Domain, WorkloadRun, load_domain
 from pipeline.errors import CdcflowError, ConfigError
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
@@ -84,15 +84,15 @@ def _load(
         _progress(f"workload: {r.total} operations in {r.seconds:.0f}s ({r.rate:.0f}/s)")
 
     with _connect(settings) as conn:
-        return demo.run_workload(
-            conn,
-            rate=rate,
+        run = WorkloadRun(
+            rate,
             duration=duration,
             count=count,
             rng_seed=rng_seed,
             progress=show or default_show,
             should_stop=stop.is_set,
         )
+        return demo.run_workload(conn, run)
 
 
 def _print_report(ctx: CliContext, operations: Sequence[str], report: Any) -> None:

@@ -7,11 +7,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
+from pipeline.domain import WorkloadRun
 from pipeline.domains.shop.report import read_model_report
 from pipeline.domains.shop.source import apply_schema, seed
 from pipeline.domains.shop.workload import OPERATIONS, Workload, WorkloadReport
@@ -31,20 +31,10 @@ class ShopDemo:
         apply_schema(conn)
         return seed(conn)
 
-    def run_workload(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        rate: float,
-        duration: float | None,
-        count: int | None,
-        rng_seed: int | None,
-        progress: Callable[[WorkloadReport], None],
-        should_stop: Callable[[], bool],
-    ) -> WorkloadReport:
+    def run_workload(self, conn: psycopg.Connection[Any], run: WorkloadRun) -> WorkloadReport:
         """Register customers, change emails, place, pay, ship and cancel orders, change prices."""
-        return Workload(conn, rng_seed).run(
-            rate, duration, count, progress=progress, should_stop=should_stop
+        return Workload(conn, run.rng_seed).run(
+            run.rate, run.duration, run.count, progress=run.progress, should_stop=run.should_stop
         )
 
     def read_models(self, settings: Settings) -> dict[str, Any]:
