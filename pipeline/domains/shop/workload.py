@@ -8,6 +8,7 @@ target rate; the generator reports what it did and the rate it reached.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -56,6 +57,26 @@ class WorkloadReport:
             "seconds": round(self.seconds, 2),
             "rate": round(self.rate, 1),
         }
+
+
+def _on_an_order(
+    pool: str,
+) -> Callable[[Callable[[Workload, UUID], None]], Callable[[Workload], bool]]:
+    """An operation on one order taken at random from the workload's list ``pool`` (``placed``
+    or ``paid``); False, doing nothing, when that list is empty."""
+
+    def decorate(op: Callable[[Workload, UUID], None]) -> Callable[[Workload], bool]:
+        @functools.wraps(op)
+        def run(self: Workload) -> bool:
+            oid = self._take(getattr(self, pool))
+            if oid is None:
+                return False
+            op(self, oid)
+            return True
+
+        return run
+
+    return decorate
 
 
 class Workload:
@@ -147,10 +168,8 @@ class Workload:
         pool[i], pool[-1] = pool[-1], pool[i]
         return pool.pop()
 
-    def pay_order(self) -> bool:
-        oid = self._take(self.placed)
-        if oid is None:
-            return False
+    @_on_an_order("placed")
+    def pay_order(self, oid: UUID) -> None:
         row = self.conn.execute("SELECT total FROM orders WHERE id = %s", (oid,)).fetchone()
         assert row is not None
         self.conn.execute(
@@ -162,29 +181,22 @@ class Workload:
             (oid,),
         )
         self.paid.append(oid)
-        return True
 
-    def ship_order(self) -> bool:
-        oid = self._take(self.paid)
-        if oid is None:
-            return False
+    @_on_an_order("paid")
+    def ship_order(self, oid: UUID) -> None:
         self.conn.execute(
             "UPDATE orders SET status = 'shipped', shipped_at = now(), tracking_number = %s,"
             " updated_at = now() WHERE id = %s",
             (f"TRK{self.rng.randrange(10**10):010d}", oid),
         )
-        return True
 
-    def cancel_order(self) -> bool:
-        oid = self._take(self.placed)
-        if oid is None:
-            return False
+    @_on_an_order("placed")
+    def cancel_order(self, oid: UUID) -> None:
         self.conn.execute(
             "UPDATE orders SET status = 'cancelled', cancelled_at = now(), cancel_reason = %s,"
             " updated_at = now() WHERE id = %s",
             (self.rng.choice(["customer request", "payment timeout", "out of stock"]), oid),
         )
-        return True
 
     def change_price(self) -> bool:
         pid = self.rng.choice(sorted(self.products))
