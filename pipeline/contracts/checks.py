@@ -101,14 +101,15 @@ def generate(ws: Workspace, report: Report) -> list[tuple[Path, str]]:
     return out
 
 
-def _contract_error(rule: str, contract: Contract, exc: CdcflowError) -> Problem:
+def _about(contract: Contract, rule: str, message: str, **more: Any) -> Problem:
+    """A problem of one contract: its file and subject named."""
     return Problem(
-        rule=rule,
-        file=str(contract.path),
-        message=exc.message,
-        subject=contract.subject,
-        hint=exc.hint,
+        rule=rule, file=str(contract.path), message=message, subject=contract.subject, **more
     )
+
+
+def _contract_error(rule: str, contract: Contract, exc: CdcflowError) -> Problem:
+    return _about(contract, rule, exc.message, hint=exc.hint)
 
 
 def _orphans(ws: Workspace) -> list[Path]:
@@ -159,11 +160,10 @@ def check_drift(ws: Workspace, files: dict[Path, ParsedSchema], report: Report) 
         if parsed is None:
             if not contract.path.exists():
                 report.add(
-                    Problem(
-                        rule="schema-missing",
-                        file=str(contract.path),
-                        message=f"{contract.full_name} has no committed contract",
-                        subject=contract.subject,
+                    _about(
+                        contract,
+                        "schema-missing",
+                        f"{contract.full_name} has no committed contract",
                         hint="run 'cdcflow schemas generate' and commit schemas/",
                     )
                 )
@@ -173,12 +173,11 @@ def check_drift(ws: Workspace, files: dict[Path, ParsedSchema], report: Report) 
             first = differences[0]
             more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
             report.add(
-                Problem(
-                    rule="schema-drift",
-                    file=str(contract.path),
+                _about(
+                    contract,
+                    "schema-drift",
+                    f"the file differs from the model at {json_path(first)}{more}",
                     path=contract.event.__name__,
-                    message=f"the file differs from the model at {json_path(first)}{more}",
-                    subject=contract.subject,
                     line=parsed.line_of(first),
                     hint="run 'cdcflow schemas generate', review the diff and commit it",
                 )
@@ -374,11 +373,10 @@ def _register_one(
     level = contract.level
     if same and same[-1] != versions[-1].label:
         report.add(
-            Problem(
-                rule="registry-not-latest",
-                file=str(contract.path),
-                message=f"the contract is {same[-1]}, but {versions[-1].label} is newer",
-                subject=contract.subject,
+            _about(
+                contract,
+                "registry-not-latest",
+                f"the contract is {same[-1]}, but {versions[-1].label} is newer",
                 severity=Severity.WARNING,
                 hint="producers keep writing the contract's version; check with "
                 "'cdcflow schemas check --registry' who registered the newer one",

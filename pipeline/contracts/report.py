@@ -64,20 +64,31 @@ RULES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding. ``path`` is a field path (``OrderPlaced.lines[].unit_price``)."""
+    """One finding of a ``cdcflow schemas`` command."""
 
     rule: str
+    """What kind of finding: a key of :data:`RULES` (``schema-drift``, ``field-removed``)."""
     file: str
+    """The contract file, rule file or directory it is about."""
     message: str
+    """What is wrong."""
     path: str = ""
+    """The field path, where it is about one field (``OrderPlaced.lines[].unit_price``)."""
     impact: str = ""
+    """Whom it breaks (``consumers on the new schema cannot read old events``)."""
     severity: Severity = Severity.ERROR
     level: str | None = None
+    """The compatibility level it breaks (``BACKWARD_TRANSITIVE``)."""
     against: str | None = None
+    """The versions compared with, comma-separated (a git ref, ``registry v3``)."""
     subject: str | None = None
+    """The registry subject of the contract."""
     line: int | None = None
+    """The line in ``file``, where known."""
     avro: str | None = None
+    """Avro's own name for the incompatibility (``READER_FIELD_MISSING_DEFAULT_VALUE``)."""
     hint: str | None = None
+    """What to do about it."""
 
     def text(self) -> str:
         """The one-line form: ``severity[rule] file: path: what: whom (level, against)``."""

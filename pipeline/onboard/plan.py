@@ -25,17 +25,23 @@ from pipeline.onboard.types import FieldType, field_type
 
 __all__ = ["Entity", "EventField", "EventPlan", "Note", "Plan", "plan_domain"]
 
-KINDS = (("Created", "cr", "new"), ("Updated", "u", "new"), ("Deleted", "d", "old"))
+# The events drafted per table, by kind: the operations each is emitted for, and the row
+# image its fields are read from.
+KINDS = {"Created": ("cr", "new"), "Updated": ("u", "new"), "Deleted": ("d", "old")}
 
 
 @dataclass(frozen=True)
 class Note:
-    """Something the draft could not decide: the user refines it."""
+    """Something the draft could not decide: the user refines it, as ``fix`` says."""
 
     kind: str
+    """What kind of decision is left (``no-primary-key``, ``composite-key``)."""
     subject: str
+    """The table or column concerned."""
     detail: str
-    fix: str = ""
+    """What the draft did, and why it may be wrong."""
+    fix: str
+    """How to refine it: every note says."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,18 @@ class EventField:
 class EventPlan:
     name: str
     kind: str
-    ops: str
-    image: str
-    """``new`` (the row after the change) or ``old`` (the deleted row's key)."""
+    """``Created``, ``Updated`` or ``Deleted``: a key of :data:`KINDS`."""
     fields: tuple[EventField, ...]
+
+    @property
+    def ops(self) -> str:
+        """The operations the event is emitted for: ``cr``, ``u`` or ``d``."""
+        return KINDS[self.kind][0]
+
+    @property
+    def image(self) -> str:
+        """``new`` (the row after the change) or ``old`` (the deleted row's key)."""
+        return KINDS[self.kind][1]
 
     @property
     def converted(self) -> bool:
@@ -219,7 +233,7 @@ def plan_domain(name: str, tables: Sequence[Table]) -> Plan:
                 )
             )
         events = []
-        for kind, ops, image in KINDS:
+        for kind, (_, image) in KINDS.items():
             if image == "old":
                 carried = tuple(EventField(f.name, f.column, f.type, False) for f in key_fields)
             else:
@@ -230,7 +244,7 @@ def plan_domain(name: str, tables: Sequence[Table]) -> Plan:
                     )
                     for f in fields
                 )
-            events.append(EventPlan(f"{entity}{kind}", kind, ops, image, carried))
+            events.append(EventPlan(f"{entity}{kind}", kind, carried))
         entities.append(
             Entity(
                 table, entity, identifier(singular(table.name)), key_fields[0].name, tuple(events)
