@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 JsonPath = tuple[str | int, ...]
+# What a check found: where in the JSON document, and what is wrong there.
+Found = tuple[JsonPath, str]
 
 _WS = re.compile(r"[ \t\n\r]*")
 _AVRO_ERRORS = (avro.errors.AvroException, TypeError, ValueError, AttributeError, KeyError)
@@ -234,6 +236,17 @@ def _position(text: str, path: JsonPath) -> str:
 # -- finding what Avro refuses ---------------------------------------------
 
 
+def _first(
+    items: list[Any], path: JsonPath, probe: Callable[[Any, JsonPath], Found | None]
+) -> Found | None:
+    """What ``probe`` finds first in the items of a JSON list at ``path``, in order; None if
+    nothing."""
+    return next(
+        (found for index, item in enumerate(items) if (found := probe(item, (*path, index)))),
+        None,
+    )
+
+
 def _locate(node: Any, path: JsonPath, names: avro.name.Names) -> tuple[JsonPath, str] | None:
     """The innermost (path, message) Avro refuses in ``node``; None if it parses.
 
@@ -253,11 +266,7 @@ def _locate_inside(
     node: Any, path: JsonPath, names: avro.name.Names
 ) -> tuple[JsonPath, str] | None:
     if isinstance(node, list):
-        for index, branch in enumerate(node):
-            found = _locate(branch, (*path, index), names)
-            if found:
-                return found
-        return None
+        return _first(node, path, lambda branch, at: _locate(branch, at, names))
     if not isinstance(node, dict):
         return None
     kind = node.get("type")
@@ -345,11 +354,7 @@ def _collect_named(node: Any, space: str | None, named: dict[str, Any]) -> None:
 
 def _walk_defaults(node: Any, path: JsonPath, named: dict[str, Any]) -> tuple[JsonPath, str] | None:
     if isinstance(node, list):
-        for index, item in enumerate(node):
-            found = _walk_defaults(item, (*path, index), named)
-            if found:
-                return found
-        return None
+        return _first(node, path, lambda item, at: _walk_defaults(item, at, named))
     if not isinstance(node, dict):
         return None
     for key in ("type", "items", "values"):
