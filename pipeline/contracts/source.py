@@ -90,10 +90,8 @@ class ColumnNeed:
 
 @dataclass(frozen=True)
 class Column:
-    """One live column, as information_schema describes it."""
+    """One live column, as information_schema describes it (found under its table and name)."""
 
-    table: str
-    column: str
     data_type: str
     nullable: bool
     precision: int | None = None
@@ -249,9 +247,7 @@ def live_columns(dsn: str, tables: Iterable[str]) -> dict[str, dict[str, Column]
     with psycopg.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
         cur.execute(query, (wanted,))
         for table, column, data_type, nullable, precision, scale in cur.fetchall():
-            out[table][column] = Column(
-                table, column, data_type, nullable == "YES", precision, scale
-            )
+            out[table][column] = Column(data_type, nullable == "YES", precision, scale)
     return out
 
 

@@ -196,12 +196,10 @@ def test_source_problems() -> None:
     needs, _ = column_needs(load_domain("pipeline.domains.shop").rules)
     live: dict[str, dict[str, Column]] = {}
     for need in needs:
-        live.setdefault(need.table, {})[need.column] = Column(
-            need.table, need.column, "text", False
-        )
+        live.setdefault(need.table, {})[need.column] = Column("text", False)
     products = live["public.products"]
-    products["price"] = Column("public.products", "price", "numeric", False, 14, 4)
-    products["active"] = Column("public.products", "active", "boolean", True)
+    products["price"] = Column("numeric", False, 14, 4)
+    products["active"] = Column("boolean", True)
     del products["sku"]
     del live["public.payments"]
     report = Report()
@@ -224,7 +222,7 @@ def test_source_problems() -> None:
 def test_numeric_that_fits_is_fine() -> None:
     need = ColumnNeed("s.t", "c", "r", "o", "E.f", *_decimal_need())
     report = Report()
-    check_source([need], {"s.t": {"c": Column("s.t", "c", "numeric", False, 10, 2)}}, report)
+    check_source([need], {"s.t": {"c": Column("numeric", False, 10, 2)}}, report)
     assert report.problems == []
 
 
