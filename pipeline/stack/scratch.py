@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import Any
 
 import psycopg
@@ -142,6 +143,20 @@ def repointed(
     return out
 
 
+def _wait_each(futures: dict[str, Future[Any]], timeout_s: float, fine: set[int]) -> None:
+    """Wait for each of an admin call's requests; an error whose code is in ``fine`` is no error.
+
+    Raises:
+        KafkaException: a request failed otherwise.
+    """
+    for future in futures.values():
+        try:
+            future.result(timeout_s)
+        except KafkaException as exc:
+            if exc.args[0].code() not in fine:
+                raise
+
+
 def delete_topics(settings: Settings, topics: Iterable[str], timeout_s: float = 60.0) -> None:
     """Delete topics (one already gone is fine) and wait until the broker no longer lists them.
 
@@ -152,12 +167,9 @@ def delete_topics(settings: Settings, topics: Iterable[str], timeout_s: float = 
     if not names:
         return
     admin = AdminClient(settings.kafka.client_config())
-    for future in admin.delete_topics(names, operation_timeout=60).values():
-        try:
-            future.result(90)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise
+    _wait_each(
+        admin.delete_topics(names, operation_timeout=60), 90, {KafkaError.UNKNOWN_TOPIC_OR_PART}
+    )
     # Deletion is asynchronous on the broker: wait until the names are gone.
     deadline = time.monotonic() + timeout_s
     while set(names) & set(admin.list_topics(timeout=30).topics):
@@ -177,12 +189,8 @@ def delete_groups(settings: Settings, groups: Iterable[str]) -> None:
     if not names:
         return
     admin = AdminClient(settings.kafka.client_config())
-    for future in admin.delete_consumer_groups(names, request_timeout=30).values():
-        try:
-            future.result(30)
-        except KafkaException as exc:
-            if exc.args[0].code() not in (
-                KafkaError.GROUP_ID_NOT_FOUND,
-                KafkaError.NON_EMPTY_GROUP,
-            ):
-                raise
+    _wait_each(
+        admin.delete_consumer_groups(names, request_timeout=30),
+        30,
+        {KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP},
+    )
