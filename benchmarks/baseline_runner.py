@@ -89,10 +89,15 @@ def main() -> None:
             events += len(getattr(result, "out", result))
         return events
 
-    run()  # warm: schemas parsed, registry ids looked up
-    started = time.process_time()
-    events = run()
-    cpu = time.process_time() - started
+    try:
+        run()  # warm: schemas parsed, registry ids looked up
+        started = time.process_time()
+        events = run()
+        cpu = time.process_time() - started
+    finally:
+        close = getattr(t, "close", None)
+        if close is not None:
+            close()
     figures = {
         "records": len(records),
         "events": events,

@@ -47,7 +47,7 @@ from benchmarks.floor import floor_table, measure_floor
 from benchmarks.held import Held, keep_held, read_held
 from benchmarks.source import cdc_topics
 from benchmarks.worker import Stages, instrument_processing
-from pipeline.transformer import build_transformer
+from pipeline.transformer import Transformer, build_transformer
 
 
 def sample(count: int, topics: str | None = None) -> list[Held]:
@@ -99,24 +99,9 @@ def held_sample(count: int, topics: str | None, path: Path | None) -> list[Held]
     return records
 
 
-def main(
-    count: int,
-    topics: str | None = None,
-    sample_file: Path | None = None,
-    baseline: str | None = None,
-) -> dict[str, Any]:
-    """Measure the working tree's hot path, its floor, and (with ``baseline``) an earlier revision's."""
-    use_event_domain()
-    settings = bench_settings(f"{NAME}-hotpath")
-    if topics is not None:
-        re.compile(topics)  # a bad pattern fails before any record is read
-    records = held_sample(count, topics, sample_file)
-    if not records:
-        raise SystemExit(NO_SOURCE)
-    register_bench_subjects(settings)  # idempotent: the serializer looks the ids up
-    t = build_transformer(settings, instance="hotpath")
+def _measure(t: Transformer, records: list[Held], size: int) -> dict[str, Any]:
+    """CPU per record of ``t.process`` over ``records``, per stage, its floor and a profile."""
     t.serializer.prepare((et, t.topics[et]) for et in t.event_types)
-    size = settings.transformer.batch_size
     batches = [records[i : i + size] for i in range(0, len(records), size)]
 
     def run() -> int:
@@ -146,7 +131,7 @@ def main(
     text = io.StringIO()
     stats = pstats.Stats(profile, stream=text)
     stats.sort_stats("tottime").print_stats(15)
-    figures: dict[str, Any] = {
+    return {
         "records": len(records),
         "events": events,
         "cpu_seconds": round(cpu, 2),
@@ -155,9 +140,33 @@ def main(
         "stage_us_per_record": per_stage,
         "staged_us_per_record": round(staged / len(records) * 1e6, 1),
         "floor": floor,
-        "topics": topics or "bench",
-        "sample_file": str(sample_file) if sample_file else None,
+        "profile_top": text.getvalue(),
     }
+
+
+def main(
+    count: int,
+    topics: str | None = None,
+    sample_file: Path | None = None,
+    baseline: str | None = None,
+) -> dict[str, Any]:
+    """Measure the working tree's hot path, its floor, and (with ``baseline``) an earlier revision's."""
+    use_event_domain()
+    settings = bench_settings(f"{NAME}-hotpath")
+    if topics is not None:
+        re.compile(topics)  # a bad pattern fails before any record is read
+    records = held_sample(count, topics, sample_file)
+    if not records:
+        raise SystemExit(NO_SOURCE)
+    register_bench_subjects(settings)  # idempotent: the serializer looks the ids up
+    t = build_transformer(settings, instance="hotpath")
+    try:
+        figures = _measure(t, records, settings.transformer.batch_size)
+    finally:
+        t.close()  # its clients, before the bench topics they know of are removed
+    figures["topics"] = topics or "bench"
+    figures["sample_file"] = str(sample_file) if sample_file else None
+    events, per_stage, floor = figures["events"], figures["stage_us_per_record"], figures["floor"]
     rows = [["working tree", len(records), events, figures["cpu_seconds"]]]
     rows[0] += [figures["records_per_cpu_second"], figures["us_per_record"]]
     if baseline is not None:
@@ -167,7 +176,6 @@ def main(
         figures["events_match_baseline"] = base["events"] == events
         rows.append([f"{baseline} ({base['commit']})", base["records"], base["events"]])
         rows[1] += [base["cpu_seconds"], base["records_per_cpu_second"], base["us_per_record"]]
-    figures["profile_top"] = text.getvalue()
     print()
     print(
         table(
@@ -194,7 +202,8 @@ def main(
     print(floor_table(floor, figures["us_per_record"]))
     print()
     print("cProfile, by own time (a further pass):")
-    print("\n".join(line for line in text.getvalue().splitlines() if line.strip())[:6000])
+    profile = figures["profile_top"].splitlines()
+    print("\n".join(line for line in profile if line.strip())[:6000])
     path = write_result("hotpath", figures)
     say(f"wrote {path}")
     return figures
