@@ -49,7 +49,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.settings import Settings, StackSettings
 from pipeline.stack.artifacts import Artifacts, ensure_rest_auth
-from pipeline.stack.components import Connect, Progress, Registry, StackPaths
+from pipeline.stack.components import Component, Connect, Progress, Registry, StackPaths
 from pipeline.stack.versions import Versions
 
 __all__ = ["KAFKA_USERS", "SecureConnect", "SecureRegistry", "StackSecurity"]
@@ -90,16 +90,14 @@ class StackSecurity:
     def __init__(self, paths: StackPaths, stack: StackSettings) -> None:
         self.paths = paths
         self.stack = stack
+        self.tls_dir = paths.secrets / "tls"
+        """The CA, its key and the brokers' keystores."""
 
     @property
     def enabled(self) -> bool:
         return self.stack.security == "sasl_ssl"
 
     # ------------------------------------------------------------------ TLS
-
-    @property
-    def tls_dir(self) -> Path:
-        return self.paths.secrets / "tls"
 
     @property
     def ca_file(self) -> Path:
@@ -384,15 +382,20 @@ class StackSecurity:
         return self.client_env_file
 
 
-class SecureConnect(Connect):
-    """The Connect worker of a secured stack: SASL/TLS to Kafka, basic auth on its REST API."""
+class _Secured(Component):
+    """A component of a secured stack, which it is built with."""
 
     def __init__(
         self, settings: Settings, paths: StackPaths, versions: Versions, security: StackSecurity
     ) -> None:
         super().__init__(settings, paths, versions)
         self.security = security
-        self._rest_auth: Path | None = None  # fetched by prepare(), before the launch
+
+
+class SecureConnect(_Secured, Connect):
+    """The Connect worker of a secured stack: SASL/TLS to Kafka, basic auth on its REST API."""
+
+    _rest_auth: Path | None = None  # the REST extension, fetched by prepare() before the launch
 
     @property
     def rest_auth(self) -> tuple[str, str] | None:
@@ -433,14 +436,8 @@ class SecureConnect(Connect):
         return cmd
 
 
-class SecureRegistry(Registry):
+class SecureRegistry(_Secured, Registry):
     """The registry of a secured stack: Apicurio's own basic authentication."""
-
-    def __init__(
-        self, settings: Settings, paths: StackPaths, versions: Versions, security: StackSecurity
-    ) -> None:
-        super().__init__(settings, paths, versions)
-        self.security = security
 
     @property
     def rest_auth(self) -> tuple[str, str] | None:
