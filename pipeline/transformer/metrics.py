@@ -8,6 +8,7 @@ assigned and the last batch committed) on ``transformer.metrics_port``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -28,55 +29,45 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.consumed = Counter(
-            "cdcflow_records_consumed",
-            "CDC records consumed (committed batches)",
-            ["topic"],
-            registry=r,
+        # Every metric in this process's own registry.
+        counter = functools.partial(Counter, registry=self.registry)
+        histogram = functools.partial(Histogram, registry=self.registry)
+        gauge = functools.partial(Gauge, registry=self.registry)
+        self.consumed = counter(
+            "cdcflow_records_consumed", "CDC records consumed (committed batches)", ["topic"]
         )
-        self.mapped = Counter(
-            "cdcflow_records_mapped", "CDC records that became domain events", ["topic"], registry=r
+        self.mapped = counter(
+            "cdcflow_records_mapped", "CDC records that became domain events", ["topic"]
         )
-        self.produced = Counter(
-            "cdcflow_events_produced", "Domain events produced", ["event_type"], registry=r
+        self.produced = counter("cdcflow_events_produced", "Domain events produced", ["event_type"])
+        self.skipped = counter(
+            "cdcflow_records_skipped", "Records deliberately skipped", ["reason"]
         )
-        self.skipped = Counter(
-            "cdcflow_records_skipped", "Records deliberately skipped", ["reason"], registry=r
+        self.dead_lettered = counter(
+            "cdcflow_records_dead_lettered", "Records sent to the dead-letter topic", ["stage"]
         )
-        self.dead_lettered = Counter(
-            "cdcflow_records_dead_lettered",
-            "Records sent to the dead-letter topic",
-            ["stage"],
-            registry=r,
+        self.transactions = counter(
+            "cdcflow_transactions", "Kafka transactions by outcome", ["outcome"]
         )
-        self.transactions = Counter(
-            "cdcflow_transactions", "Kafka transactions by outcome", ["outcome"], registry=r
-        )
-        self.batch_seconds = Histogram(
+        self.batch_seconds = histogram(
             "cdcflow_batch_seconds",
             "Time to process and commit one batch",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
         )
-        self.batch_records = Histogram(
+        self.batch_records = histogram(
             "cdcflow_batch_records",
             "Records per batch",
             buckets=(1, 10, 50, 100, 250, 500, 1000, 5000),
-            registry=r,
         )
-        self.lag_seconds = Histogram(
+        self.lag_seconds = histogram(
             "cdcflow_end_to_end_lag_seconds",
             "From the source commit to the domain event's transaction commit",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-            registry=r,
         )
-        self.consumer_lag = Gauge(
-            "cdcflow_consumer_lag", "Records behind the log end", ["topic", "partition"], registry=r
+        self.consumer_lag = gauge(
+            "cdcflow_consumer_lag", "Records behind the log end", ["topic", "partition"]
         )
-        self.assigned = Gauge(
-            "cdcflow_assigned_partitions", "Partitions assigned to this process", registry=r
-        )
+        self.assigned = gauge("cdcflow_assigned_partitions", "Partitions assigned to this process")
         self.last_loop = time.monotonic()
         self.last_commit_ok = True
         self._server: ThreadingHTTPServer | None = None
