@@ -177,19 +177,32 @@ def derive_event_id(source: SourcePosition, key: str, event_type: str, index: in
     row key, the event type and the index, so a change Debezium delivers again
     yields the same id. Snapshot rows share one LSN; the row key keeps them apart.
     """
-    name = "|".join(
-        [
-            source.connector,
-            str(source.lsn),
-            str(source.tx_id),
-            source.table,
-            key,
-            event_type,
-            str(index),
-            "s" if source.snapshot else "",
-        ]
+    snapshot = "s" if source.snapshot else ""
+    return _uuid5(
+        f"{source.connector}|{source.lsn}|{source.tx_id}|{source.table}|{key}|{event_type}|{index}|{snapshot}"
     )
-    return _uuid5(name)
+
+
+class _EventId(uuid.UUID):
+    """A derived event id that keeps its text, formatted once.
+
+    Every event's id is written as text twice (its record's header and its
+    Avro body), and ``UUID.__str__`` formats it anew each time. Otherwise a
+    UUID like any other: equal to, hashed and shown as the plain UUID of the
+    same value, and copied or pickled as one.
+    """
+
+    __slots__ = ("_text",)
+    _text: str
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"UUID('{self._text}')"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (uuid.UUID, (self._text,))
 
 
 def _uuid5(name: str) -> uuid.UUID:
@@ -197,9 +210,12 @@ def _uuid5(name: str) -> uuid.UUID:
     digest = _ID_HASH.copy()
     digest.update(name.encode())
     value = (int.from_bytes(digest.digest()[:16], "big") & _ID_CLEAR) | _ID_SET
-    out = object.__new__(uuid.UUID)
+    out = object.__new__(_EventId)
     object.__setattr__(out, "int", value)
     object.__setattr__(out, "is_safe", _SAFE_UNKNOWN)
+    hexa = f"{value:032x}"
+    text = f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
+    object.__setattr__(out, "_text", text)
     return out
 
 

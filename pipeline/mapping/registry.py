@@ -105,8 +105,9 @@ class Rules:
         self._rules: list[Rule] = []
         self._known: set[str] = set()
         self._ignored: set[str] = set()
-        # for_table() runs for every change the transformer maps: its answers are kept.
+        # for_table() and plan() run for every change the transformer maps: their answers are kept.
         self._by_table: dict[str, tuple[Rule, ...]] = {}
+        self._plans: dict[tuple[str, str], tuple[Rule, ...] | None] = {}
 
     def on(
         self,
@@ -165,9 +166,11 @@ class Rules:
         self._rules.append(rule)
         self._known.add(rule.table)
         self._by_table.clear()
+        self._plans.clear()
 
     def known(self, *tables: str) -> None:
         """Declare tables whose changes are expected even where no rule produces an event."""
+        self._plans.clear()
         self._known.update(_check_table(t) for t in tables)
 
     def ignore(self, *tables: str) -> None:
@@ -176,6 +179,7 @@ class Rules:
         Raises:
             ValueError: a table already has rules.
         """
+        self._plans.clear()
         for table in tables:
             _check_table(table)
             if any(r.table == table for r in self._rules):
@@ -203,6 +207,23 @@ class Rules:
         if rules is None:
             rules = self._by_table[table] = tuple(r for r in self._rules if r.table == table)
         return rules
+
+    def plan(self, table: str, op: str) -> tuple[Rule, ...] | None:
+        """The rules a change of ``table`` by ``op`` is offered to, in order; worked out once per pair.
+
+        Those of the table whose operations include ``op`` (their predicates
+        are still to be asked); None for a table that is ignored or unknown
+        (:meth:`is_ignored` tells which).
+        """
+        try:
+            return self._plans[(table, op)]
+        except KeyError:
+            pass
+        plan = None
+        if table in self._known and table not in self._ignored:
+            plan = tuple(r for r in self.for_table(table) if op in r.ops)
+        self._plans[(table, op)] = plan
+        return plan
 
     @property
     def tables(self) -> frozenset[str]:

@@ -66,9 +66,10 @@ def map_change(rules: Rules, change: Change) -> Mapped | Skip:
         MappingError: a predicate or rule raised, or a rule returned something
             that is not a domain event, or an event lacks its aggregate id.
     """
-    if rules.is_ignored(change.table):
-        return Skip(SkipReason.IGNORED_TABLE, change.table, change.record)
-    if not rules.is_known(change.table):
+    candidates = rules.plan(change.table, change.op)
+    if candidates is None:
+        if rules.is_ignored(change.table):
+            return Skip(SkipReason.IGNORED_TABLE, change.table, change.record)
         fields = change.record.error_fields() if change.record else {}
         raise UnknownTable(
             f"no rule knows table {change.table}",
@@ -79,14 +80,17 @@ def map_change(rules: Rules, change: Change) -> Mapped | Skip:
         )
     produced: list[DomainEvent] = []
     matched: list[str] = []
-    for rule in rules.for_table(change.table):
-        try:
-            hit = rule.matches(change)
-        except Exception as exc:
-            raise _user_error(rule, change, "predicate", exc) from exc
-        if hit:
-            matched.append(rule.name)
-            produced.extend(_run(rule, change))
+    for rule in candidates:  # table and operation match: the predicate decides
+        when = rule.when
+        if when is not None:
+            try:
+                hit = bool(when(change))
+            except Exception as exc:
+                raise _user_error(rule, change, "predicate", exc) from exc
+            if not hit:
+                continue
+        matched.append(rule.name)
+        produced += _run(rule, change)
     if not matched:
         reason = SkipReason.TRUNCATE if change.op == "t" else SkipReason.NO_MATCHING_RULE
         return Skip(reason, f"{change.table} op {change.op}", change.record)
@@ -108,8 +112,11 @@ def _user_error(rule: Rule, change: Change, part: str, exc: Exception) -> Mappin
 
 def _run(rule: Rule, change: Change) -> list[DomainEvent]:
     try:
+        result = rule.fn(change)
+        if isinstance(result, DomainEvent):  # the usual rule: one event
+            return [result]
         # Listing the result is inside the guard: a generator rule runs while it is listed.
-        events = _as_list(rule.fn(change))
+        events = _as_list(result)
     except Exception as exc:
         raise _user_error(rule, change, "body", exc) from exc
     for event in events:
@@ -131,6 +138,36 @@ def _as_list(result: RuleResult) -> list[Any]:
     return [result]  # reported as "not a DomainEvent" by the caller
 
 
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What stamping reads of an event class, read once per class."""
+
+    event_type: str
+    aggregate_type: str
+    id_field: str
+    """The field holding the aggregate id; empty: the class computes it (``aggregate_id()``)."""
+    version: int
+
+
+_KINDS: dict[type[DomainEvent], _Kind] = {}
+
+
+def _undeclared(change: Change, event_type: str, exc: TypeError) -> MappingError:
+    return _error(change, f"{event_type}: {exc}", "declare __aggregate__ and __aggregate_id__")
+
+
+def _kind(change: Change, cls: type[DomainEvent]) -> _Kind:
+    event_type = cls.event_type()
+    try:
+        aggregate_type = cls.aggregate_type()
+    except TypeError as exc:
+        raise _undeclared(change, event_type, exc) from exc
+    plain = cls.aggregate_id is DomainEvent.aggregate_id
+    kind = _Kind(event_type, aggregate_type, cls.__aggregate_id__ if plain else "", cls.__version__)
+    _KINDS[cls] = kind
+    return kind
+
+
 def stamp(change: Change, events: Iterable[DomainEvent]) -> tuple[DomainEvent, ...]:
     """Each event with its :class:`EventMetadata`; ids are deterministic for the change.
 
@@ -148,13 +185,15 @@ def stamp(change: Change, events: Iterable[DomainEvent]) -> tuple[DomainEvent, .
     out = []
     for event in events:
         cls = type(event)
-        event_type = cls.event_type()
-        try:
-            aggregate_type, aggregate_id = cls.aggregate_type(), event.aggregate_id()
-        except TypeError as exc:
-            raise _error(
-                change, f"{event_type}: {exc}", "declare __aggregate__ and __aggregate_id__"
-            ) from exc
+        kind = _KINDS.get(cls) or _kind(change, cls)
+        event_type = kind.event_type
+        if kind.id_field:
+            aggregate_id = str(getattr(event, kind.id_field))
+        else:
+            try:
+                aggregate_id = event.aggregate_id()
+            except TypeError as exc:
+                raise _undeclared(change, event_type, exc) from exc
         if not aggregate_id:
             raise _error(change, f"{event_type}: empty aggregate id ({cls.__aggregate_id__})")
         index = seen.get(event_type, 0)
@@ -162,10 +201,10 @@ def stamp(change: Change, events: Iterable[DomainEvent]) -> tuple[DomainEvent, .
         metadata = EventMetadata.of(
             derive_event_id(source, key, event_type, index),
             event_type,
-            aggregate_type,
+            kind.aggregate_type,
             aggregate_id,
             occurred_at,
-            cls.__version__,
+            kind.version,
             correlation,
             source,
         )
@@ -184,17 +223,21 @@ def _key_name(column: str) -> str:
 def row_key(change: Change) -> str:
     """The row's identity as canonical JSON: its key, else (no primary key) its whole row."""
     key = change.key
-    if len(key) == 1:
-        # The usual key, one integer or uuid column, written as json.dumps would write it.
-        ((column, value),) = key.items()
-        kind = type(value)
-        if kind is int:
-            return f"{{{_key_name(column)}:{value!r}}}"
-        if kind is UUID:
-            return f'{{{_key_name(column)}:"{value}"}}'
-    return json.dumps(
-        dict(key) or dict(change.row), sort_keys=True, separators=_KEY_SEPARATORS, default=_plain
-    )
+    if key:
+        # The usual key, integer and uuid columns, written as json.dumps would write it.
+        parts = []
+        for column in sorted(key) if len(key) > 1 else key:
+            value = key[column]
+            kind = type(value)
+            if kind is int:
+                parts.append(f"{_key_name(column)}:{value!r}")
+            elif kind is UUID:
+                parts.append(f'{_key_name(column)}:"{value}"')
+            else:
+                break
+        else:
+            return "{" + ",".join(parts) + "}"
+    return _KEY_JSON.encode(dict(key) or dict(change.row))
 
 
 def _plain(value: Any) -> Any:
@@ -205,3 +248,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return repr(value)  # UNCHANGED and anything else: stable text, never a crash
+
+
+# What json.dumps(..., sort_keys=True, separators=..., default=_plain) builds on every call.
+_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=_KEY_SEPARATORS, default=_plain)

@@ -80,6 +80,20 @@ def first_offsets(msgs: Iterable[Message]) -> dict[TP, int]:
     return first
 
 
+Header = tuple[str, str | bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _EventKind:
+    """What the records of one event type share, worked out once per type."""
+
+    topic: str
+    event_type: str
+    version: int
+    type_header: Header
+    version_header: Header
+
+
 @dataclass
 class BatchResult:
     """What one batch produced; counted only once its transaction commits."""
@@ -138,6 +152,8 @@ class BatchProcessor:
         self.decoder = decoder or DecoderOptions()
         self.identities = identities
         self.dedup = dedup
+        self._kinds: dict[type[DomainEvent], _EventKind] = {}
+        self._tables: dict[str, Header] = {}
 
     def process(self, msgs: Iterable[Message]) -> BatchResult:
         """Every record to its events, a skip, or a dead letter.
@@ -179,11 +195,17 @@ class BatchProcessor:
         if isinstance(mapped, Skip):
             res.skipped[str(mapped.reason)] += 1
             return
-        res.out.extend([self._event_record(event, change) for event in mapped.events])
+        source = change.source
+        # The headers every event of the change shares, made once for all of them.
+        table = self._tables.get(change.table) or self._table_header(change.table)
+        lsn = (SOURCE_LSN, str(source.lsn).encode())
+        # All of the change's events or none: counted once every one is serialized.
+        res.out += [self._event_record(event, table, lsn) for event in mapped.events]
         res.mapped[tp[0]] += 1
+        kinds = self._kinds
         for event in mapped.events:
-            res.produced[type(event).event_type()] += 1
-        res.commit_ts_ms.append(change.source.commit_ts_ms)
+            res.produced[kinds[type(event)].event_type] += 1
+        res.commit_ts_ms.append(source.commit_ts_ms)
 
     def _decode(self, msg: Message, tp: TP) -> Change | Skip:
         return decode_record(
@@ -195,19 +217,37 @@ class BatchProcessor:
             options=self.decoder,
         )
 
-    def _event_record(self, event: DomainEvent, change: Change) -> OutRecord:
-        topic = self.topics.get(type(event)) or event_topic(type(event))
+    def _event_record(self, event: DomainEvent, table: Header, lsn: Header) -> OutRecord:
         meta = event.metadata
         assert meta is not None
-        headers: list[tuple[str, str | bytes | None]] = [
-            (EVENT_TYPE, meta.event_type.encode()),
+        kind = self._kinds.get(type(event))
+        if kind is None or kind.version != meta.schema_version:
+            kind = self._kind(type(event), meta.schema_version)
+        headers: list[Header] = [
+            kind.type_header,
             (EVENT_ID, str(meta.event_id).encode()),
-            (SCHEMA_VERSION, str(meta.schema_version).encode()),
-            (SOURCE_TABLE, change.table.encode()),
-            (SOURCE_LSN, str(change.source.lsn).encode()),
+            kind.version_header,
+            table,
+            lsn,
         ]
-        value = self.serializer.serialize(event, topic)
-        return OutRecord(topic, meta.aggregate_id.encode(), value, headers)
+        value = self.serializer.serialize(event, kind.topic)
+        return OutRecord(kind.topic, meta.aggregate_id.encode(), value, headers)
+
+    def _kind(self, cls: type[DomainEvent], version: int) -> _EventKind:
+        """What every record of an event type shares: its topic, name and constant headers."""
+        kind = _EventKind(
+            self.topics.get(cls) or event_topic(cls),
+            cls.event_type(),
+            version,
+            (EVENT_TYPE, cls.event_type().encode()),
+            (SCHEMA_VERSION, str(version).encode()),
+        )
+        self._kinds[cls] = kind
+        return kind
+
+    def _table_header(self, table: str) -> Header:
+        header = self._tables[table] = (SOURCE_TABLE, table.encode())
+        return header
 
     def _dead_letter(self, msg: Message, err: RecordError, res: BatchResult) -> None:
         topic, partition, offset = where(msg)
