@@ -238,7 +238,8 @@ def restrict(change: Change, identity: ReplicaIdentity) -> Change:
     return replace(
         change,
         key=key,
-        before=MappingProxyType({c: v for c, v in before.items() if c in keep}),
+        # Only the kept columns are read: a LazyRow decodes no withheld one.
+        before=MappingProxyType({c: before[c] for c in before if c in keep}),
         after=after,
         withheld=withheld,
         identity=identity,

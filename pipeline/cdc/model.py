@@ -201,8 +201,11 @@ class Change:
                 and no ``default`` was given.
         """
         before = self.before
-        if before is not None and column in before:
-            return before[column]
+        if before is not None:
+            try:
+                return before[column]
+            except KeyError:
+                pass
         if default is _MISSING:
             withheld = self.withheld_error(column)
             if withheld is not None:
@@ -227,8 +230,12 @@ class Change:
         )
 
     def _get(self, image: Mapping[str, Any] | None, which: str, column: str, default: Any) -> Any:
-        if image is not None and column in image:
-            return image[column]
+        if image is not None:
+            # One lookup, not 'in' and then '[]': a LazyRow answers each in Python.
+            try:
+                return image[column]
+            except KeyError:
+                pass
         if default is not _MISSING:
             return default
         if image is None:

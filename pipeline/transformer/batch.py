@@ -215,6 +215,7 @@ class BatchProcessor:
             partition=tp[1],
             offset=msg.offset(),
             options=self.decoder,
+            lazy=True,  # a column is decoded when a rule (or the identity check) reads it
         )
 
     def _event_record(self, event: DomainEvent, table: Header, lsn: Header) -> OutRecord:
