@@ -146,13 +146,13 @@ class _Schema:
 #
 # Finding the marker and hashing the text still costs more than parsing the
 # payload; so each topic also keeps the texts it has seen (_RECENT), and a record
-# that starts with one of them, followed by the marker, has that schema. That is
+# that starts with the head, one of them and the marker has that schema. That is
 # the same cut: a text that was cut at the first marker of a record holds no
 # marker, and none can start inside it when the marker follows it.
 _HEAD: Final = b'{"schema":'
 _SEPARATOR: Final = b',"payload":'
 _SCHEMAS: dict[bytes, _Schema] = {}
-_RECENT: Final[dict[str, dict[str, list[bytes]]]] = {"key": {}, "value": {}}
+_RECENT: Final[dict[str, dict[str, list[tuple[bytes, bytes]]]]] = {"key": {}, "value": {}}
 _DECODER: Final = json.JSONDecoder(parse_float=Decimal)
 _SCHEMAS_MAX: Final = 512
 _RECENT_MAX: Final = 8
@@ -262,16 +262,16 @@ def _schema_text(data: bytes) -> tuple[bytes, int] | None:
     return (data[len(_HEAD) : end], end) if end > 0 else None
 
 
-def _recent(data: bytes, texts: list[bytes]) -> tuple[_Schema, int] | None:
-    """The known schema of a record that starts with one of ``texts``, and where its payload is."""
-    if not data.startswith(_HEAD) or not data.endswith(b"}"):
-        return None
-    start = len(_HEAD)
-    for text in texts:
-        end = start + len(text)
-        if data.startswith(text, start) and data.startswith(_SEPARATOR, end):
-            known = _SCHEMAS.get(text)
-            return None if known is None else (known, end + len(_SEPARATOR))
+def _recent(data: bytes, prefixes: list[tuple[bytes, bytes]]) -> tuple[_Schema, int] | None:
+    """The known schema of a record that starts with one of ``prefixes``, and where its payload is.
+
+    A prefix is ``{"schema":<text>,"payload":`` for a schema text known to be exact.
+    """
+    if data.endswith(b"}"):
+        for prefix, text in prefixes:
+            if data.startswith(prefix):
+                known = _SCHEMAS.get(text)
+                return None if known is None else (known, len(prefix))
     return None
 
 
@@ -311,11 +311,11 @@ def _envelope(data: bytes, what: str, ref: RecordRef) -> tuple[_Schema | None, A
 
 
 def _remember(what: str, topic: str, text: bytes) -> None:
-    texts = _RECENT[what].setdefault(topic, [])
-    if text not in texts:
-        if len(texts) >= _RECENT_MAX:
-            del texts[0]
-        texts.append(text)
+    prefixes = _RECENT[what].setdefault(topic, [])
+    if all(known != text for _, known in prefixes):
+        if len(prefixes) >= _RECENT_MAX:
+            del prefixes[0]
+        prefixes.append((_HEAD + text + _SEPARATOR, text))
 
 
 def _loads_or_none(text: bytes) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -91,14 +91,11 @@ class RecordRef:
     value: bytes | None = None
 
     def error_fields(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`pipeline.errors.RecordError` and its subclasses."""
-        return {
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "key": self.key,
-            "value": self.value,
-        }
+        """Keyword arguments for :class:`pipeline.errors.RecordError` and its subclasses.
+
+        Its fields are named as those arguments: topic, partition, offset, key, value.
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,16 +215,17 @@ class Change:
             return None
         identity = self.identity
         described = identity.describe() if identity is not None else "replica identity not FULL"
-        sent = ", ".join(sorted(self.before or ())) or "no column"
         return ColumnWithheld(
             f"{self.table} op {self.op!r}: column {column!r} was not sent in the before image "
-            f"({described}; the source sent {sent})",
-            table=self.table,
-            op=self.op,
-            column=column,
+            f"({described}; the source sent {_sent(self.before)})",
             identity=described,
             hint=identity.hint(self.table, column) if identity is not None else None,
+            **self._naming(column),
         )
+
+    def _naming(self, column: str) -> dict[str, Any]:
+        """What a column error of this change carries besides its message and hint."""
+        return {"table": self.table, "op": self.op, "column": column}
 
     def _get(self, image: Mapping[str, Any] | None, which: str, column: str, default: Any) -> Any:
         if image is not None:
@@ -240,15 +238,17 @@ class Change:
             return default
         if image is None:
             raise KeyError(f"{self.table} op {self.op!r} has no {which} image (column {column!r})")
-        sent = ", ".join(sorted(image)) or "no column"
         raise ColumnMissing(
             f"{self.table} op {self.op!r}: no column {column!r} in the {which} image (the "
-            f"source sent {sent}); was it dropped or renamed in the source table?",
-            table=self.table,
-            op=self.op,
-            column=column,
+            f"source sent {_sent(image)}); was it dropped or renamed in the source table?",
+            **self._naming(column),
             hint=f"'cdcflow schemas check --source' lists the columns rules read that the "
             f"source tables lack; restore {self.table}.{column} or change the rule "
             f"(change.{'new' if which == 'after' else 'old'}({column!r}, default) where it "
             "may be absent), then replay these dead letters",
         )
+
+
+def _sent(image: Mapping[str, Any] | None) -> str:
+    """The columns an image holds, for an error's message."""
+    return ", ".join(sorted(image or ())) or "no column"

@@ -35,8 +35,9 @@ RowPlan = dict[str, Column]
 """A row image's columns by name, resolved once per envelope schema (see :func:`row_plan`)."""
 
 _SCHEMALESS: Final[Column] = (decode_schemaless, None, None, None)
-# Only text, arrays and maps can be the placeholder when the schema does not declare its form.
-_PLACEHOLDER_SHAPES: Final = (str, list, dict)
+# Only text, arrays and maps can be the placeholder when the schema does not declare its form
+# (JSON parsers make these exact types, never subclasses).
+_PLACEHOLDER_SHAPES: Final = frozenset({str, list, dict})
 # Raw values that equal one another only when they decode alike (unlike 1 and 1.0, or
 # Decimals of other exponents), and the decoded types a row may share with another.
 _REPEATABLE: Final = frozenset({str, int})
@@ -145,15 +146,16 @@ def decode_planned(
             continue
         entry = plan.get(column, _SCHEMALESS) if plan is not None else _SCHEMALESS
         decode, schema, declared, plain = entry
-        if (declared is not None or isinstance(value, _PLACEHOLDER_SHAPES)) and (
+        kind = type(value)
+        if (
             value in scalars
-            if declared is None and type(value) is str
-            else toast.matches_declared(value, schema, declared)
+            if declared is None and kind is str
+            else (declared is not None or kind in _PLACEHOLDER_SHAPES)
+            and toast.matches_declared(value, schema, declared)
         ):
             row[column] = UNCHANGED
             toasted.add(column)
             continue
-        kind = type(value)
         if kind is plain:
             # An integer, text or boolean column: its decoder would return the value itself.
             row[column] = value
