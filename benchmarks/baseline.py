@@ -49,8 +49,8 @@ def _remove_worktree(tree: Path) -> None:
         subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
 
 
-def measure_baseline(rev: str, records: list[Held]) -> dict[str, Any]:
-    """CPU per record of revision ``rev``'s ``Transformer.process`` over ``records``.
+def measure_baseline(rev: str, records: list[Held], passes: int) -> dict[str, Any]:
+    """CPU per record of revision ``rev``'s ``Transformer.process`` over ``records``, best of ``passes``.
 
     Raises:
         SystemExit: ``rev`` is not a commit, or its run failed (its output is above).
@@ -65,7 +65,7 @@ def measure_baseline(rev: str, records: list[Held]) -> dict[str, Any]:
         _git("worktree", "add", "--detach", "--quiet", str(tree), commit)
         try:
             command = [sys.executable, str(RUNNER), "--tree", str(tree), "--held", str(held)]
-            command += ["--result", str(result)]
+            command += ["--passes", str(passes), "--result", str(result)]
             say(f"baseline: {len(records):,} records through {rev}'s transformer")
             proc = subprocess.run(
                 command, cwd=REPO, env=os.environ | {"PYTHONPATH": str(tree)}, check=False
