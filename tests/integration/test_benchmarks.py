@@ -82,7 +82,7 @@ def test_benchmarks_run_on_a_small_preload(
     assert baseline["us_per_record"] > 0
     # Both sides timed the same way: the least CPU of three passes.
     assert len(hot["cpu_seconds_passes"]) == len(baseline["cpu_seconds_passes"]) == 3
-    assert baseline["cpu_seconds"] == round(min(baseline["cpu_seconds_passes"]), 2)
+    assert abs(baseline["cpu_seconds"] - min(baseline["cpu_seconds_passes"])) <= 0.006
     assert hot["ratio_to_baseline"] == round(baseline["us_per_record"] / hot["us_per_record"], 2)
     assert "ratio_to_baseline" in proc.stdout
     # The floor: every library call timed on the events the rules made, and their sum.
