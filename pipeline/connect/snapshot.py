@@ -85,15 +85,7 @@ class SnapshotSignal:
     sent_as: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "connector": self.connector,
-            "id": self.id,
-            "type": self.type,
-            "data": dict(self.data),
-            "signal_table": self.signal_table,
-            "notification_topic": self.notification_topic,
-            "sent_as": self.sent_as,
-        }
+        return asdict(self)
 
 
 # The fields whose name in ``--json`` output differs (the keys are Debezium's where it has one).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import psycopg
@@ -61,7 +61,7 @@ class ConnectorStatus:
             "state": self.state,
             "worker_id": self.worker_id,
             "trace": self.trace,
-            "tasks": [t.__dict__ for t in self.tasks],
+            "tasks": [asdict(t) for t in self.tasks],
             "declared": self.declared,
             "replication_slot": None
             if self.slot_name is None
