@@ -15,6 +15,7 @@ IDENTITY FULL``) cannot be compared: the predicate raises
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
 from pipeline.cdc import UNCHANGED, Change
@@ -47,6 +48,7 @@ class BeforeImageMissing(LookupError):
         self.hint = f"run 'ALTER TABLE {table} REPLICA IDENTITY FULL' so updates carry old values"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class Predicate:
     """A named test on a change; callable, combinable with ``&``, ``|`` and ``~``.
 
@@ -58,23 +60,14 @@ class Predicate:
     describe`` and the connector preflight check them against replica identities.
     """
 
-    __slots__ = ("_fn", "description", "old_columns", "row_columns")
-
-    def __init__(
-        self,
-        fn: Callable[[Change], bool],
-        description: str,
-        *,
-        old_columns: frozenset[str] | None = None,
-        row_columns: frozenset[str] | None = None,
-    ) -> None:
-        self._fn = fn
-        self.description = description
-        self.old_columns = old_columns
-        self.row_columns = row_columns
+    fn: Callable[[Change], bool]
+    description: str
+    _: KW_ONLY
+    old_columns: frozenset[str] | None = None
+    row_columns: frozenset[str] | None = None
 
     def __call__(self, change: Change) -> bool:
-        return bool(self._fn(change))
+        return bool(self.fn(change))
 
     def _joined(self, other: Predicate, fn: Callable[[Change], bool], text: str) -> Predicate:
         return Predicate(
@@ -93,12 +86,7 @@ class Predicate:
         return self._joined(right, lambda c: self(c) or right(c), f"({self} | {right})")
 
     def __invert__(self) -> Predicate:
-        return Predicate(
-            lambda c: not self(c),
-            f"~{self}",
-            old_columns=self.old_columns,
-            row_columns=self.row_columns,
-        )
+        return replace(self, fn=lambda c: not self(c), description=f"~{self}")
 
     def __repr__(self) -> str:
         return self.description
