@@ -59,24 +59,27 @@ _DECIMAL_BYTES = LOGICAL_WRITERS["bytes-decimal"]
 
 # Two 7-bit groups of a varint, both marked "more follows": a long's bytes two at a time.
 _PAIRS = [bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14)]
+# The last one or two groups of a varint (below 2**14): only the first marked "more follows".
+_LAST = [bytes((c,)) if c < 0x80 else bytes(((c & 0x7F) | 0x80, c >> 7)) for c in range(1 << 14)]
 
 
 def write_long(n: int, out: bytearray) -> None:
     """Append ``n`` as an Avro long: zig-zag, then a varint of 7-bit groups, low first."""
-    if n < 0x40 and n >= -0x40:  # one byte: the common small value
-        out.append(((n << 1) ^ (n >> 63)) & 0xFF)
-        return
-    if n < _LONG_MIN or n > _LONG_MAX:
-        raise OverflowError(f"{n} does not fit an Avro long")
-    z = ((n << 1) ^ (n >> 63)) & 0xFFFFFFFFFFFFFFFF
+    if n >= 0:
+        if n < 0x40:  # one byte: the common small value
+            out.append(n << 1)
+            return
+        if n > _LONG_MAX:
+            raise OverflowError(f"{n} does not fit an Avro long")
+        z = n << 1
+    else:
+        if n < _LONG_MIN:
+            raise OverflowError(f"{n} does not fit an Avro long")
+        z = ~(n << 1)  # zig-zag of a negative: (n << 1) ^ -1
     while z >= 0x4000:  # more than two groups left: two of them, from the table
         out += _PAIRS[z & 0x3FFF]
         z >>= 14
-    if z < 0x80:
-        out.append(z)
-    else:
-        out.append((z & 0x7F) | 0x80)
-        out.append(z >> 7)
+    out += _LAST[z]
 
 
 def _plain(value: Any) -> Any:
@@ -94,6 +97,8 @@ def as_int(value: Any) -> int:
 
 def as_str(value: Any) -> str:
     """The text a string field holds: a str, an enum member's value, or a UUID's text."""
+    if isinstance(value, uuid.UUID):  # the usual one: ids
+        return str(value)
     value = _plain(value)
     if isinstance(value, uuid.UUID):
         return str(value)
