@@ -22,6 +22,7 @@ from pipeline.connect.pg import (
 from pipeline.connect.secrets import Redactor
 from pipeline.errors import ConnectError
 from pipeline.settings import SourceSettings
+from pipeline.views import attrs
 
 __all__ = ["ConnectorStatus", "TaskStatus", "collect_status"]
 
@@ -55,12 +56,7 @@ class ConnectorStatus:
         return self.state != "FAILED" and all(t.state != "FAILED" for t in self.tasks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "state": self.state,
-            "worker_id": self.worker_id,
-            "trace": self.trace,
+        return attrs(self, "name", "type", "state", "worker_id", "trace") | {
             "tasks": [asdict(t) for t in self.tasks],
             "declared": self.declared,
             "replication_slot": None

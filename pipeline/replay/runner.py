@@ -37,6 +37,7 @@ from pipeline.replay.stream import EventStream, decode_patiently
 from pipeline.replay.upcast import Upcasters
 from pipeline.serde.reader import registry_lookup
 from pipeline.settings import Settings
+from pipeline.views import attrs
 
 __all__ = [
     "RunStats",
@@ -65,10 +66,7 @@ class RunStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "projection": self.name,
-            "applied": self.applied,
-            "repeated": self.repeated,
-            "batches": self.batches,
-            "checkpoints": self.checkpoints,
+            **attrs(self, "applied", "repeated", "batches", "checkpoints"),
             "seconds": round(self.seconds, 2),
             "error": str(self.error) if self.error else None,
         }

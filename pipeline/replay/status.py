@@ -26,6 +26,7 @@ from pipeline.replay.projection import Projection
 from pipeline.replay.store import LIVE, ReadModelStore
 from pipeline.replay.stream import EventStream
 from pipeline.settings import Settings
+from pipeline.views import attrs
 
 __all__ = ["PartitionLag", "ProjectionStatus", "projection_status"]
 
@@ -78,11 +79,7 @@ class ProjectionStatus:
     def as_dict(self) -> dict[str, Any]:
         return {
             "projection": self.name,
-            "topics": self.topics,
-            "generation": self.generation,
-            "running_pid": self.running_pid,
-            "rebuilding_pid": self.rebuilding_pid,
-            "applied": self.applied,
+            **attrs(self, "topics", "generation", "running_pid", "rebuilding_pid", "applied"),
             "events_behind": self.behind,
             "seconds_behind": round(self.seconds_behind, 3),
             "checkpoints": self.checkpoints,
@@ -91,10 +88,7 @@ class ProjectionStatus:
             else None,
             "partitions": [
                 {
-                    "topic": p.topic,
-                    "partition": p.partition,
-                    "next_offset": p.next_offset,
-                    "end_offset": p.end_offset,
+                    **attrs(p, "topic", "partition", "next_offset", "end_offset"),
                     "events_behind": p.behind,
                     "seconds_behind": round(p.seconds_behind(self.now_ms), 3),
                     "oldest_waiting": format_ms(p.waiting_since_ms) if p.behind else None,
