@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.cdc import Change, decode_record
-from pipeline.cdc import envelope as envelope_module
+from pipeline.cdc import schema_cache as envelope_module
 
 SOURCE = {
     "type": "struct",
