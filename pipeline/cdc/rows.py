@@ -230,7 +230,10 @@ class LazyRow(Mapping[str, Any]):
         return len(self._row)
 
     def __repr__(self) -> str:
-        return f"LazyRow({dict(self)!r})"
+        """Decoded columns with their values, pending ones by name: a repr never decodes (or fails)."""
+        pending = self._pending
+        shown = {c: ("<not decoded>" if c in pending else v) for c, v in self._row.items()}
+        return f"LazyRow({shown!r})"
 
     @property
     def pending(self) -> frozenset[str]:

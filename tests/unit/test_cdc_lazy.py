@@ -126,6 +126,22 @@ def test_a_bad_value_is_a_decode_error_naming_table_and_column_where_it_is_read(
         )
 
 
+def test_a_repr_shows_what_is_decoded_and_never_decodes_a_bad_value() -> None:
+    columns = [dbz.int64("id"), dbz.uuid_col("u"), dbz.tstz("t"), dbz.text("s")]
+    row = {"id": 7, "u": "not-a-uuid", "t": "2024-06-10T06:13:20Z", "s": "x"}
+    key, value = dbz.record("c", TABLE, after=row, columns=columns, key_fields=[dbz.int64("id")])
+    lazy = decode_record(value, key=key, topic=dbz.topic(TABLE), partition=0, offset=5, lazy=True)
+    assert isinstance(lazy, Change) and isinstance(lazy.after, LazyRow)
+    assert repr(lazy.after) == (
+        "LazyRow({'id': 7, 'u': '<not decoded>', 't': '<not decoded>', 's': 'x'})"
+    )
+    when = lazy.new("t")
+    assert (
+        repr(lazy.after) == f"LazyRow({{'id': 7, 'u': '<not decoded>', 't': {when!r}, 's': 'x'}})"
+    )
+    assert lazy.after.pending == {"u"}  # a repr decoded nothing
+
+
 def test_the_transformer_dead_letters_a_bad_value_a_rule_reads_and_maps_past_one_it_does_not() -> (
     None
 ):
