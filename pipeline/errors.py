@@ -216,21 +216,19 @@ class PortInUseError(StackError):
 class ComponentStartError(StackError):
     """A component did not become ready; carries the tail of its log."""
 
-    def __init__(self, component: str, reason: str, log_path: str, log_tail: str) -> None:
+    def __init__(self, component: str, reason: str, *, log_path: str, log_tail: str) -> None:
         super().__init__(
             f"{component} did not come up: {reason}\n--- last lines of {log_path} ---\n{log_tail}",
             hint=f"read {log_path}, fix the cause, then run 'cdcflow stack up' again",
         )
-        self.component = component
-        self.log_path = log_path
-        self.log_tail = log_tail
+        self.component, self.log_path, self.log_tail = component, log_path, log_tail
 
 
 class ConnectError(CdcflowError):
     """Kafka Connect answered a REST call with an error.
 
-    Carries the HTTP status, Connect's ``error_code`` and message, and the
-    request (method and URL) that failed.
+    Carries the answer (HTTP status, Connect's ``error_code``, the body and
+    message) and the request (method and URL) that failed.
     """
 
     def __init__(
@@ -239,20 +237,17 @@ class ConnectError(CdcflowError):
         *,
         status: int | None = None,
         error_code: int | None = None,
+        body: Any = None,
         method: str | None = None,
         url: str | None = None,
-        body: Any = None,
         hint: str | None = None,
     ) -> None:
         detail = message
         if method and url:
             detail = f"{method} {url} -> {status}: {message}"
         super().__init__(detail, hint=hint)
-        self.status = status
-        self.error_code = error_code
-        self.method = method
-        self.url = url
-        self.body = body
+        self.status, self.error_code, self.body = status, error_code, body  # the answer
+        self.method, self.url = method, url  # the request
 
 
 class ConnectUnreachable(ConnectError):
@@ -381,13 +376,7 @@ class RecordError(CdcflowError):
         self.column = column
 
     def found_at(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        *,
-        key: bytes | None = None,
-        value: bytes | None = None,
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> RecordError:
         """Fill in where the record came from and its bytes, where not known yet; returns self."""
         if self.topic is None:

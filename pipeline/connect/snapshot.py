@@ -72,7 +72,7 @@ def qualified(table: str) -> str:
     return table if "." in table else f"public.{table}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SnapshotSignal:
     """A signal written to a connector's signal table."""
 
@@ -221,7 +221,13 @@ def _send(
             "there too)",
         ) from exc
     return SnapshotSignal(
-        name, signal_id, kind, data, table, notification_topic(config), login.describe()
+        connector=name,
+        id=signal_id,
+        type=kind,
+        data=data,
+        signal_table=table,
+        notification_topic=notification_topic(config),
+        sent_as=login.describe(),
     )
 
 

@@ -145,10 +145,14 @@ class Checkpoint:
     """A copy of a projection's tables and the positions it was taken at."""
 
     id: int
+    """Its row in ``projection_checkpoints``; its tables are ``<projection>_<table>__ck<id>``."""
     taken_at: datetime
     generation: int
+    """The projection's generation when it was taken (each rebuild's swap bumps it)."""
     positions: dict[TP, int]
+    """Per partition, the next offset to apply from this copy on."""
     last_timestamps: dict[TP, datetime | None]
+    """Per partition, the timestamp of the last event in the copy (None: none applied yet)."""
 
     def precedes(self, starts: Mapping[TP, int]) -> bool:
         """True when the copy holds no event at or after ``starts`` (per partition)."""

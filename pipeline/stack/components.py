@@ -143,7 +143,10 @@ class Component(ABC):
         )
         if reason is not None:
             raise ComponentStartError(
-                self.name, reason, str(self.proc.log_file), tail(self.proc.log_file)
+                self.name,
+                reason,
+                log_path=str(self.proc.log_file),
+                log_tail=tail(self.proc.log_file),
             )
         self.after_ready(progress)
         return True

@@ -68,7 +68,7 @@ def test_the_dead_letter_of_a_rule_that_reads_it_names_the_column() -> None:
     error = caught.value
     assert (error.table, error.column) == ("ddl.dropped", "extra")
     assert "raised ColumnMissing: ddl.dropped op 'c': no column 'extra'" in error.reason
-    error.found_at("t", 0, 1, value=b"{}")
+    error.found_at("t", 0, 1, key=None, value=b"{}")
     record = dead_letter("dlq", error, timestamp_ms=None, transformer="x")
     headers = {k.removeprefix(HEADER_PREFIX): v for k, v in record.headers}
     assert headers["column"] == b"extra"
