@@ -17,7 +17,7 @@ from pipeline.replay.positions import format_ms, parse_timestamp
 from pipeline.replay.progress import format_duration
 from pipeline.replay.projection import Projection, load_projections, load_upcasters, select
 from pipeline.replay.rebuild import rebuild as rebuild_projection
-from pipeline.replay.runner import RunStats, projection_decoder, run_projections
+from pipeline.replay.runner import RunStats, run_projections
 from pipeline.replay.status import projection_status
 from pipeline.replay.store import ReadModelStore
 from pipeline.replay.stream import EventStream
@@ -262,11 +262,7 @@ def rebuild(ctx: CliContext, name: str, from_ts: str | None) -> None:
         )
         click.echo(("\r\x1b[2K" if tty else "") + line, err=True, nl=not tty)
 
-    upcasters = load_upcasters(ctx.settings.projections.modules)
-    decoder = projection_decoder(ctx.settings, projection, upcasters)
-    report = rebuild_projection(
-        ctx.settings, projection, from_ms=from_ms, decoder=decoder, progress=progress
-    )
+    report = rebuild_projection(ctx.settings, projection, from_ms=from_ms, progress=progress)
     if tty:
         click.echo("", err=True)
     if ctx.json_output:

@@ -104,7 +104,6 @@ def rebuild(
     projection: Projection,
     *,
     from_ms: int | None = None,
-    decoder: EventDecoder | None = None,
     progress: Progress | None = None,
 ) -> RebuildReport:
     """Rebuild ``projection`` into shadow tables and swap them in (see the module's protocol).
@@ -119,7 +118,7 @@ def rebuild(
         ReplayError: Kafka failed.
     """
     kafka = settings.kafka.client_config("consumer")
-    decoder = decoder or projection_decoder(settings, projection)
+    decoder = projection_decoder(settings, projection)
     try:
         with open_store(settings, projection, "rebuild") as store:
             return _rebuild(store, settings, kafka, decoder, from_ms, progress)

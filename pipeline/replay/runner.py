@@ -31,7 +31,7 @@ from pipeline.domain import domain_events
 from pipeline.events import DomainEvent
 from pipeline.replay.decode import EventDecoder
 from pipeline.replay.positions import TP, StartAt
-from pipeline.replay.projection import Projection
+from pipeline.replay.projection import Projection, load_upcasters
 from pipeline.replay.store import LIVE, ReadModelStore, open_store
 from pipeline.replay.stream import EventStream, decode_patiently
 from pipeline.replay.upcast import Upcasters
@@ -97,7 +97,12 @@ def make_decoder(
 def projection_decoder(
     settings: Settings, projection: Projection, upcasters: Upcasters | None = None
 ) -> EventDecoder:
-    """The decoder a projection reads with: its handled types, others skipped undecoded."""
+    """The decoder a projection reads with: its handled types, others skipped undecoded.
+
+    ``upcasters``: those of ``settings.projections.modules`` unless given.
+    """
+    if upcasters is None:
+        upcasters = load_upcasters(settings.projections.modules)
     return make_decoder(settings, projection.event_types, upcasters=upcasters, skip_unknown=True)
 
 
