@@ -254,5 +254,12 @@ def test_projections_and_upcasters_come_from_the_domain(
     monkeypatch.syspath_prepend(str(tmp_path))
     assert list(load_projections(["cratepkg3"])) == ["crates"]
     assert load_upcasters(["cratepkg3"]).has_path("CrateFilled", 1, 2)
+    # A projection's default decoder (rebuild, run_projection) has the modules' upcasters.
+    from pipeline.replay.runner import projection_decoder
+    from pipeline.settings import load_settings
+
+    settings = load_settings(projections={"modules": ["cratepkg3"]})
+    crates = load_projections(["cratepkg3"])["crates"]
+    assert projection_decoder(settings, crates).upcasters.has_path("CrateFilled", 1, 2)
     shop = load_projections([EXAMPLE_DOMAIN])
     assert sorted(shop) == ["shop_order_timeline", "shop_orders_by_customer"]
