@@ -9,10 +9,11 @@ compares ``information_schema.columns`` with the columns the rules read.
 Which columns a rule reads:
 
 * YAML rules declare them: every ``new.<col>``, ``old.<col>`` and ``key.<col>``
-  in ``fields`` and every column in ``when``, as the compiled rule carries them
-  (:mod:`pipeline.mapping.yaml_rules` is the one reader of rule files). Where a
-  column fills an event field directly, the field's type says which column
-  types can fill it.
+  in ``fields`` (those a ``first_of`` lists too) and every column in ``when``,
+  as the compiled rule carries them (:mod:`pipeline.mapping.yaml_rules` is the
+  one reader of rule files). Where a column fills an event field, the field's
+  type says which column types can fill it; a nullable column is flagged for a
+  required field unless a later ``first_of`` alternative stands in for its NULL.
 * A Python rule is a function; what it reads is known only if the rule says so
   (``@rules.on(..., reads=[...])``); a rule that does not is listed in the
   report as not checked. ``cdcflow domain describe`` shows what each rule's
@@ -190,6 +191,7 @@ def _yaml_needs(rule: Rule, origin: str) -> list[ColumnNeed]:
     out = []
     for target, column in rule.fills:
         need, required = _field_need(event, target)
+        required = required and (target, column) not in rule.null_covered
         out.append(
             ColumnNeed(
                 rule.table, column, rule.name, origin, f"{event.__name__}.{target}", need, required

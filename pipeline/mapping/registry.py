@@ -84,7 +84,10 @@ class Rule:
     old_reads: frozenset[str] | None = None
     """Columns it reads from the before image, where exactly known (YAML rules); else scanned."""
     fills: tuple[tuple[str, str], ...] = ()
-    """``(event field, column)`` for each field filled straight from a column (YAML rules)."""
+    """``(event field, column)`` for each column an event field is filled from (YAML rules)."""
+    null_covered: frozenset[tuple[str, str]] = frozenset()
+    """Those of :attr:`fills` whose NULL does not reach the field (a later ``first_of`` alternative
+    is taken), so a nullable column does not fail it."""
 
     def matches(self, change: Change) -> bool:
         """Table, operation and predicate all match; the predicate's own errors propagate."""

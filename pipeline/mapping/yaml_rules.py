@@ -19,10 +19,22 @@ For the plain cases (a row change maps field by field to one event)::
           product_id: new.id               # new.<col>, old.<col>, key.<col>
           added_at: committed_at           # the source commit time
           channel: {const: web}            # a literal value
+          changed_at:                      # the first of these that is not NULL
+            first_of: [new.updated_at, committed_at]
+
+``first_of`` lists two or more of the other expressions and takes the first
+whose value is not NULL (a column the row image lacks counts as NULL): a
+business timestamp the application may leave NULL, falling back to the commit
+time. Its last alternative is taken as it is, NULL or not.
 
 Everything is checked when the file is loaded: unknown keys, operations,
-event types, event fields and missing required fields fail with
+event types, event fields, expressions and missing required fields fail with
 :class:`~pipeline.errors.ConfigError` naming the file and the rule.
+
+The compiled rule carries every column its fields and conditions read
+(``reads``, ``old_reads``; ``fills`` for each column an event field is filled
+from, ``first_of``'s included), for ``cdcflow domain describe`` and ``cdcflow
+schemas check --source``.
 """
 
 from __future__ import annotations
@@ -142,12 +154,16 @@ def _rule(spec: Any, module: ModuleType, where: str) -> Rule:
     def build(change: Change) -> DomainEvent:
         return event_cls(**{field: expr(change) for field, expr in exprs.items()})
 
-    images = {field: _image_column(value) for field, value in spec["fields"].items()}
-    id_source = images.get(event_cls.__aggregate_id__)
     # Every column a field or a condition reads: the rule's reads, filled here.
-    reads = {col for _, col in filter(None, images.values())}
+    fills = [
+        (str(field), image, column, covered)
+        for field, value in spec["fields"].items()
+        for image, column, covered in _image_columns(value)
+    ]
+    reads = {column for _, _, column, _ in fills}
     if when is not None:
         reads |= (when.row_columns or frozenset()) | (when.old_columns or frozenset())
+    id_columns = {column for field, _, column, _ in fills if field == event_cls.__aggregate_id__}
     return Rule(
         str(spec["table"]),
         ops,
@@ -156,10 +172,12 @@ def _rule(spec: Any, module: ModuleType, where: str) -> Rule:
         name,
         where,
         frozenset(reads),
-        aggregate_id_from=id_source[1] if id_source else None,
+        aggregate_id_from=id_columns.pop() if len(id_columns) == 1 else None,
         emits=(event_cls,),
-        old_reads=frozenset(col for image, col in filter(None, images.values()) if image == "old"),
-        fills=tuple((str(field), read[1]) for field, read in images.items() if read is not None),
+        old_reads=frozenset(column for _, image, column, _ in fills if image == "old"),
+        fills=tuple(dict.fromkeys((field, column) for field, _, column, _ in fills)),
+        null_covered=frozenset((f, c) for f, _, c, covered in fills if covered)
+        - {(f, c) for f, _, c, covered in fills if not covered},
     )
 
 
@@ -170,13 +188,24 @@ def rule_file(rule: Rule) -> str | None:
     return rule.origin.split(": rules[", 1)[0]
 
 
-def _image_column(value: Any) -> tuple[str, str] | None:
-    """``("new" | "old" | "key", column)`` of a field expression that reads a row image."""
-    if isinstance(value, str) and "." in value:
-        image, column = value.split(".", 1)
-        if image in ("new", "old", "key"):
-            return image, column
-    return None
+def _image_columns(value: Any) -> list[tuple[str, str, bool]]:
+    """``("new" | "old" | "key", column, covered)`` of each column a field expression reads.
+
+    ``covered``: a NULL in the column does not reach the field (a later
+    ``first_of`` alternative is taken instead).
+    """
+    alternatives = value["first_of"] if _is_first_of(value) else [value]
+    out = []
+    for i, alternative in enumerate(alternatives):
+        if isinstance(alternative, str) and "." in alternative:
+            image, column = alternative.split(".", 1)
+            if image in ("new", "old", "key"):
+                out.append((image, column, i < len(alternatives) - 1))
+    return out
+
+
+def _is_first_of(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"first_of"}
 
 
 def _event_class(module: ModuleType, name: Any, where: str) -> type[DomainEvent]:
@@ -200,6 +229,36 @@ def _fields(spec: Any, cls: type[DomainEvent], where: str) -> dict[str, Expr]:
 
 
 def _expr(value: Any, where: str) -> Expr:
+    if _is_first_of(value):
+        return _first_of(value["first_of"], where)
+    return _plain_expr(value, where)
+
+
+def _first_of(alternatives: Any, where: str) -> Expr:
+    """The first alternative whose value is not NULL; the last is taken as it is."""
+    if not isinstance(alternatives, list) or len(alternatives) < 2:
+        raise ConfigError(
+            f"{where}: first_of lists two or more expressions, e.g. "
+            f"{{first_of: [new.updated_at, committed_at]}}, got {alternatives!r}"
+        )
+    exprs = [
+        _plain_expr(alt, f"{where} first_of[{i}]", absent_is_null=True)
+        for i, alt in enumerate(alternatives)
+    ]
+    *heads, last = exprs
+
+    def first(change: Change) -> Any:
+        for expr in heads:
+            value = expr(change)
+            if value is not None:
+                return value
+        return last(change)
+
+    return first
+
+
+def _plain_expr(value: Any, where: str, *, absent_is_null: bool = False) -> Expr:
+    """An expression other than ``first_of``; ``absent_is_null``: a missing column reads as NULL."""
     if isinstance(value, dict) and set(value) == {"const"}:
         const = value["const"]
         return lambda change: const
@@ -207,15 +266,18 @@ def _expr(value: Any, where: str) -> Expr:
         return lambda change: change.committed_at
     if isinstance(value, str) and "." in value:
         image, column = value.split(".", 1)
-        if image == "new":
-            return lambda change: change.new(column)
-        if image == "old":
-            return lambda change: change.old(column)
+        if image in ("new", "old"):
+            read = Change.new if image == "new" else Change.old
+            if absent_is_null:
+                return lambda change: read(change, column, None)
+            return lambda change: read(change, column)
         if image == "key":
+            if absent_is_null:
+                return lambda change: change.key.get(column)
             return lambda change: change.key[column]
     raise ConfigError(
-        f"{where}: expected new.<col>, old.<col>, key.<col>, committed_at or "
-        f"{{const: ...}}, got {value!r}"
+        f"{where}: expected new.<col>, old.<col>, key.<col>, committed_at, "
+        f"{{const: ...}} or {{first_of: [...]}}, got {value!r}"
     )
 
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import textwrap
+import types
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pipeline.contracts import CompatibilityConfig, Level, Problem, Report, Severity, format_report
 from pipeline.contracts.catalog import contracts_for, discover_events
 from pipeline.contracts.checks import Workspace, generate, read_contracts, register
 from pipeline.contracts.source import Column, ColumnNeed, check_source, column_needs
 from pipeline.domain import load_domain
+from pipeline.events import DomainEvent
+from pipeline.mapping import Rules
+from pipeline.mapping.yaml_rules import compile_rules
 from pipeline.serde.registry import RegistryUnavailable
 
 
@@ -230,3 +237,51 @@ def _decimal_need() -> tuple[Any, bool]:
     from pipeline.contracts.source import TypeNeed
 
     return TypeNeed("Decimal(12,2)", decimal=(12, 2)), True
+
+
+def test_first_of_columns_are_checked_and_a_covered_null_is_not_flagged() -> None:
+    class Sealed(DomainEvent):
+        __aggregate__ = "crate"
+        __aggregate_id__ = "crate_id"
+        crate_id: int
+        sealed_at: datetime
+        by: str
+
+    events = types.ModuleType("crate_events")
+    events.Sealed = Sealed  # type: ignore[attr-defined]
+    text = """
+        rules:
+          - table: public.crates
+            ops: c
+            event: Sealed
+            fields:
+              crate_id: new.id
+              sealed_at: {first_of: [new.sealed_at, committed_at]}
+              by: {first_of: [new.sealer, new.packer]}
+    """
+    rules = Rules("crates")
+    compile_rules(rules, yaml.safe_load(textwrap.dedent(text)), origin="crates.yaml", events=events)
+    needs, _ = column_needs(rules)
+    assert [(n.column, n.target) for n in needs] == [
+        ("id", "Sealed.crate_id"),
+        ("sealed_at", "Sealed.sealed_at"),
+        ("sealer", "Sealed.by"),
+        ("packer", "Sealed.by"),
+    ]
+    columns = {
+        "id": Column("bigint", False),
+        "sealed_at": Column("timestamp with time zone", True),
+        "sealer": Column("text", True),
+        "packer": Column("text", True),
+    }
+    report = Report()
+    check_source(needs, {"public.crates": columns}, report)
+    # sealed_at's NULL falls back to the commit time, sealer's to packer; packer's reaches `by`
+    assert [p.text() for p in report.problems] == [
+        "warning[source-column-type-changed] crates.yaml: public.crates.packer: "
+        "column is nullable, Sealed.by is required: a NULL fails the rule"
+    ]
+    del columns["sealed_at"]
+    report = Report()
+    check_source(needs, {"public.crates": columns}, report)
+    assert any("public.crates.sealed_at: column is gone" in p.text() for p in report.problems)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import textwrap
 import types
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -60,6 +61,8 @@ rules:
 """
 
 ROW = {"id": 3, "status": "draft", "kind": "widget"}
+T_OLD = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+T_NEW = datetime(2024, 6, 2, 8, 0, tzinfo=UTC)
 
 
 def compiled(text: str, events: types.ModuleType | None = EVENTS) -> Rules:
@@ -121,6 +124,82 @@ def test_committed_at_expression() -> None:
     assert isinstance(result, Mapped) and result.events[0].at == change.committed_at  # type: ignore[attr-defined]
 
 
+class Stamped(DomainEvent):
+    __aggregate__: ClassVar[str] = "thing"
+    __aggregate_id__: ClassVar[str] = "thing_id"
+    thing_id: int
+    at: datetime
+    by: str | None = None
+
+
+STAMPED = types.ModuleType("stamped_events")
+STAMPED.Stamped = Stamped  # type: ignore[attr-defined]
+FIRST_OF = """
+rules:
+  - name: stamped
+    table: public.t
+    ops: cu
+    event: Stamped
+    fields:
+      thing_id: {first_of: [new.id, key.id]}
+      at: {first_of: [new.done_at, old.done_at, committed_at]}
+      by: {first_of: [new.editor, old.editor]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "at", "by"),
+    [
+        (
+            {"done_at": T_OLD, "editor": "bo"},
+            {"id": 1, "done_at": T_NEW, "editor": "al"},
+            T_NEW,
+            "al",
+        ),
+        (
+            {"done_at": T_OLD, "editor": "bo"},
+            {"id": 1, "done_at": None, "editor": None},
+            T_OLD,
+            "bo",
+        ),
+        ({"done_at": None, "editor": None}, {"id": 1, "done_at": None, "editor": None}, None, None),
+        (None, {"id": 1}, None, None),  # columns the images lack count as NULL
+    ],
+)
+def test_first_of_takes_the_first_value_that_is_not_null(
+    before: dict[str, Any] | None, after: dict[str, Any], at: datetime | None, by: str | None
+) -> None:
+    rules = compiled(FIRST_OF, STAMPED)
+    change = make_change("u" if before else "c", "public.t", before=before, after=after)
+    result = map_change(rules, change)
+    assert isinstance(result, Mapped)
+    (event,) = result.events
+    assert event.model_dump(exclude={"metadata"}) == {
+        "thing_id": 1,
+        "at": at or change.committed_at,
+        "by": by,
+    }
+
+
+def test_first_of_falls_back_to_the_key() -> None:
+    rules = compiled(FIRST_OF, STAMPED)
+    result = map_change(
+        rules, make_change("c", "public.t", after={"done_at": T_NEW}, key={"id": 5})
+    )
+    assert isinstance(result, Mapped) and result.events[0].thing_id == 5  # type: ignore[attr-defined]
+
+
+def test_first_of_columns_are_read_filled_and_null_covered() -> None:
+    (rule,) = compiled(FIRST_OF, STAMPED)
+    assert rule.reads == {"id", "done_at", "editor"}
+    assert rule.old_reads == {"done_at", "editor"}
+    assert rule.aggregate_id_from == "id"
+    assert rule.fills == (("thing_id", "id"), ("at", "done_at"), ("by", "editor"))
+    # A NULL done_at falls through to committed_at; a NULL id or editor can reach the field
+    # (key.id and old.editor are taken as they are).
+    assert rule.null_covered == {("at", "done_at")}
+
+
 def test_events_module_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "yaml_test_events", EVENTS)
     path = tmp_path / "rules.yaml"
@@ -172,6 +251,20 @@ INVALID = [
         "unknown key(s) frobnicate",
     ),
     ("known: [1]", "expected a name or a list"),
+    *(
+        (
+            one_rule(
+                f"table: public.t, ops: c, event: StatusMoved, {FIELDS.replace('new.b', expr)}"
+            ),
+            message,
+        )
+        for expr, message in [
+            ("{first_of: new.b}", "first_of lists two or more expressions"),
+            ("{first_of: [new.b]}", "field new_status: first_of lists two or more"),
+            ("{first_of: [new.b, b]}", "field new_status first_of[1]: expected new.<col>"),
+            ("{first_of: [new.b, {first_of: [new.c, new.d]}]}", "first_of[1]: expected new.<col>"),
+        ]
+    ),
 ]
 
 
