@@ -51,10 +51,13 @@ def test_shop_before_image_reads(shop: DomainDescription) -> None:
 
 def test_shop_rule_event_types_from_annotations_and_yaml(shop: DomainDescription) -> None:
     rules = {r.name: r for t in shop.tables.values() for r in t.rules}
+    # order_placed is a Python rule: its event type from the annotation, its id column scanned
+    assert rules["order_placed"].events == ("shop.events.OrderPlaced",)
+    assert rules["order_placed"].id_sources == {"order": "scan"}
     assert rules["order_shipped"].events == ("shop.events.OrderShipped",)
     assert rules["product_added"].events == ("shop.events.ProductAdded",)
     assert rules["product_added"].id_sources == {"product": "yaml"}
-    assert rules["order_paid"].id_sources == {"order": "scan"}
+    assert rules["order_paid"].id_sources == {"order": "yaml"}
 
 
 def test_bank_aggregates_and_declared_id(bank: DomainDescription) -> None:
