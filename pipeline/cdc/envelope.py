@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from pydantic import ValidationError
 
@@ -35,11 +35,21 @@ from pipeline.cdc.rows import (
     fill_unchanged,
     frozen,
 )
-from pipeline.cdc.schema_cache import KnownSchema, as_bytes, envelope
+from pipeline.cdc.schema_cache import (
+    KnownSchema,
+    as_bytes,
+    envelope,
+    needs_decimals,
+    parse_exact,
+    plain_payload,
+)
 from pipeline.cdc.toast import matcher
 from pipeline.cdc.values import decode_value
 from pipeline.errors import DecodeError
 from pipeline.events import SourcePosition
+
+if TYPE_CHECKING:
+    from pipeline.cdc.catalogue import ColumnCatalogue, TableTypes
 
 __all__ = ["DEFAULT_OPTIONS", "DecoderOptions", "decode_record"]
 
@@ -59,6 +69,10 @@ class DecoderOptions:
     """The connector's ``topic.heartbeat.prefix``."""
     transaction_topic: str = "transaction"
     """The connector's ``topic.transaction`` (the topic is ``<prefix>.<this>``)."""
+    column_types: ColumnCatalogue | None = None
+    """Where a record without a schema envelope takes its columns' types from
+    (``transformer.cdc_types: catalogue``); None: it is decoded without types
+    (:func:`~pipeline.cdc.values.decode_schemaless`, not exact)."""
 
 
 DEFAULT_OPTIONS: Final = DecoderOptions()
@@ -91,7 +105,14 @@ def decode_record(
     ref = RecordRef(topic, partition, offset, as_bytes(key), as_bytes(value))
     if not ref.value:
         return Skip(SkipReason.TOMBSTONE, "null value", ref)
-    compiled, payload = envelope(ref.value, "value", ref)
+    catalogue = options.column_types
+    exact = True
+    if catalogue is not None and not ref.value.startswith(_ENVELOPE_HEAD):
+        compiled, (payload, exact) = None, plain_payload(ref.value, "value", ref)
+        if isinstance(payload, dict) and set(payload) == {"schema", "payload"}:
+            compiled, payload = envelope(ref.value, "value", ref)  # an envelope after all
+    else:
+        compiled, payload = envelope(ref.value, "value", ref)
     if payload is None:
         return Skip(SkipReason.TOMBSTONE, "null payload", ref)
     if not isinstance(payload, dict):
@@ -99,13 +120,44 @@ def decode_record(
         raise DecodeError(f"payload must be a JSON object, got {kind}", **ref.error_fields())
     try:
         skip = _classify(topic, compiled.schema if compiled else None, payload, ref, options)
-        return skip if skip is not None else _change(compiled, payload, ref, options, lazy)
+        if skip is not None:
+            return skip
+        types = None
+        if compiled is None and catalogue is not None:
+            types = _table_types(catalogue, payload, ref)
+            compiled = types.envelope
+            if not exact and needs_decimals(compiled, payload):
+                payload = parse_exact(ref.value, "value", ref)  # a fraction: every digit
+        return _change(compiled, payload, ref, options, lazy, types)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
         # A record of an unexpected shape (a schema that is not a Connect schema, a block of
         # the wrong type) must be dead-lettered with its evidence, never crash the consumer.
         raise DecodeError(
             f"malformed Debezium record: {type(exc).__name__}: {exc}", **ref.error_fields()
         ) from exc
+
+
+_ENVELOPE_HEAD: Final = b'{"schema":'
+
+
+def _table_types(catalogue: ColumnCatalogue, payload: dict[str, Any], ref: RecordRef) -> TableTypes:
+    """The catalogue's types of the change's table, knowing every column the record has."""
+    source = payload.get("source")
+    if payload.get("op") not in OPS or not isinstance(source, dict):
+        raise DecodeError(
+            f"not a Debezium change event: op={payload.get('op')!r}", **ref.error_fields()
+        )
+    try:
+        table = f"{source['schema']}.{source['table']}"
+    except KeyError as exc:
+        raise DecodeError(f"source block lacks {exc.args[0]!r}", **ref.error_fields()) from exc
+
+    def fail(message: str, table: str | None = None, column: str | None = None) -> DecodeError:
+        return DecodeError(message, **ref.error_fields(), table=table, column=column)
+
+    return catalogue.types(
+        source.get("db"), table, (payload.get("before"), payload.get("after")), fail
+    )
 
 
 def _classify(
@@ -134,6 +186,7 @@ def _change(
     ref: RecordRef,
     options: DecoderOptions,
     lazy: bool,
+    types: TableTypes | None = None,
 ) -> Change:
     op = payload.get("op")
     if op not in OPS:
@@ -168,7 +221,7 @@ def _change(
         fill_unchanged(after, before_row)
         toasted |= toasted_after
     _check_images(cast(Op, op), before, after, ref)
-    key = _key(ref) or {}
+    key = _key(ref, types) or {}
     return Change(
         op=cast(Op, op),
         table=source.table,
@@ -261,17 +314,28 @@ def _commit_lsn(sequence: Any, ref: RecordRef) -> int | None:
         ) from exc
 
 
-def _key(ref: RecordRef) -> dict[str, Any] | None:
+def _key_payload(ref: RecordRef) -> tuple[KnownSchema | None, Any]:
     if not ref.key:
-        return None  # truncates and tables without a primary key have no key
+        return None, None  # truncates and tables without a primary key have no key
     schema, payload = envelope(ref.key, "key", ref)
-    if payload is None:
-        return None
-    if not isinstance(payload, dict):
+    if payload is not None and not isinstance(payload, dict):
         kind = type(payload).__name__
         raise DecodeError(f"record key must be a JSON object, got {kind}", **ref.error_fields())
+    return schema, payload
+
+
+def _key(ref: RecordRef, types: TableTypes | None = None) -> dict[str, Any] | None:
+    """The record's key; a key without a schema is decoded with ``types`` where given."""
+    schema, payload = _key_payload(ref)
+    if payload is None:
+        return None
     try:
-        decoded = schema.key(payload) if schema is not None else decode_value(None, payload)
+        if schema is not None:
+            decoded = schema.key(payload)
+        elif types is not None:
+            decoded = types.key(payload)
+        else:
+            decoded = decode_value(None, payload)
     except ValueDecodeError as exc:
         raise DecodeError(f"record key: {exc}", **ref.error_fields()) from exc
     return cast(dict[str, Any], decoded)

@@ -21,7 +21,14 @@ from pipeline.cdc.rows import RowPlan, row_fields, row_plan
 from pipeline.cdc.values import decode_schemaless, decode_value, struct_decoders
 from pipeline.errors import DecodeError
 
-__all__ = ["KnownSchema", "as_bytes", "envelope"]
+__all__ = [
+    "KnownSchema",
+    "as_bytes",
+    "envelope",
+    "needs_decimals",
+    "parse_exact",
+    "plain_payload",
+]
 
 
 def as_bytes(data: bytes | str | None) -> bytes | None:
@@ -38,6 +45,11 @@ def _parse(data: bytes, what: str, ref: RecordRef) -> Any:
             hint="the connector must use org.apache.kafka.connect.json.JsonConverter",
             **ref.error_fields(),
         ) from exc
+
+
+def parse_exact(data: bytes, what: str, ref: RecordRef) -> Any:
+    """The whole record parsed with Decimals for fractions (every digit kept)."""
+    return _parse(data, what, ref)
 
 
 def _split(doc: Any) -> tuple[dict[str, Any] | None, Any]:
@@ -196,19 +208,46 @@ def _payload(known: KnownSchema, data: bytes | memoryview) -> Any:
     says a fraction can only be in some columns, those are looked at, and a
     payload with a float there is parsed again with Decimals.
     """
-    where = known.fractions
-    if where is not None:
+    if known.fractions is not None:
         payload = orjson.loads(data)
-        images, columns = where
-        if not columns or not isinstance(payload, dict):
+        if not needs_decimals(known, payload):
             return payload
-        for row in [payload.get(i) for i in images] if images else [payload]:
-            if isinstance(row, dict):
-                for column in columns:
-                    if type(row.get(column)) is float:
-                        return _DECODER.decode(str(data, "utf-8", "surrogatepass"))
-        return payload
     return _DECODER.decode(str(data, "utf-8", "surrogatepass"))
+
+
+def needs_decimals(known: KnownSchema, payload: Any) -> bool:
+    """True when ``payload`` (parsed by orjson) must be parsed again with Decimals.
+
+    So when a float is where ``known`` says a fraction may be, or fractions may be anywhere.
+    """
+    where = known.fractions
+    if where is None:
+        return True
+    images, columns = where
+    if not columns or not isinstance(payload, dict):
+        return False
+    for row in [payload.get(i) for i in images] if images else [payload]:
+        if isinstance(row, dict):
+            for column in columns:
+                if type(row.get(column)) is float:
+                    return True
+    return False
+
+
+def plain_payload(data: bytes, what: str, ref: RecordRef) -> tuple[Any, bool]:
+    """A record without a schema envelope, parsed by orjson; and whether it was parsed exactly.
+
+    Not exactly (False): orjson read any fraction as a float, which may have
+    lost digits; once the table's types say where fractions may be,
+    :func:`needs_decimals` tells whether to parse it again with
+    :func:`parse_exact`. A record that is not plain JSON to orjson is parsed
+    with Decimals at once (True).
+    """
+    try:
+        payload = orjson.loads(data)
+    except ValueError:
+        return _parse(data, what, ref), True
+    return payload, False
 
 
 def _schema_text(data: bytes) -> tuple[bytes, int] | None:

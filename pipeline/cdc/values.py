@@ -28,7 +28,14 @@ from typing import Any
 from pipeline.cdc import numeric, temporal
 from pipeline.cdc.numeric import ValueDecodeError
 
-__all__ = ["decode_schemaless", "decode_value", "decoder_for", "plain_type", "struct_decoders"]
+__all__ = [
+    "UNSUPPORTED",
+    "decode_schemaless",
+    "decode_value",
+    "decoder_for",
+    "plain_type",
+    "struct_decoders",
+]
 
 _Compiled = Callable[[Any], Any]
 _Compile = Callable[[dict[str, Any]], _Compiled]
@@ -75,7 +82,25 @@ def _decimal(schema: dict[str, Any]) -> _Compiled:
     return numeric.decimal_decoder(params.get("scale"))
 
 
+UNSUPPORTED = "cdcflow.catalogue.Unsupported"
+"""The name :mod:`pipeline.cdc.catalogue` gives a column type it has no exact reading of."""
+
+
+def _unsupported(schema: dict[str, Any]) -> _Compiled:
+    params = schema.get("parameters")
+    kind = params.get("type") if isinstance(params, dict) else None
+
+    def fail(value: Any) -> Any:
+        raise ValueDecodeError(
+            f"type {kind} has no exact reading without the record's schema "
+            "(give the connector value.converter.schemas.enable=true)"
+        )
+
+    return fail
+
+
 _SEMANTIC: dict[str, _Compile] = {
+    UNSUPPORTED: _unsupported,
     "org.apache.kafka.connect.data.Decimal": _decimal,
     "io.debezium.data.VariableScaleDecimal": _fixed(numeric.decode_variable_decimal),
     "io.debezium.time.Date": _fixed(temporal.date_from_days),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from pipeline.cdc import DecoderOptions
+from pipeline.cdc.catalogue import ColumnCatalogue, ValueModes, catalogue_lookup
 from pipeline.domain import load_domain
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
@@ -13,7 +15,7 @@ from pipeline.transformer.daemon import Transformer
 from pipeline.transformer.identities import IdentityCatalog, IdentityLookup, catalog_lookup
 from pipeline.transformer.metrics import Metrics
 
-__all__ = ["build_transformer", "identity_catalog"]
+__all__ = ["build_transformer", "decoder_options", "identity_catalog"]
 
 
 def build_transformer(
@@ -53,9 +55,26 @@ def build_transformer(
         serializer,
         instance=instance,
         metrics=metrics,
+        decoder=decoder_options(settings),
         identities=identities,
         clients=clients,
     )
+
+
+def decoder_options(settings: Settings) -> DecoderOptions:
+    """How CDC records are decoded: ``transformer.cdc_types`` says where column types come from.
+
+    ``catalogue``: records without a schema take their columns' types from the
+    catalogue of their source database (on the server of ``source.*``), read
+    once per table when its first record arrives.
+    """
+    cfg = settings.transformer
+    if cfg.cdc_types != "catalogue":
+        return DecoderOptions()
+    source = settings.source
+    lookup = catalogue_lookup(source.dsn, f" at {source.host}:{source.port}")
+    modes = ValueModes.from_connector(cfg.cdc_value_modes)
+    return DecoderOptions(column_types=ColumnCatalogue(lookup, modes, database=source.database))
 
 
 def identity_catalog(settings: Settings, lookup: IdentityLookup | None = None) -> IdentityCatalog:

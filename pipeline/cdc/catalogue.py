@@ -1,0 +1,442 @@
+"""Column types from the source database's catalogue, for CDC records without a schema.
+
+With ``value.converter.schemas.enable=false`` (and the key's) a record is only
+its payload, about a fifth of the bytes, and says nothing of its columns' types:
+a Decimal is base64 text, a timestamp a bare number. With
+``transformer.cdc_types: catalogue`` the transformer reads each captured
+table's columns once from the catalogue of the database the change came from
+(``pg_attribute`` / ``pg_type``: domains resolved to their base type, typmods
+for numeric scale and time precision, enums, arrays) and writes for each the
+Connect field schema Debezium writes for that type under the connector's value
+handling (:class:`ValueModes`). Records are then decoded by the same decoders,
+from the same kind of schema, as records that carry theirs: every value exact.
+
+What is checked, and what cannot be:
+
+* A row or key column the cached types do not know makes the table be read
+  again (at most once a second); still unknown, the record fails with a
+  DecodeError naming table and column (the dead-letter topic).
+* A value whose JSON form does not fit its column's type (text for an
+  integer, a number for a date, base64 that is not base64) fails its record
+  when the column is decoded, as with a schema.
+* The types are the catalogue's when it was read. A column whose type changed
+  (``ALTER COLUMN ... TYPE``) while records written before the change are
+  still unread is read with the new type. Where both types have the same
+  JSON form (``numeric(10,2)`` to ``numeric(10,4)``: base64 either way,
+  ``timestamp(3)`` to ``timestamp(6)``: a number either way) the value is
+  misread, and nothing in the record can tell. Change a captured column's
+  type only once the transformer has read every record before the change, or
+  keep schemas in the records of that connector.
+* The value handling is the connector's, given in settings (the connector's
+  keys, default ``connectors/shop-postgres.yaml``'s); a connector configured
+  otherwise is misread the same way.
+* A type without an exact mapping here (geometric types, ``tsvector``, ...)
+  fails its record when a rule reads the column.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+import psycopg
+
+from pipeline.cdc.numeric import ValueDecodeError
+from pipeline.cdc.schema_cache import KnownSchema
+from pipeline.cdc.values import UNSUPPORTED
+from pipeline.errors import DecodeError, SourceUnavailable
+
+__all__ = [
+    "ColumnCatalogue",
+    "ColumnType",
+    "TableTypes",
+    "ValueModes",
+    "catalogue_lookup",
+    "column_schema",
+    "read_columns",
+]
+
+_MODES: Final = {
+    "decimal.handling.mode": ("decimal", {"precise", "double", "string"}),
+    "time.precision.mode": (
+        "time_precision",
+        {"adaptive", "adaptive_time_microseconds", "connect", "isostring"},
+    ),
+    "interval.handling.mode": ("interval", {"numeric", "string"}),
+    "binary.handling.mode": ("binary", {"bytes", "base64", "base64-url-safe", "hex"}),
+    "hstore.handling.mode": ("hstore", {"json", "map"}),
+    "money.fraction.digits": ("money_fraction_digits", None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ValueModes:
+    """The connector's value handling; the defaults are ``connectors/shop-postgres.yaml``'s."""
+
+    decimal: str = "precise"
+    time_precision: str = "adaptive_time_microseconds"
+    interval: str = "string"
+    binary: str = "bytes"
+    hstore: str = "json"
+    money_fraction_digits: int = 2
+
+    @classmethod
+    def from_connector(cls, config: Mapping[str, Any]) -> ValueModes:
+        """The modes of a connector config (its keys); keys not given keep the defaults.
+
+        Raises:
+            ValueError: a key this module does not read, or a value the connector does not take.
+        """
+        values: dict[str, Any] = {}
+        for key, value in config.items():
+            if key not in _MODES:
+                raise ValueError(f"{key!r} is not a value handling key ({', '.join(_MODES)})")
+            attr, allowed = _MODES[key]
+            if allowed is None:
+                values[attr] = int(value)
+            elif str(value).lower() not in allowed:
+                raise ValueError(f"{key}={value!r}: expected one of {sorted(allowed)}")
+            else:
+                values[attr] = str(value).lower()
+        return cls(**values)
+
+    def as_connector(self) -> dict[str, str]:
+        """The connector keys and values these modes stand for."""
+        by_attr = {attr: key for key, (attr, _) in _MODES.items()}
+        return {by_attr[f.name]: str(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    """A column as the catalogue has it: domains resolved, arrays by their element type."""
+
+    name: str
+    base: str
+    """``pg_type.typname`` of the (element) type after domains: ``numeric``, ``int4``, ``text``."""
+    typmod: int = -1
+    enum: bool = False
+    array: bool = False
+
+
+def _string(name: str | None = None) -> dict[str, Any]:
+    return {"type": "string", "name": name} if name else {"type": "string"}
+
+
+_PLAIN: Final[dict[str, dict[str, Any]]] = {
+    "bool": {"type": "boolean"},
+    "int2": {"type": "int16"},
+    "int4": {"type": "int32"},
+    "int8": {"type": "int64"},
+    "oid": {"type": "int64"},
+    "float4": {"type": "float"},
+    "float8": {"type": "double"},
+    "timestamptz": _string("io.debezium.time.ZonedTimestamp"),
+    "timetz": _string("io.debezium.time.ZonedTime"),
+    "uuid": _string("io.debezium.data.Uuid"),
+    "json": _string("io.debezium.data.Json"),
+    "jsonb": _string("io.debezium.data.Json"),
+    "xml": _string("io.debezium.data.Xml"),
+    "ltree": _string("io.debezium.data.Ltree"),
+    "varbit": {"type": "bytes", "name": "io.debezium.data.Bits"},
+    **{
+        text: _string()
+        for text in (
+            "text", "varchar", "bpchar", "citext", "inet", "cidr", "macaddr", "macaddr8",
+            "int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange",
+        )
+    },
+}  # fmt: skip
+
+_DATES: Final = {
+    "connect": {"type": "int32", "name": "org.apache.kafka.connect.data.Date"},
+    "isostring": _string("io.debezium.time.IsoDate"),
+}
+_TIMES: Final = {
+    "connect": {"type": "int32", "name": "org.apache.kafka.connect.data.Time"},
+    "isostring": _string("io.debezium.time.IsoTime"),
+    "adaptive_time_microseconds": {"type": "int64", "name": "io.debezium.time.MicroTime"},
+}
+_TIMESTAMPS: Final = {
+    "connect": {"type": "int64", "name": "org.apache.kafka.connect.data.Timestamp"},
+    "isostring": _string("io.debezium.time.IsoTimestamp"),
+}
+_DOUBLE: Final = {"type": "double"}
+
+
+def _precision(typmod: int) -> int:
+    """The fractional second digits of a time or timestamp column (6 when not declared)."""
+    return typmod if 0 <= typmod <= 6 else 6
+
+
+def _decimal(scale: int, precision: int | None = None) -> dict[str, Any]:
+    params = {"scale": str(scale)}
+    if precision is not None:
+        params["connect.decimal.precision"] = str(precision)
+    return {"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": params}
+
+
+_VARIABLE_DECIMAL: Final = {
+    "type": "struct",
+    "name": "io.debezium.data.VariableScaleDecimal",
+    "fields": [{"type": "int32", "field": "scale"}, {"type": "bytes", "field": "value"}],
+}
+
+
+def _numeric(typmod: int, modes: ValueModes) -> dict[str, Any]:
+    if modes.decimal != "precise":
+        return _DOUBLE if modes.decimal == "double" else _string()
+    if typmod < 4:
+        return _VARIABLE_DECIMAL  # numeric without precision: a scale per value
+    precision = ((typmod - 4) >> 16) & 0xFFFF
+    scale = (typmod - 4) & 0x7FF
+    return _decimal(scale - 0x800 if scale & 0x400 else scale, precision)
+
+
+def _scalar(column: ColumnType, modes: ValueModes) -> dict[str, Any]:
+    """The Connect schema Debezium writes for one value of the column's (element) type."""
+    base, typmod = column.base, column.typmod
+    if column.enum:
+        return _string("io.debezium.data.Enum")
+    if base in _PLAIN:
+        return _PLAIN[base]
+    mode = modes.time_precision
+    if base == "date":
+        return _DATES.get(mode, {"type": "int32", "name": "io.debezium.time.Date"})
+    if base == "time":
+        if mode in _TIMES:
+            return _TIMES[mode]
+        if _precision(typmod) <= 3:
+            return {"type": "int32", "name": "io.debezium.time.Time"}
+        return {"type": "int64", "name": "io.debezium.time.MicroTime"}
+    if base == "timestamp":
+        if mode in _TIMESTAMPS:
+            return _TIMESTAMPS[mode]
+        unit = "" if _precision(typmod) <= 3 else "Micro"
+        return {"type": "int64", "name": f"io.debezium.time.{unit}Timestamp"}
+    if base == "numeric":
+        return _numeric(typmod, modes)
+    if base == "money":
+        if modes.decimal == "precise":
+            return _decimal(modes.money_fraction_digits)
+        return _DOUBLE if modes.decimal == "double" else _string()
+    if base == "interval":
+        if modes.interval == "string":
+            return _string("io.debezium.time.Interval")
+        return {"type": "int64", "name": "io.debezium.time.MicroDuration"}
+    if base == "bytea":
+        return {"type": "bytes"} if modes.binary == "bytes" else _string()
+    if base == "bit":
+        if typmod <= 1:
+            return {"type": "boolean"}
+        return {"type": "bytes", "name": "io.debezium.data.Bits"}
+    if base == "hstore":
+        if modes.hstore == "json":
+            return _string("io.debezium.data.Json")
+        return {"type": "map", "keys": _string(), "values": {**_string(), "optional": True}}
+    return {"type": "string", "name": UNSUPPORTED, "parameters": {"type": base}}
+
+
+def column_schema(column: ColumnType, modes: ValueModes) -> dict[str, Any]:
+    """The Connect field schema of ``column`` (optional: null is always read as null)."""
+    scalar = _scalar(column, modes)
+    if column.array:
+        scalar = {"type": "array", "items": {**scalar, "optional": True}}
+    return {**scalar, "optional": True, "field": column.name}
+
+
+class TableTypes:
+    """One table's columns as Connect schemas, with the decoding plans of a schema'd record."""
+
+    __slots__ = ("envelope", "key_schema", "names", "read_at", "table")
+
+    def __init__(self, table: str, columns: Mapping[str, dict[str, Any]], read_at: float) -> None:
+        self.table = table
+        self.names = frozenset(columns)
+        self.read_at = read_at
+        image = {"type": "struct", "optional": True, "fields": list(columns.values())}
+        self.envelope = KnownSchema(
+            {
+                "type": "struct",
+                "fields": [{**image, "field": "before"}, {**image, "field": "after"}],
+            }
+        )
+        self.key_schema = KnownSchema({"type": "struct", "fields": list(columns.values())})
+
+    def unknown(self, *rows: Any) -> list[str]:
+        """Columns of ``rows`` (JSON objects; others are left to the decoder) not in the table."""
+        names = self.names
+        return sorted(
+            {c for row in rows if isinstance(row, dict) and not row.keys() <= names for c in row}
+            - names
+        )
+
+    def key(self, payload: dict[str, Any]) -> Any:
+        """A key payload decoded with its columns' types.
+
+        Raises:
+            ValueDecodeError: a key column is not one of the table's, or does not decode.
+        """
+        missing = self.unknown(payload)
+        if missing:
+            raise ValueDecodeError(f"column {', '.join(map(repr, missing))} is not in {self.table}")
+        return self.key_schema.key(payload)
+
+
+ColumnLookup = Callable[[str, Collection[str]], Mapping[str, list[ColumnType]]]
+"""Reads tables (``schema.table``) from the catalogue of a database (the first argument):
+their columns in order; a table not found is left out.
+
+Raises :class:`~pipeline.errors.SourceUnavailable` when the database does not answer."""
+
+_COLUMNS_SQL: Final = """
+SELECT n.nspname || '.' || c.relname AS qualified, a.attname::text AS name,
+       a.atttypid::int AS type_oid, a.atttypmod AS typmod, a.attndims AS dims
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname || '.' || c.relname = ANY(%s)
+   AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY qualified, a.attnum
+"""
+_TYPES_SQL: Final = """
+SELECT oid::int, typname::text, typtype::text, typbasetype::int, typtypmod, typelem::int,
+       typcategory::text
+  FROM pg_type WHERE oid = ANY(%s)
+"""
+_TypeRow = tuple[int, str, str, int, int, int, str]
+
+
+def read_columns(
+    conn: psycopg.Connection[Any], tables: Collection[str]
+) -> dict[str, list[ColumnType]]:
+    """The columns of ``tables`` (``schema.table``) as the connection's catalogue has them."""
+    rows = conn.execute(_COLUMNS_SQL, (sorted(tables),)).fetchall()
+    types: dict[int, _TypeRow] = {}
+    wanted = {int(r[2]) for r in rows}
+    while wanted:  # domains and arrays name further types: read until none is new
+        found = conn.execute(_TYPES_SQL, (sorted(wanted),)).fetchall()
+        types.update({int(t[0]): tuple(t) for t in found})
+        wanted = {o for t in found for o in (t[3], t[5]) if o and o not in types}
+    out: dict[str, list[ColumnType]] = {}
+    for qualified, name, oid, typmod, _dims in rows:
+        out.setdefault(str(qualified), []).append(_resolve(str(name), int(oid), int(typmod), types))
+    return out
+
+
+def _resolve(name: str, oid: int, typmod: int, types: Mapping[int, _TypeRow]) -> ColumnType:
+    array = False
+    for _ in range(16):  # a domain over a domain over an array ...: a few steps at most
+        row = types.get(oid)
+        if row is None:
+            break
+        _, typname, typtype, basetype, domain_typmod, element, category = row
+        if typtype == "d":
+            typmod = domain_typmod if typmod < 0 else typmod
+            oid = basetype
+            continue
+        if category == "A" and element and not array:
+            array, oid = True, element
+            continue
+        return ColumnType(name, typname, typmod, enum=typtype == "e", array=array)
+    return ColumnType(name, f"oid {oid}", typmod, array=array)
+
+
+_SOURCE_HINT: Final = (
+    "check that the source database is up and the source.* settings (CDCFLOW_SOURCE__HOST, "
+    "..., CDCFLOW_SOURCE__PASSWORD); or give the connector schemas "
+    "(value.converter.schemas.enable=true) and set transformer.cdc_types=record"
+)
+
+
+def catalogue_lookup(dsn: Callable[[str], str], where: str = "") -> ColumnLookup:
+    """A lookup that opens one short connection to ``dsn(database)`` per call (rare: once per table)."""
+
+    def lookup(database: str, tables: Collection[str]) -> Mapping[str, list[ColumnType]]:
+        try:
+            with psycopg.connect(dsn(database), autocommit=True) as conn:
+                return read_columns(conn, tables)
+        except psycopg.Error as exc:
+            raise SourceUnavailable(
+                f"cannot read column types from the source database {database}{where}: {exc}",
+                hint=_SOURCE_HINT,
+            ) from exc
+
+    return lookup
+
+
+_RECHECK_S: Final = 1.0
+"""A table is read again for an unknown column at most this often."""
+
+
+class ColumnCatalogue:
+    """Each captured table's column types, read once and cached (see the module doc).
+
+    Used by one thread at a time (the batch being decoded).
+    """
+
+    def __init__(
+        self,
+        lookup: ColumnLookup,
+        modes: ValueModes | None = None,
+        *,
+        database: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self.modes = modes or ValueModes()
+        self.database = database
+        """The database of changes that do not name theirs."""
+        self._clock = clock
+        self._tables: dict[tuple[str, str], TableTypes] = {}
+        self.lookups = 0
+        """How many times the catalogue was read (for tests and logs)."""
+
+    def types(
+        self,
+        database: str | None,
+        table: str,
+        rows: tuple[Any, ...],
+        fail: Callable[..., DecodeError],
+    ) -> TableTypes:
+        """The types of ``table``, knowing every column of ``rows`` (read again if needed).
+
+        Raises:
+            DecodeError: (made by ``fail(message, table=, column=)``) the table is not in the catalogue, or a
+                column of ``rows`` is still unknown after reading it again.
+            SourceUnavailable: the catalogue could not be read.
+        """
+        where = (database or self.database, table)
+        known = self._tables.get(where)
+        if known is not None:
+            missing = known.unknown(*rows)
+            if not missing:
+                return known
+            if self._clock() - known.read_at < _RECHECK_S:
+                raise fail(self._unknown(table, missing), table=table, column=missing[0])
+        known = self._read(where)
+        if known is None:
+            raise fail(f"table {table} is not in the catalogue of database {where[0]}", table=table)
+        missing = known.unknown(*rows)
+        if missing:
+            raise fail(self._unknown(table, missing), table=table, column=missing[0])
+        return known
+
+    @staticmethod
+    def _unknown(table: str, columns: list[str]) -> str:
+        return (
+            f"{table}: column {', '.join(repr(c) for c in columns)} is not in the table's "
+            "catalogue (dropped or renamed since the change was written?); its type is unknown"
+        )
+
+    def _read(self, where: tuple[str, str]) -> TableTypes | None:
+        self.lookups += 1
+        found = self._lookup(where[0], [where[1]]).get(where[1])
+        if found is None:
+            self._tables.pop(where, None)
+            return None
+        columns = {c.name: column_schema(c, self.modes) for c in found}
+        entry = TableTypes(where[1], columns, self._clock())
+        self._tables[where] = entry
+        return entry
