@@ -15,6 +15,7 @@ import yaml
 from pipeline.errors import ConfigError
 from pipeline.events import DomainEvent
 from pipeline.mapping import Mapped, Rules, map_change
+from pipeline.mapping.describe import describe_domain
 from pipeline.mapping.yaml_rules import compile_rules
 from tests.unit.changes import make_change
 
@@ -190,7 +191,8 @@ def test_first_of_falls_back_to_the_key() -> None:
 
 
 def test_first_of_columns_are_read_filled_and_null_covered() -> None:
-    (rule,) = compiled(FIRST_OF, STAMPED)
+    rules = compiled(FIRST_OF, STAMPED)
+    (rule,) = rules
     assert rule.reads == {"id", "done_at", "editor"}
     assert rule.old_reads == {"done_at", "editor"}
     assert rule.aggregate_id_from == "id"
@@ -198,6 +200,11 @@ def test_first_of_columns_are_read_filled_and_null_covered() -> None:
     # A NULL done_at falls through to committed_at; a NULL id or editor can reach the field
     # (key.id and old.editor are taken as they are).
     assert rule.null_covered == {("at", "done_at")}
+    # domain describe: what it reads, and the old columns an update needs in the before image
+    (info,) = describe_domain(rules, [Stamped]).tables["public.t"].rules
+    assert (info.reads, info.reads_complete) == ({"id", "done_at", "editor"}, True)
+    assert info.before_columns == {"done_at", "editor"}
+    assert info.aggregate_ids == {"thing": "id"}
 
 
 def test_events_module_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
