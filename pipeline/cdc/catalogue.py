@@ -42,6 +42,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Final
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from pipeline.cdc.numeric import ValueDecodeError
 from pipeline.cdc.schema_cache import KnownSchema
@@ -312,11 +313,12 @@ def read_columns(
     conn: psycopg.Connection[Any], tables: Collection[str]
 ) -> dict[str, list[ColumnType]]:
     """The columns of ``tables`` (``schema.table``) as the connection's catalogue has them."""
-    rows = conn.execute(_COLUMNS_SQL, (sorted(tables),)).fetchall()
+    cur = conn.cursor(row_factory=tuple_row)  # whatever the connection's rows are
+    rows = cur.execute(_COLUMNS_SQL, (sorted(tables),)).fetchall()
     types: dict[int, _TypeRow] = {}
     wanted = {int(r[2]) for r in rows}
     while wanted:  # domains and arrays name further types: read until none is new
-        found = conn.execute(_TYPES_SQL, (sorted(wanted),)).fetchall()
+        found = cur.execute(_TYPES_SQL, (sorted(wanted),)).fetchall()
         types.update({int(t[0]): tuple(t) for t in found})
         wanted = {o for t in found for o in (t[3], t[5]) if o and o not in types}
     out: dict[str, list[ColumnType]] = {}

@@ -77,15 +77,23 @@ class Received:
     headers: dict[str, bytes]
 
 
+# The connector keys of records without the Connect schema (transformer.cdc_types: catalogue).
+WITHOUT_SCHEMAS = {
+    "key.converter.schemas.enable": "false",
+    "value.converter.schemas.enable": "false",
+}
+
+
 def connector_config(
-    database: str, prefix: str, slot: str, tables: Iterable[str]
+    database: str, prefix: str, slot: str, tables: Iterable[str], *, schemas: bool = True
 ) -> dict[str, str]:
     """The shipped shop connector's config, pointed at ``database`` under names of a run's own.
 
     The value handling (precise decimals, microsecond times, ISO intervals, bytes,
     JSON with schemas) is what the transformer depends on, so it is taken from
     ``connectors/shop-postgres.yaml`` as it is; the shop's routing, key columns and
-    heartbeat are left out.
+    heartbeat are left out. ``schemas=False``: the records leave the Connect schema
+    out (:data:`WITHOUT_SCHEMAS`).
     """
     base = parse_connector_file(SHOP_CONNECTOR).config
     config = repointed(base, database=database, prefix=prefix, slot=slot, drop=_SHOP_ONLY)
@@ -97,6 +105,8 @@ def connector_config(
             "topic.creation.default.partitions": "1",
         }
     )
+    if not schemas:
+        config.update(WITHOUT_SCHEMAS)
     return config
 
 
@@ -114,8 +124,12 @@ class PipelineRun:
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
         label: str,
+        cdc_types: str = "record",
     ) -> None:
         self.stack = stack
+        self.cdc_types = cdc_types
+        """``catalogue``: the connector leaves schemas out and the transformer reads column
+        types from the run's database (``transformer.cdc_types``)."""
         self.token = uuid.uuid4().hex[:10]
         self.label = label
         self.domain = domain
@@ -145,6 +159,7 @@ class PipelineRun:
                 "batch_size": 50,
                 "metrics_port": 0,
                 "schemas_dir": str(self.schemas_dir),
+                "cdc_types": cdc_types,
             },
         )
         self.events = discover_events([domain])
@@ -183,7 +198,8 @@ class PipelineRun:
 
     def start_connector(self, tables: Iterable[str]) -> None:
         """Create the connector and wait until it and its task run."""
-        config = connector_config(self.database, self.prefix, self.slot, tables)
+        schemas = self.cdc_types == "record"
+        config = connector_config(self.database, self.prefix, self.slot, tables, schemas=schemas)
         self.deploy_connector(config)
 
     def connector_spec(self, path: Path, **overrides: str) -> ConnectorSpec:
@@ -457,6 +473,7 @@ def pipeline_run(
     event_base: type[DomainEvent],
     schema_sql: Path,
     label: str,
+    cdc_types: str = "record",
 ) -> Iterator[PipelineRun]:
     """A :class:`PipelineRun`, closed (everything removed) however the test ends."""
     run = PipelineRun(
@@ -468,6 +485,7 @@ def pipeline_run(
         tmp_path=tmp_path,
         monkeypatch=monkeypatch,
         label=label,
+        cdc_types=cdc_types,
     )
     try:
         run.create_database()
@@ -485,8 +503,10 @@ def fidelity_run(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     label: str,
+    cdc_types: str = "record",
 ) -> contextlib.AbstractContextManager[PipelineRun]:
-    """A :func:`pipeline_run` of the ``tests.domains.fidelity`` domain."""
+    """A :func:`pipeline_run` of the ``tests.domains.fidelity`` domain (``cdc_types``: see
+    :class:`PipelineRun`)."""
     return pipeline_run(
         stack,
         settings,
@@ -496,6 +516,7 @@ def fidelity_run(
         event_base=_FidelityEvent,
         schema_sql=FIDELITY_SCHEMA,
         label=label,
+        cdc_types=cdc_types,
     )
 
 

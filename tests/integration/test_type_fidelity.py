@@ -35,7 +35,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from pipeline.cdc import Interval
+from pipeline.cdc.catalogue import ValueModes, column_schema, read_columns
 from pipeline.cdc.temporal import parse_interval
+from pipeline.cdc.toast import DECLARED_PLACEHOLDER_PARAMETER
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 from tests.domains.fidelity.events import ToastedRowChanged, TypedRowCaptured
@@ -301,19 +303,64 @@ def local_time_not_utc() -> Iterator[None]:
         time.tzset()
 
 
+# Where the transformer takes column types from (transformer.cdc_types): "record", the
+# Connect schema in every record (the shipped connector); "catalogue", records without it
+# (key/value.converter.schemas.enable=false) and the types read from the database's catalogue.
+CDC_TYPES = ["record", "catalogue"]
+
+
+def decoding_view(schema: Any) -> Any:
+    """What of a Connect schema the decoder reads: type, name, scale, placeholder form, parts."""
+    if not isinstance(schema, dict):
+        return schema
+    view = {k: schema[k] for k in ("field", "type", "name") if k in schema}
+    params = schema.get("parameters") or {}
+    view |= {k: params[k] for k in ("scale", DECLARED_PLACEHOLDER_PARAMETER) if k in params}
+    view |= {k: decoding_view(schema[k]) for k in ("items", "keys", "values") if k in schema}
+    if "fields" in schema:
+        view["fields"] = [decoding_view(f) for f in schema["fields"]]
+    return view
+
+
+def assert_catalogue_is_the_connectors(run: PipelineRun, table: str, record: Received) -> None:
+    """The schemas ``transformer.cdc_types: catalogue`` makes of the table's catalogue are
+    what the shipped connector wrote in ``record`` (its value and key), as the decoder reads them.
+    """
+    with run.db() as conn:
+        columns = read_columns(conn, [table])[table]
+    made = {c.name: decoding_view(column_schema(c, ValueModes())) for c in columns}
+    value = json.loads(record.value)["schema"]
+    after = next(f for f in value["fields"] if f["field"] == "after")
+    written = {f["field"]: decoding_view(f) for f in after["fields"]}
+    assert made == written
+    assert record.key is not None
+    key = json.loads(record.key)["schema"]
+    assert {f["field"]: made[f["field"]] for f in key["fields"]} == {
+        f["field"]: decoding_view(f) for f in key["fields"]
+    }
+
+
+@pytest.mark.parametrize("cdc_types", CDC_TYPES)
 def test_every_column_type_reaches_the_event_exactly(
     stack: LocalStack,
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     local_time_not_utc: None,
+    cdc_types: str,
 ) -> None:
-    with fidelity_run(stack, settings, tmp_path, monkeypatch, "types") as run:
+    label = "types" if cdc_types == "record" else "typescat"
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, label, cdc_types) as run:
         run.register_contracts()
         insert_typed(run)  # before the connector: read by its snapshot (op r)
         run.start_connector(["fidelity.typed"])
         cdc = run.cdc_topic("fidelity.typed")
         run.wait_for("the snapshot", lambda: run.end_offsets(cdc) >= len(ROWS))
+        first = run.read(cdc, 1)[0]
+        if cdc_types == "record":
+            assert_catalogue_is_the_connectors(run, "fidelity.typed", first)
+        else:  # the premise: the records carry no schema, the catalogue's types are needed
+            assert set(json.loads(first.value)) >= {"before", "after", "source", "op"}
         insert_typed(run, STREAMED)  # after it: streamed from the WAL (op c)
         run.start_transformer()
 
@@ -375,12 +422,18 @@ def insert_large(conn: Any, table: str, row_id: int, values: dict[str, Any]) -> 
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("cdc_types", CDC_TYPES)
 def test_toasted_values_never_surface_the_placeholder(
-    stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: LocalStack,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cdc_types: str,
 ) -> None:
     tables = ("fidelity.toast_default", "fidelity.toast_full")
     first, second = large_values(1), large_values(2)
-    with fidelity_run(stack, settings, tmp_path, monkeypatch, "toast") as run:
+    label = "toast" if cdc_types == "record" else "toastcat"
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, label, cdc_types) as run:
         run.register_contracts()
         run.start_connector(tables)
         run.start_transformer()
@@ -411,6 +464,9 @@ def test_toasted_values_never_surface_the_placeholder(
         raw_default = run.read(run.cdc_topic("fidelity.toast_default"), 4)
         raw_full = run.read(run.cdc_topic("fidelity.toast_full"), 2)
         run.stop_transformer()
+        if cdc_types == "record":
+            assert_catalogue_is_the_connectors(run, "fidelity.toast_default", raw_default[0])
+            assert_catalogue_is_the_connectors(run, "fidelity.toast_full", raw_full[0])
 
     assert rows[1]["counter"] == 3 and rows[1]["body"] == second["body"]
     assert rows[2]["counter"] == 1 and rows[2]["body"] == first["body"]
@@ -420,7 +476,8 @@ def test_toasted_values_never_surface_the_placeholder(
     # base64, a list, a list of its bytes, a name UUID) and no before image; under
     # FULL it sends them whole.
     def placeholders(record: Received) -> list[str]:
-        after = json.loads(record.value)["payload"]["after"]
+        doc = json.loads(record.value)
+        after = doc["payload"]["after"] if cdc_types == "record" else doc["after"]
         return [c for c in TOASTED if PLACEHOLDER in json.dumps(after[c]) or _encoded(after[c])]
 
     assert [placeholders(r) for r in raw_default] == [
