@@ -279,9 +279,9 @@ class TableTypes:
         Raises:
             ValueDecodeError: a key column is not one of the table's, or does not decode.
         """
-        missing = self.unknown(payload)
-        if missing:
-            raise ValueDecodeError(f"column {', '.join(map(repr, missing))} is not in {self.table}")
+        if not payload.keys() <= self.names:
+            missing = ", ".join(map(repr, self.unknown(payload)))
+            raise ValueDecodeError(f"column {missing} is not in {self.table}")
         return self.key_schema.key(payload)
 
 
@@ -391,35 +391,56 @@ class ColumnCatalogue:
         self.database = database
         """The database of changes that do not name theirs."""
         self._clock = clock
-        self._tables: dict[tuple[str, str], TableTypes] = {}
+        self._tables: dict[tuple[str, str, str], TableTypes] = {}
+        """By (database, schema, table)."""
         self.lookups = 0
         """How many times the catalogue was read (for tests and logs)."""
 
     def types(
         self,
         database: str | None,
+        schema: str,
         table: str,
-        rows: tuple[Any, ...],
+        rows: tuple[Any, Any],
         fail: Callable[..., DecodeError],
     ) -> TableTypes:
-        """The types of ``table``, knowing every column of ``rows`` (read again if needed).
+        """The types of ``schema.table``, knowing every column of ``rows`` (the before and after
+        images; read again if needed).
 
         Raises:
-            DecodeError: (made by ``fail(message, table=, column=)``) the table is not in the catalogue, or a
-                column of ``rows`` is still unknown after reading it again.
+            DecodeError: (made by ``fail(message, table=, column=)``) the table is not in the
+                catalogue, or a column of ``rows`` is still unknown after reading it again.
             SourceUnavailable: the catalogue could not be read.
         """
-        where = (database or self.database, table)
-        known = self._tables.get(where)
-        if known is not None:
-            missing = known.unknown(*rows)
-            if not missing:
+        known = self._tables.get((database or self.database, schema, table))
+        if known is not None:  # the usual case, kept short: every column known
+            names = known.names
+            before, after = rows
+            if (type(before) is not dict or before.keys() <= names) and (
+                type(after) is not dict or after.keys() <= names
+            ):
                 return known
-            if self._clock() - known.read_at < _RECHECK_S:
-                raise fail(self._unknown(table, missing), table=table, column=missing[0])
-        known = self._read(where)
-        if known is None:
+        return self._types_again(known, (database or self.database, schema, table), rows, fail)
+
+    def _types_again(
+        self,
+        known: TableTypes | None,
+        where: tuple[str, str, str],
+        rows: tuple[Any, Any],
+        fail: Callable[..., DecodeError],
+    ) -> TableTypes:
+        """The table read (again): it was not cached, or a column of ``rows`` is not known."""
+        table = f"{where[1]}.{where[2]}"
+        if known is not None and self._clock() - known.read_at < _RECHECK_S:
+            missing = known.unknown(*rows)
+            raise fail(self._unknown(table, missing), table=table, column=missing[0])
+        self.lookups += 1
+        found = self._lookup(where[0], [table]).get(table)
+        if found is None:
+            self._tables.pop(where, None)
             raise fail(f"table {table} is not in the catalogue of database {where[0]}", table=table)
+        columns = {c.name: column_schema(c, self.modes) for c in found}
+        known = self._tables[where] = TableTypes(table, columns, self._clock())
         missing = known.unknown(*rows)
         if missing:
             raise fail(self._unknown(table, missing), table=table, column=missing[0])
@@ -431,14 +452,3 @@ class ColumnCatalogue:
             f"{table}: column {', '.join(repr(c) for c in columns)} is not in the table's "
             "catalogue (dropped or renamed since the change was written?); its type is unknown"
         )
-
-    def _read(self, where: tuple[str, str]) -> TableTypes | None:
-        self.lookups += 1
-        found = self._lookup(where[0], [where[1]]).get(where[1])
-        if found is None:
-            self._tables.pop(where, None)
-            return None
-        columns = {c.name: column_schema(c, self.modes) for c in found}
-        entry = TableTypes(where[1], columns, self._clock())
-        self._tables[where] = entry
-        return entry

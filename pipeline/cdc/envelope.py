@@ -109,7 +109,7 @@ def decode_record(
     exact = True
     if catalogue is not None and not ref.value.startswith(_ENVELOPE_HEAD):
         compiled, (payload, exact) = None, plain_payload(ref.value, "value", ref)
-        if isinstance(payload, dict) and set(payload) == {"schema", "payload"}:
+        if isinstance(payload, dict) and len(payload) == 2 and "schema" in payload:
             compiled, payload = envelope(ref.value, "value", ref)  # an envelope after all
     else:
         compiled, payload = envelope(ref.value, "value", ref)
@@ -142,22 +142,20 @@ _ENVELOPE_HEAD: Final = b'{"schema":'
 
 def _table_types(catalogue: ColumnCatalogue, payload: dict[str, Any], ref: RecordRef) -> TableTypes:
     """The catalogue's types of the change's table, knowing every column the record has."""
-    source = payload.get("source")
-    if payload.get("op") not in OPS or not isinstance(source, dict):
+    if payload.get("op") not in OPS:
         raise DecodeError(
             f"not a Debezium change event: op={payload.get('op')!r}", **ref.error_fields()
         )
-    try:
-        table = f"{source['schema']}.{source['table']}"
-    except KeyError as exc:
-        raise DecodeError(f"source block lacks {exc.args[0]!r}", **ref.error_fields()) from exc
+    source = payload.get("source")
+    if not isinstance(source, dict) or "schema" not in source or "table" not in source:
+        _source(source, ref)  # raises the DecodeError that names what is missing
+        raise DecodeError("change event without a table", **ref.error_fields())
 
     def fail(message: str, table: str | None = None, column: str | None = None) -> DecodeError:
         return DecodeError(message, **ref.error_fields(), table=table, column=column)
 
-    return catalogue.types(
-        source.get("db"), table, (payload.get("before"), payload.get("after")), fail
-    )
+    rows = (payload.get("before"), payload.get("after"))
+    return catalogue.types(source.get("db"), source["schema"], source["table"], rows, fail)
 
 
 def _classify(
@@ -314,10 +312,16 @@ def _commit_lsn(sequence: Any, ref: RecordRef) -> int | None:
         ) from exc
 
 
-def _key_payload(ref: RecordRef) -> tuple[KnownSchema | None, Any]:
+def _key_payload(ref: RecordRef, types: TableTypes | None = None) -> tuple[KnownSchema | None, Any]:
     if not ref.key:
         return None, None  # truncates and tables without a primary key have no key
-    schema, payload = envelope(ref.key, "key", ref)
+    if types is not None and not ref.key.startswith(_ENVELOPE_HEAD):
+        payload, exact = plain_payload(ref.key, "key", ref)
+        if not exact and needs_decimals(types.key_schema, payload):
+            payload = parse_exact(ref.key, "key", ref)
+        schema = None
+    else:
+        schema, payload = envelope(ref.key, "key", ref)
     if payload is not None and not isinstance(payload, dict):
         kind = type(payload).__name__
         raise DecodeError(f"record key must be a JSON object, got {kind}", **ref.error_fields())
@@ -326,7 +330,7 @@ def _key_payload(ref: RecordRef) -> tuple[KnownSchema | None, Any]:
 
 def _key(ref: RecordRef, types: TableTypes | None = None) -> dict[str, Any] | None:
     """The record's key; a key without a schema is decoded with ``types`` where given."""
-    schema, payload = _key_payload(ref)
+    schema, payload = _key_payload(ref, types)
     if payload is None:
         return None
     try:
