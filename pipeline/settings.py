@@ -301,26 +301,12 @@ class TransformerSettings(_Section):
     )
     cdc_types: Literal["record", "catalogue"] = Field(
         "record",
-        description="where the column types of a CDC record come from: 'record', the Connect "
-        "schema each record carries (converter schemas.enable=true; a record without one is "
-        "decoded inexactly); 'catalogue', for records without a schema, each captured table's "
-        "columns read once from the source database (source.*) (docs/guarantees.md)",
+        description="where column types come from: each CDC record's Connect schema, or for records "
+        "without one the source database's catalogue (source.*; docs/guarantees.md)",
     )
     cdc_value_modes: dict[str, str] = Field(
-        default_factory=dict,
-        description="with cdc_types=catalogue: the connector's value handling keys "
-        "(decimal.handling.mode, time.precision.mode, interval.handling.mode, "
-        "binary.handling.mode, hstore.handling.mode, money.fraction.digits) where they differ "
-        "from connectors/shop-postgres.yaml",
+        {}, description="catalogue: the connector's value handling keys unlike shop-postgres.yaml's"
     )
-
-    @field_validator("cdc_value_modes")
-    @classmethod
-    def _known_value_modes(cls, value: dict[str, str]) -> dict[str, str]:
-        from pipeline.cdc.catalogue import ValueModes  # imported only when the key is set
-
-        ValueModes.from_connector(value)  # a ValueError names the key or value
-        return value
 
 
 class ProjectionSettings(_Section):

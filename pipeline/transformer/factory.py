@@ -8,6 +8,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pipeline.cdc import DecoderOptions
 from pipeline.cdc.catalogue import ColumnCatalogue, ValueModes, catalogue_lookup
 from pipeline.domain import load_domain
+from pipeline.errors import ConfigError
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
 from pipeline.transformer.clients import Clients
@@ -67,13 +68,22 @@ def decoder_options(settings: Settings) -> DecoderOptions:
     ``catalogue``: records without a schema take their columns' types from the
     catalogue of their source database (on the server of ``source.*``), read
     once per table when its first record arrives.
+
+    Raises:
+        ConfigError: ``transformer.cdc_value_modes`` names a key or value the connector lacks.
     """
     cfg = settings.transformer
     if cfg.cdc_types != "catalogue":
         return DecoderOptions()
     source = settings.source
     lookup = catalogue_lookup(source.dsn, f" at {source.host}:{source.port}")
-    modes = ValueModes.from_connector(cfg.cdc_value_modes)
+    try:
+        modes = ValueModes.from_connector(cfg.cdc_value_modes)
+    except ValueError as exc:
+        raise ConfigError(
+            f"transformer.cdc_value_modes: {exc}",
+            hint="give the connector's own keys and values (connectors/shop-postgres.yaml)",
+        ) from exc
     return DecoderOptions(column_types=ColumnCatalogue(lookup, modes, database=source.database))
 
 

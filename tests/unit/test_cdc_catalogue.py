@@ -18,7 +18,9 @@ import pytest
 from pipeline.cdc import Change, DecoderOptions, decode_record
 from pipeline.cdc.catalogue import ColumnCatalogue, ColumnType, ValueModes, column_schema
 from pipeline.cdc.values import UNSUPPORTED
-from pipeline.errors import DecodeError
+from pipeline.errors import ConfigError, DecodeError
+from pipeline.settings import load_settings
+from pipeline.transformer.factory import decoder_options
 from tests.unit import debezium as dbz
 from tests.unit.test_cdc_identity import Clock
 
@@ -376,3 +378,23 @@ def test_records_with_a_schema_ignore_the_catalogue() -> None:
     change = decode("products", options(lookup), with_schema=True, after=ROWS["products"])
     assert change.after is not None and change.after["price"] == Decimal("1234.50")
     assert lookup.reads == []
+
+
+# -- the setting
+
+
+def test_the_setting_chooses_the_decoders_types_without_reaching_the_database() -> None:
+    assert decoder_options(load_settings()).column_types is None  # "record", the default
+    # catalogue: nothing is read until a record without a schema arrives (no database here).
+    transformer = {"cdc_types": "catalogue", "cdc_value_modes": {"time.precision.mode": "connect"}}
+    source = {"host": "db.invalid", "password": "unused"}
+    types = decoder_options(load_settings(transformer=transformer, source=source)).column_types
+    assert types is not None and types.lookups == 0
+    assert types.modes == ValueModes(time_precision="connect")
+    assert types.database == "shop"
+
+
+def test_value_modes_the_connector_lacks_stop_the_start() -> None:
+    transformer = {"cdc_types": "catalogue", "cdc_value_modes": {"decimal.handling.mode": "x"}}
+    with pytest.raises(ConfigError, match=r"transformer\.cdc_value_modes: decimal\.handling"):
+        decoder_options(load_settings(transformer=transformer))
