@@ -31,7 +31,7 @@ from pipeline.domain import load_domain
 from pipeline.errors import CdcflowError, ConfigError, RecordError
 from pipeline.serde import EventSerializer
 from pipeline.settings import Settings
-from pipeline.transformer.factory import identity_catalog
+from pipeline.transformer.factory import decoder_options, identity_catalog
 
 
 @click.group(name="dlq")
@@ -269,6 +269,7 @@ def redrive(
         identities,
         dead_letter_topic=settings.transformer.dead_letter_topic,
         transformer=redrive_transactional_id(settings),
+        decoder=decoder_options(settings),  # records without a schema typed as by `run`
     )
 
     def on_commit(batch: Balance, total: Balance) -> None:
