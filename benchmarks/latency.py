@@ -54,6 +54,7 @@ from benchmarks.common import (
     topics_matching,
     write_result,
 )
+from benchmarks.cpu_share import CpuShare
 from benchmarks.source import DATABASE, BenchSource, cdc_topics
 from pipeline.settings import Settings
 from pipeline.stack.scratch import delete_groups
@@ -149,6 +150,7 @@ def run_rate(
     outs = [str(RESULTS / f".{group}-workload-{i}.json") for i in range(processes)]
     dsn = settings.source.dsn(DATABASE)
     say(f"latency: {rate:,.0f} operations/s for {duration:.0f}s ({processes} workload processes)")
+    cpu = CpuShare()
     workloads = [
         subprocess.Popen(
             [
@@ -172,6 +174,7 @@ def run_rate(
     ]
     for w in workloads:
         w.wait()
+    cpu_used = cpu.stop()
     commits: list[tuple[int, float, str]] = []
     achieved = 0.0
     for out in outs:
@@ -229,6 +232,8 @@ def run_rate(
     }
     result["p99_difference_ms"] = result["end_to_end_ms"]["p99"] - result["debezium_ms"]["p99"]
     result["cdc_bursts"] = bursts(cdc_arrivals.batches)
+    if cpu_used is not None:
+        result["cpu"] = cpu_used
     if transformer.get("batches"):
         # What the transformer did with the stream: its transactions and their cost.
         n = transformer["batches"]
@@ -373,6 +378,28 @@ def main(
                         r["transformer"]["ms_per_transaction"]["commit"],
                     ]
                     for r in with_tx
+                ],
+            )
+        )
+    with_cpu = [r for r in runs if "cpu" in r]
+    if with_cpu:
+        parts = list(dict.fromkeys(p for r in with_cpu for p in r["cpu"]["cpu_seconds"]))
+        print()
+        print(
+            table(
+                "CPU while the workload ran: the machine's cores busy (100% = every core all the "
+                "time) and CPU seconds of each part",
+                ["workload", "seconds", "cores", "busy %", *parts],
+                [
+                    [
+                        f"{r['target_rate']:,.0f}/s"
+                        + ("" if r["mode"] == "transformer" else f", {r['mode']}"),
+                        r["cpu"]["window_s"],
+                        r["cpu"]["cores"],
+                        r["cpu"]["machine_busy_pct"],
+                        *(r["cpu"]["cpu_seconds"].get(p, 0.0) for p in parts),
+                    ]
+                    for r in with_cpu
                 ],
             )
         )
