@@ -97,6 +97,7 @@ def drain_command(
     expect: int = 0,
     idle: float | None = None,
     stages: bool = True,
+    until: str | None = None,
 ) -> list[str]:
     """The command line of one ``benchmarks.worker drain`` child process."""
     command = [sys.executable, "-m", "benchmarks.worker", "drain", "--mode", mode]
@@ -106,6 +107,8 @@ def drain_command(
         command += ["--idle", str(idle)]
     if not stages:
         command.append("--no-stages")
+    if until is not None:
+        command += ["--until", until]
     return command
 
 

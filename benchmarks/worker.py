@@ -1,6 +1,7 @@
 """Child processes of the benchmarks: a transformer (or the raw passthrough), and a timed workload.
 
     python -m benchmarks.worker drain --mode transformer|passthrough --group G --instance I --report FILE
+        [--expect N] [--idle S] [--until ENDS.json]
     python -m benchmarks.worker workload --rate R --duration S --out FILE
 
 ``drain`` builds the transformer exactly as ``cdcflow run`` does
@@ -9,7 +10,11 @@
 the time from the first record received to the last transaction committed,
 records and events, the time spent in each stage (``time.perf_counter``
 around consume, decode, de-duplication, map, serialize, produce, commit), and
-its resident memory sampled as the records go by. The passthrough mode is the
+its resident memory sampled as the records go by, and its timeline (start,
+``init_transactions``, partitions assigned, first and last record, stop,
+exit). With ``--until`` only the records below the given end offsets count: a
+record written after them (the bench connector's heartbeat) is counted apart
+and does not keep the drain from going idle. The passthrough mode is the
 same daemon with the processing step replaced by copying each record's key
 and value to one topic: same consumer, same producer, same transactions.
 
@@ -153,19 +158,104 @@ def instrument_processing(t: Transformer, stages: Stages) -> Callable[[], None]:
     return undo
 
 
+class Timeline:
+    """When a drain started, set up, got its partitions and stopped (``time.time``).
+
+    ``init_transactions`` (fencing its transactional id, aborting what an
+    earlier producer of it left open) and the group's assignments are timed
+    where the daemon calls them, without changing what they do.
+    """
+
+    def __init__(self, t: Transformer, started_at: float) -> None:
+        self.started_at = started_at
+        self.init_transactions_seconds = 0.0
+        self.assignments: list[tuple[float, int]] = []  # (when, partitions assigned then)
+        self.revocations: list[tuple[float, int]] = []
+        self.opened_at: float | None = None
+        self.stopped_at: float | None = None
+        self.stop_reason = ""
+        cp = t.checkpoint
+        init = cp._init_producer
+
+        def timed_init() -> Any:
+            started = time.perf_counter()
+            try:
+                return init()
+            finally:
+                self.init_transactions_seconds += time.perf_counter() - started
+
+        cp._init_producer = timed_init  # type: ignore[method-assign]
+        assign, revoke = t._on_assign, t._on_revoke
+
+        def on_assign(consumer: Any, partitions: list[Any]) -> None:
+            self.assignments.append((time.time(), len(partitions)))
+            assign(consumer, partitions)
+
+        def on_revoke(consumer: Any, partitions: list[Any]) -> None:
+            self.revocations.append((time.time(), len(partitions)))
+            revoke(consumer, partitions)
+
+        # Set before open(): subscribe() takes the callbacks from the instance.
+        t._on_assign = on_assign  # type: ignore[method-assign]
+        t._on_revoke = on_revoke  # type: ignore[method-assign]
+
+    def stop(self, stop: threading.Event, reason: str) -> None:
+        if not stop.is_set():
+            self.stopped_at, self.stop_reason = time.time(), reason
+        stop.set()
+
+    FIELDS = (
+        "started_at",
+        "opened_at",
+        "init_transactions_seconds",
+        "assignments",
+        "revocations",
+        "stopped_at",
+        "stop_reason",
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The timeline so far; ``exited_at`` is now."""
+        return {name: getattr(self, name) for name in self.FIELDS} | {"exited_at": time.time()}
+
+
+def read_ends(path: str) -> dict[tuple[str, int], int]:
+    """The end offsets a drain counts records up to (see :func:`records_before`)."""
+    return {
+        (topic, partition): offset
+        for topic, partition, offset in json.loads(Path(path).read_text())
+    }
+
+
+def records_before(res: BatchResult, ends: dict[tuple[str, int], int]) -> int:
+    """The records of ``res`` at offsets below ``ends`` (none of a partition not in ``ends``).
+
+    A batch holds consecutive offsets of each partition, from ``first`` to ``next_offsets``.
+    """
+    return sum(
+        max(0, min(following, ends.get(tp, 0)) - res.first[tp])
+        for tp, following in res.next_offsets.items()
+    )
+
+
 def drain(args: argparse.Namespace) -> None:
+    started_at = time.time()  # the interpreter and the imports are ready
     use_event_domain()
     if args.mode == "overlapped":  # the transformer with its commit overlapped
         os.environ["CDCFLOW_TRANSFORMER__OVERLAP_COMMIT"] = "true"
     settings = bench_settings(args.group, instance_prefix=args.group)
     t = build(args.mode, settings, args.instance)
+    timeline = Timeline(t, started_at)
     stages = Stages()
     if not args.no_stages:
         instrument(t, stages)
     me = psutil.Process()
     stop = threading.Event()
+    ends = read_ends(args.until) if args.until else None
     state: dict[str, Any] = {
         "records": 0,
+        "records_past_end": 0,
+        "last_past_end_at": None,
         "events": 0,
         "batches": 0,
         "first_at": None,
@@ -185,7 +275,13 @@ def drain(args: argparse.Namespace) -> None:
 
     def on_batch(res: BatchResult) -> None:
         nonlocal next_sample
-        state["records"] += res.records
+        records = res.records if ends is None else records_before(res, ends)
+        if records < res.records:  # written after the drain's end (the connector's heartbeats)
+            state["records_past_end"] += res.records - records
+            state["last_past_end_at"] = time.time()
+            if not records:
+                return
+        state["records"] += records
         state["events"] += (
             sum(res.produced.values()) if args.mode != "passthrough" else len(res.out)
         )
@@ -195,7 +291,7 @@ def drain(args: argparse.Namespace) -> None:
             state["rss"].append((state["records"], me.memory_info().rss))
             next_sample += RSS_EVERY
         if args.expect and state["records"] >= args.expect:
-            stop.set()
+            timeline.stop(stop, "expected records")
 
     def watch() -> None:
         started = time.monotonic()
@@ -203,15 +299,16 @@ def drain(args: argparse.Namespace) -> None:
             last = state["last_at"]
             if last is None:
                 if time.monotonic() - started > args.start_timeout:
-                    stop.set()
+                    timeline.stop(stop, "start timeout")
             elif time.time() - last > args.idle:
-                stop.set()
+                timeline.stop(stop, "idle")
 
     def on_term(signum: int, _frame: Any) -> None:
-        stop.set()
+        timeline.stop(stop, "SIGTERM")
 
     signal.signal(signal.SIGTERM, on_term)
     t.open()
+    timeline.opened_at = time.time()
     rss_start = me.memory_info().rss
     threading.Thread(target=watch, daemon=True).start()
     gc_before = sum(s["collections"] for s in gc.get_stats())
@@ -220,6 +317,8 @@ def drain(args: argparse.Namespace) -> None:
         "mode": args.mode,
         "instance": args.instance,
         "records": state["records"],
+        "records_past_end": state["records_past_end"],
+        "last_past_end_at": state["last_past_end_at"],
         "events": state["events"],
         "batches": state["batches"],
         "first_at": state["first_at"],
@@ -232,6 +331,7 @@ def drain(args: argparse.Namespace) -> None:
         "gc_collections": sum(s["collections"] for s in gc.get_stats()) - gc_before,
         "cpu_seconds": sum(me.cpu_times()[:2]),
         "totals": t.metrics.totals(),
+        "timeline": timeline.as_dict(),
     }
     Path(args.report).write_text(json.dumps(report))
 
@@ -281,6 +381,13 @@ def main() -> None:
         "--expect", type=int, default=0, help="stop once this many records are committed"
     )
     d.add_argument("--idle", type=float, default=10.0, help="stop after this long without records")
+    d.add_argument(
+        "--until",
+        default=None,
+        metavar="FILE",
+        help="JSON [[topic, partition, offset], ...]: only records below these offsets count "
+        "(records written after them neither count nor keep the drain from going idle)",
+    )
     d.add_argument("--start-timeout", type=float, default=180.0)
     d.add_argument("--no-stages", action="store_true", help="no stage timing")
     w = sub.add_parser("workload")
