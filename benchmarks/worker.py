@@ -238,6 +238,28 @@ def records_before(res: BatchResult, ends: dict[tuple[str, int], int]) -> int:
     )
 
 
+def idle_since(last_at: float | None, assignments: list[tuple[float, int]] | None) -> float | None:
+    """Since when a drain has been idle: its last record counted, or None before the first.
+
+    ``assignments`` (when, partitions), given when the drain has ends: every
+    record it counts is written already, so partitions assigned with nothing
+    below the ends (another member drained them) start the idle clock too.
+    """
+    since = [at for at, n in assignments or () if n]
+    if last_at is not None:
+        since.append(last_at)
+    return max(since) if since else None
+
+
+def any_before(msgs: list[Message], ends: dict[tuple[str, int], int]) -> bool:
+    """Whether one of ``msgs`` is below the end of its partition."""
+    for msg in msgs:
+        topic, partition, offset = batch_module.where(msg)
+        if offset < ends.get((topic, partition), 0):
+            return True
+    return False
+
+
 def drain(args: argparse.Namespace) -> None:
     started_at = time.time()  # the interpreter and the imports are ready
     use_event_domain()
@@ -267,7 +289,7 @@ def drain(args: argparse.Namespace) -> None:
 
     def consume_and_note(*args: Any, **kwargs: Any) -> list[Message]:
         msgs = consume(*args, **kwargs)
-        if msgs and state["first_at"] is None:
+        if msgs and state["first_at"] is None and (ends is None or any_before(msgs, ends)):
             state["first_at"] = time.time()
         return msgs
 
@@ -296,7 +318,7 @@ def drain(args: argparse.Namespace) -> None:
     def watch() -> None:
         started = time.monotonic()
         while not stop.wait(0.25):
-            last = state["last_at"]
+            last = idle_since(state["last_at"], timeline.assignments if ends else None)
             if last is None:
                 if time.monotonic() - started > args.start_timeout:
                     timeline.stop(stop, "start timeout")

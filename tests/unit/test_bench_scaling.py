@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from benchmarks.scaling import TIMELINE, summarize
-from benchmarks.worker import read_ends, records_before
+from benchmarks.worker import any_before, idle_since, read_ends, records_before
 from pipeline.transformer import BatchResult
 from tests.unit.transformer_fakes import FakeMessage
 
@@ -110,3 +110,26 @@ def test_an_idle_process_is_counted_but_not_timed() -> None:
 def test_a_configuration_without_records_stops_the_benchmark() -> None:
     with pytest.raises(SystemExit, match="no process of the 1-process configuration"):
         summarize(1, [report(0, None, None)], spawned=1000.0)
+
+
+def test_any_before_finds_a_record_below_its_partitions_end() -> None:
+    ends = {("a", 0): 8}
+    past: list[Any] = [FakeMessage("a", 0, 8, b"k", b"v"), FakeMessage("b", 0, 0, b"k", b"v")]
+    assert any_before(past, ends) is False
+    below: Any = FakeMessage("a", 0, 7, b"k", b"v")
+    assert any_before([*past, below], ends) is True
+
+
+def test_a_drain_without_ends_is_idle_only_after_a_record() -> None:
+    assert idle_since(None, None) is None
+    assert idle_since(1010.0, None) == 1010.0
+
+
+def test_a_drain_with_ends_is_idle_from_its_last_record_or_assignment() -> None:
+    # Not before partitions are assigned (an empty assignment is not one).
+    assert idle_since(None, [(1005.0, 0)]) is None
+    # Assigned partitions another member had drained: idle from the assignment.
+    assert idle_since(None, [(1005.0, 0), (1008.0, 6)]) == 1008.0
+    assert idle_since(1020.0, [(1008.0, 6)]) == 1020.0
+    # A rebalance after the last record restarts the clock.
+    assert idle_since(1020.0, [(1008.0, 6), (1025.0, 3)]) == 1025.0
