@@ -13,9 +13,10 @@ from the same kind of schema, as records that carry theirs: every value exact.
 
 What is checked, and what cannot be:
 
-* A row or key column the cached types do not know makes the table be read
-  again (at most once a second); still unknown, the record fails with a
-  DecodeError naming table and column (the dead-letter topic).
+* A row column the cached types do not know makes the table be read again
+  (a column the last read, less than a second ago, did not find: not again);
+  still unknown, the record fails with a DecodeError naming table and column
+  (the dead-letter topic). So does a key column that is not the table's.
 * A value whose JSON form does not fit its column's type (text for an
   integer, a number for a date, base64 that is not base64) fails its record
   when the column is decoded, as with a schema.
@@ -250,12 +251,14 @@ def column_schema(column: ColumnType, modes: ValueModes) -> dict[str, Any]:
 class TableTypes:
     """One table's columns as Connect schemas, with the decoding plans of a schema'd record."""
 
-    __slots__ = ("envelope", "key_schema", "names", "read_at", "table")
+    __slots__ = ("absent", "envelope", "key_schema", "names", "read_at", "table")
 
     def __init__(self, table: str, columns: Mapping[str, dict[str, Any]], read_at: float) -> None:
         self.table = table
         self.names = frozenset(columns)
         self.read_at = read_at
+        self.absent: frozenset[str] = frozenset()
+        """Columns of records that this read was made for and did not find."""
         image = {"type": "struct", "optional": True, "fields": list(columns.values())}
         self.envelope = KnownSchema(
             {
@@ -431,9 +434,11 @@ class ColumnCatalogue:
     ) -> TableTypes:
         """The table read (again): it was not cached, or a column of ``rows`` is not known."""
         table = f"{where[1]}.{where[2]}"
-        if known is not None and self._clock() - known.read_at < _RECHECK_S:
+        if known is not None:
             missing = known.unknown(*rows)
-            raise fail(self._unknown(table, missing), table=table, column=missing[0])
+            if known.absent.issuperset(missing) and self._clock() - known.read_at < _RECHECK_S:
+                # Read for these very columns a moment ago: a record's column not there.
+                raise fail(self._unknown(table, missing), table=table, column=missing[0])
         self.lookups += 1
         found = self._lookup(where[0], [table]).get(table)
         if found is None:
@@ -443,6 +448,7 @@ class ColumnCatalogue:
         known = self._tables[where] = TableTypes(table, columns, self._clock())
         missing = known.unknown(*rows)
         if missing:
+            known.absent = frozenset(missing)
             raise fail(self._unknown(table, missing), table=table, column=missing[0])
         return known
 

@@ -264,6 +264,7 @@ class PipelineRun:
         settings = self.settings.model_copy(update={"source": source})
         self.transformer = build_transformer(settings, domain=self.domain, metrics=self.metrics)
         transformer = self.transformer
+        self._stop.clear()  # a transformer started again after stop_transformer runs
 
         def run() -> None:
             try:

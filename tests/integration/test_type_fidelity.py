@@ -40,7 +40,7 @@ from pipeline.cdc.temporal import parse_interval
 from pipeline.cdc.toast import DECLARED_PLACEHOLDER_PARAMETER
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
-from tests.domains.fidelity.events import ToastedRowChanged, TypedRowCaptured
+from tests.domains.fidelity.events import ProbeRecorded, ToastedRowChanged, TypedRowCaptured
 from tests.integration.harness import PipelineRun, Received, fidelity_run
 
 PLACEHOLDER = "__debezium_unavailable_value"
@@ -517,3 +517,60 @@ def _encoded(raw: Any) -> bool:
     marker = PLACEHOLDER.encode()
     name_uuid = str(uuid.UUID(bytes=hashlib.md5(marker).digest(), version=3))
     return raw in (base64.b64encode(marker).decode(), list(marker), [name_uuid])
+
+
+def test_catalogue_types_follow_an_added_column_and_dead_letter_a_dropped_one(
+    stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without schemas in the records, the types are the catalogue's when it is read.
+
+    A column added while the transformer runs is read again from its first
+    record on; a column dropped while a record that has it is still unread
+    cannot be typed, and that record (only) is dead-lettered, naming both.
+    """
+    probes = "fidelity.probes"
+
+    def insert(conn: Any, probe_id: int, column: str | None = None) -> None:
+        row = {"id": probe_id, "label": f"p{probe_id}", "quantity": probe_id}
+        row |= {"amount": Decimal(f"{probe_id}.25")} | ({column: Decimal("1.5")} if column else {})
+        marks = ", ".join(["%s"] * len(row))
+        conn.execute(
+            f"INSERT INTO {probes} ({', '.join(row)}) VALUES ({marks})", list(row.values())
+        )
+
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, "catcols", "catalogue") as run:
+        run.register_contracts()
+        run.start_connector([probes])
+        run.start_transformer()
+        topic = run.topic_of(ProbeRecorded)
+        with run.db() as conn:
+            insert(conn, 1)
+        run.read(topic, 1, avro=True)  # the table's types are read, and cached
+        with run.db() as conn:
+            conn.execute(f"ALTER TABLE {probes} ADD COLUMN added numeric(6, 3)")
+            insert(conn, 2, "added")
+        run.read(topic, 2, avro=True)
+        run.stop_transformer()
+        # A record with a column that is dropped before the transformer reads it.
+        with run.db() as conn:
+            conn.execute(f"ALTER TABLE {probes} ADD COLUMN gone numeric(6, 3)")
+            insert(conn, 3, "gone")
+        cdc = run.cdc_topic(probes)
+        run.wait_for("the record of probe 3", lambda: run.end_offsets(cdc) >= 3)
+        with run.db() as conn:
+            conn.execute(f"ALTER TABLE {probes} DROP COLUMN gone")
+            insert(conn, 4)
+        run.start_transformer()
+        events = run.read(topic, 3, avro=True)
+        dead = run.read(run.settings.transformer.dead_letter_topic, 1)
+        run.stop_transformer()
+
+    assert sorted(e.value["id"] for e in events) == [1, 2, 4]
+    assert {e.value["id"]: e.value["amount"] for e in events} == {
+        1: Decimal("1.25"), 2: Decimal("2.25"), 4: Decimal("4.25"),
+    }  # fmt: skip
+    assert len(dead) == 1
+    letter = {k: v.decode() for k, v in dead[0].headers.items() if k.startswith("cdcflow.dlq.")}
+    assert letter["cdcflow.dlq.stage"] == "decode"
+    assert (letter["cdcflow.dlq.table"], letter["cdcflow.dlq.column"]) == (probes, "gone")
+    assert json.loads(dead[0].value)["after"]["id"] == 3
