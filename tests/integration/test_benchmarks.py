@@ -4,7 +4,8 @@ Benchmarks are run by hand (`make bench`); this keeps them from rotting: the
 pre-load through the real connector, the three drains (transformer with and
 without the overlapped commit, passthrough), the hot path with its floor and
 its baseline (the same records through the committed revision's transformer,
-in a temporary git worktree), the record-format sizes, and the removal of
+in a temporary git worktree), the record-format sizes, the scaling
+configurations (1 and 2 processes of one group over the same records), and the removal of
 everything the benchmarks made. Only counts and the presence of each figure
 are checked, never speed.
 """
@@ -37,13 +38,14 @@ def _worktrees() -> list[str]:
     return [line for line in listed if line.startswith("worktree ")]
 
 
-@pytest.mark.timeout(2000)  # four benchmarks, one of them twice (the baseline), on a shared machine
+@pytest.mark.timeout(2400)  # five benchmarks, one of them twice (the baseline), on a shared machine
 def test_benchmarks_run_on_a_small_preload(
     stack: LocalStack, settings: Settings, tmp_path: Path
 ) -> None:
     result = tmp_path / "throughput.json"
     worktrees = _worktrees()
     command = [sys.executable, "-m", "benchmarks", "throughput", "hotpath", "record-format"]
+    command += ["scaling", "--processes", "1,2"]
     command += ["--records", "2000", "--sample", "500", "--baseline", "HEAD"]
     command += ["--format-records", "400"]
     proc = subprocess.run(
@@ -52,7 +54,7 @@ def test_benchmarks_run_on_a_small_preload(
         env=os.environ | {"CDCFLOW_BENCH_RESULTS": str(tmp_path)},
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=2200,
         check=False,
     )
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -115,6 +117,30 @@ def test_benchmarks_run_on_a_small_preload(
     assert fmt["schemas_enable_true"]["value_bytes"] > fmt["schemas_enable_false"]["value_bytes"]
     assert 0 < fmt["schema_share_of_value"] < 1
     assert "CDC record size" in proc.stdout
+
+    # Scaling: each configuration drains the same records, up to the ends read before
+    # the first (the connector's heartbeats written meanwhile are counted apart).
+    scaling = json.loads((tmp_path / "scaling.json").read_text())
+    assert scaling["records"] >= captured
+    runs = scaling["runs"]
+    assert [r["processes"] for r in runs] == [1, 2]
+    for run in runs:
+        assert run["records"] == scaling["records"], run
+        assert sum(run["per_process_records"]) == run["records"], run
+        assert len(run["per_process_records"]) == len(run["timelines"]) == run["processes"]
+        assert run["events"] > 0 and run["cpu_us_per_record"] > 0, run
+        for process in run["timelines"]:
+            # Every process ended by going idle, nothing keeping it from it.
+            assert process["stop_reason"] == "idle", process
+            assert process["started"] <= process["opened"] <= process["stopped"], process
+        drained = [p for p in run["timelines"] if p["first"] is not None]
+        # The clock: from the first record any process received to the last one committed.
+        span = max(p["last"] for p in drained) - min(p["first"] for p in drained)
+        assert abs(run["seconds"] - span) <= 0.02, run  # (the timelines are rounded to 0.01 s)
+    # The same records make the same events, however many processes.
+    assert runs[0]["events"] == runs[1]["events"]
+    assert "Scaling:" in proc.stdout and "CPU us/record" in proc.stdout
+    assert "from the first record any process received to the last one committed" in proc.stdout
 
     # Nothing of the benchmark is left behind: no bench topics, no bench database.
     topics = AdminClient(settings.kafka.client_config()).list_topics(timeout=30).topics
