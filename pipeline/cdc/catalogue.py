@@ -45,6 +45,7 @@ from typing import Any, Final
 import psycopg
 from psycopg.rows import tuple_row
 
+from pipeline.cdc.model import RecordRef
 from pipeline.cdc.numeric import ValueDecodeError
 from pipeline.cdc.schema_cache import KnownSchema
 from pipeline.cdc.values import UNSUPPORTED
@@ -405,13 +406,13 @@ class ColumnCatalogue:
         schema: str,
         table: str,
         rows: tuple[Any, Any],
-        fail: Callable[..., DecodeError],
+        ref: RecordRef,
     ) -> TableTypes:
         """The types of ``schema.table``, knowing every column of ``rows`` (the before and after
         images; read again if needed).
 
         Raises:
-            DecodeError: (made by ``fail(message, table=, column=)``) the table is not in the
+            DecodeError: (with ``ref``'s record, naming table and column) the table is not in the
                 catalogue, or a column of ``rows`` is still unknown after reading it again.
             SourceUnavailable: the catalogue could not be read.
         """
@@ -423,33 +424,37 @@ class ColumnCatalogue:
                 type(after) is not dict or after.keys() <= names
             ):
                 return known
-        return self._types_again(known, (database or self.database, schema, table), rows, fail)
+        return self._types_again(known, (database or self.database, schema, table), rows, ref)
 
     def _types_again(
         self,
         known: TableTypes | None,
         where: tuple[str, str, str],
         rows: tuple[Any, Any],
-        fail: Callable[..., DecodeError],
+        ref: RecordRef,
     ) -> TableTypes:
         """The table read (again): it was not cached, or a column of ``rows`` is not known."""
         table = f"{where[1]}.{where[2]}"
+
+        def fail(message: str, column: str | None = None) -> DecodeError:
+            return DecodeError(message, **ref.error_fields(), table=table, column=column)
+
         if known is not None:
             missing = known.unknown(*rows)
             if known.absent.issuperset(missing) and self._clock() - known.read_at < _RECHECK_S:
                 # Read for these very columns a moment ago: a record's column not there.
-                raise fail(self._unknown(table, missing), table=table, column=missing[0])
+                raise fail(self._unknown(table, missing), missing[0])
         self.lookups += 1
         found = self._lookup(where[0], [table]).get(table)
         if found is None:
             self._tables.pop(where, None)
-            raise fail(f"table {table} is not in the catalogue of database {where[0]}", table=table)
+            raise fail(f"table {table} is not in the catalogue of database {where[0]}")
         columns = {c.name: column_schema(c, self.modes) for c in found}
         known = self._tables[where] = TableTypes(table, columns, self._clock())
         missing = known.unknown(*rows)
         if missing:
             known.absent = frozenset(missing)
-            raise fail(self._unknown(table, missing), table=table, column=missing[0])
+            raise fail(self._unknown(table, missing), missing[0])
         return known
 
     @staticmethod

@@ -151,11 +151,8 @@ def _table_types(catalogue: ColumnCatalogue, payload: dict[str, Any], ref: Recor
         _source(source, ref)  # raises the DecodeError that names what is missing
         raise DecodeError("change event without a table", **ref.error_fields())
 
-    def fail(message: str, table: str | None = None, column: str | None = None) -> DecodeError:
-        return DecodeError(message, **ref.error_fields(), table=table, column=column)
-
     rows = (payload.get("before"), payload.get("after"))
-    return catalogue.types(source.get("db"), source["schema"], source["table"], rows, fail)
+    return catalogue.types(source.get("db"), source["schema"], source["table"], rows, ref)
 
 
 def _classify(
