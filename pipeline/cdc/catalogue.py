@@ -8,7 +8,7 @@ table's columns once from the catalogue of the database the change came from
 (``pg_attribute`` / ``pg_type``: domains resolved to their base type, typmods
 for numeric scale and time precision, enums, arrays) and writes for each the
 Connect field schema Debezium writes for that type under the connector's value
-handling (:class:`ValueModes`). Records are then decoded by the same decoders,
+handling (:mod:`pipeline.cdc.column_types`). Records are then decoded by the same decoders,
 from the same kind of schema, as records that carry theirs: every value exact.
 
 What is checked, and what cannot be:
@@ -16,7 +16,8 @@ What is checked, and what cannot be:
 * A row column the cached types do not know makes the table be read again
   (a column the last read, less than a second ago, did not find: not again);
   still unknown, the record fails with a DecodeError naming table and column
-  (the dead-letter topic). So does a key column that is not the table's.
+  (the dead-letter topic). So does a key column that is not the table's, and
+  a table the catalogue does not have (asked again at most once a second).
 * A value whose JSON form does not fit its column's type (text for an
   integer, a number for a date, base64 that is not base64) fails its record
   when the column is decoded, as with a schema.
@@ -39,16 +40,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, fields
 from typing import Any, Final
 
 import psycopg
 from psycopg.rows import tuple_row
 
+from pipeline.cdc.column_types import ColumnType, ValueModes, column_schema
 from pipeline.cdc.model import RecordRef
 from pipeline.cdc.numeric import ValueDecodeError
 from pipeline.cdc.schema_cache import KnownSchema
-from pipeline.cdc.values import UNSUPPORTED
 from pipeline.errors import DecodeError, SourceUnavailable
 
 __all__ = [
@@ -60,193 +60,6 @@ __all__ = [
     "column_schema",
     "read_columns",
 ]
-
-_MODES: Final = {
-    "decimal.handling.mode": ("decimal", {"precise", "double", "string"}),
-    "time.precision.mode": (
-        "time_precision",
-        {"adaptive", "adaptive_time_microseconds", "connect", "isostring"},
-    ),
-    "interval.handling.mode": ("interval", {"numeric", "string"}),
-    "binary.handling.mode": ("binary", {"bytes", "base64", "base64-url-safe", "hex"}),
-    "hstore.handling.mode": ("hstore", {"json", "map"}),
-    "money.fraction.digits": ("money_fraction_digits", None),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ValueModes:
-    """The connector's value handling; the defaults are ``connectors/shop-postgres.yaml``'s."""
-
-    decimal: str = "precise"
-    time_precision: str = "adaptive_time_microseconds"
-    interval: str = "string"
-    binary: str = "bytes"
-    hstore: str = "json"
-    money_fraction_digits: int = 2
-
-    @classmethod
-    def from_connector(cls, config: Mapping[str, Any]) -> ValueModes:
-        """The modes of a connector config (its keys); keys not given keep the defaults.
-
-        Raises:
-            ValueError: a key this module does not read, or a value the connector does not take.
-        """
-        values: dict[str, Any] = {}
-        for key, value in config.items():
-            if key not in _MODES:
-                raise ValueError(f"{key!r} is not a value handling key ({', '.join(_MODES)})")
-            attr, allowed = _MODES[key]
-            if allowed is None:
-                values[attr] = int(value)
-            elif str(value).lower() not in allowed:
-                raise ValueError(f"{key}={value!r}: expected one of {sorted(allowed)}")
-            else:
-                values[attr] = str(value).lower()
-        return cls(**values)
-
-    def as_connector(self) -> dict[str, str]:
-        """The connector keys and values these modes stand for."""
-        by_attr = {attr: key for key, (attr, _) in _MODES.items()}
-        return {by_attr[f.name]: str(getattr(self, f.name)) for f in fields(self)}
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnType:
-    """A column as the catalogue has it: domains resolved, arrays by their element type."""
-
-    name: str
-    base: str
-    """``pg_type.typname`` of the (element) type after domains: ``numeric``, ``int4``, ``text``."""
-    typmod: int = -1
-    enum: bool = False
-    array: bool = False
-
-
-def _string(name: str | None = None) -> dict[str, Any]:
-    return {"type": "string", "name": name} if name else {"type": "string"}
-
-
-_PLAIN: Final[dict[str, dict[str, Any]]] = {
-    "bool": {"type": "boolean"},
-    "int2": {"type": "int16"},
-    "int4": {"type": "int32"},
-    "int8": {"type": "int64"},
-    "oid": {"type": "int64"},
-    "float4": {"type": "float"},
-    "float8": {"type": "double"},
-    "timestamptz": _string("io.debezium.time.ZonedTimestamp"),
-    "timetz": _string("io.debezium.time.ZonedTime"),
-    "uuid": _string("io.debezium.data.Uuid"),
-    "json": _string("io.debezium.data.Json"),
-    "jsonb": _string("io.debezium.data.Json"),
-    "xml": _string("io.debezium.data.Xml"),
-    "ltree": _string("io.debezium.data.Ltree"),
-    "varbit": {"type": "bytes", "name": "io.debezium.data.Bits"},
-    **{
-        text: _string()
-        for text in (
-            "text", "varchar", "bpchar", "citext", "inet", "cidr", "macaddr", "macaddr8",
-            "int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange",
-        )
-    },
-}  # fmt: skip
-
-_DATES: Final = {
-    "connect": {"type": "int32", "name": "org.apache.kafka.connect.data.Date"},
-    "isostring": _string("io.debezium.time.IsoDate"),
-}
-_TIMES: Final = {
-    "connect": {"type": "int32", "name": "org.apache.kafka.connect.data.Time"},
-    "isostring": _string("io.debezium.time.IsoTime"),
-    "adaptive_time_microseconds": {"type": "int64", "name": "io.debezium.time.MicroTime"},
-}
-_TIMESTAMPS: Final = {
-    "connect": {"type": "int64", "name": "org.apache.kafka.connect.data.Timestamp"},
-    "isostring": _string("io.debezium.time.IsoTimestamp"),
-}
-_DOUBLE: Final = {"type": "double"}
-
-
-def _precision(typmod: int) -> int:
-    """The fractional second digits of a time or timestamp column (6 when not declared)."""
-    return typmod if 0 <= typmod <= 6 else 6
-
-
-def _decimal(scale: int, precision: int | None = None) -> dict[str, Any]:
-    params = {"scale": str(scale)}
-    if precision is not None:
-        params["connect.decimal.precision"] = str(precision)
-    return {"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": params}
-
-
-_VARIABLE_DECIMAL: Final = {
-    "type": "struct",
-    "name": "io.debezium.data.VariableScaleDecimal",
-    "fields": [{"type": "int32", "field": "scale"}, {"type": "bytes", "field": "value"}],
-}
-
-
-def _numeric(typmod: int, modes: ValueModes) -> dict[str, Any]:
-    if modes.decimal != "precise":
-        return _DOUBLE if modes.decimal == "double" else _string()
-    if typmod < 4:
-        return _VARIABLE_DECIMAL  # numeric without precision: a scale per value
-    precision = ((typmod - 4) >> 16) & 0xFFFF
-    scale = (typmod - 4) & 0x7FF
-    return _decimal(scale - 0x800 if scale & 0x400 else scale, precision)
-
-
-def _scalar(column: ColumnType, modes: ValueModes) -> dict[str, Any]:
-    """The Connect schema Debezium writes for one value of the column's (element) type."""
-    base, typmod = column.base, column.typmod
-    if column.enum:
-        return _string("io.debezium.data.Enum")
-    if base in _PLAIN:
-        return _PLAIN[base]
-    mode = modes.time_precision
-    if base == "date":
-        return _DATES.get(mode, {"type": "int32", "name": "io.debezium.time.Date"})
-    if base == "time":
-        if mode in _TIMES:
-            return _TIMES[mode]
-        if _precision(typmod) <= 3:
-            return {"type": "int32", "name": "io.debezium.time.Time"}
-        return {"type": "int64", "name": "io.debezium.time.MicroTime"}
-    if base == "timestamp":
-        if mode in _TIMESTAMPS:
-            return _TIMESTAMPS[mode]
-        unit = "" if _precision(typmod) <= 3 else "Micro"
-        return {"type": "int64", "name": f"io.debezium.time.{unit}Timestamp"}
-    if base == "numeric":
-        return _numeric(typmod, modes)
-    if base == "money":
-        if modes.decimal == "precise":
-            return _decimal(modes.money_fraction_digits)
-        return _DOUBLE if modes.decimal == "double" else _string()
-    if base == "interval":
-        if modes.interval == "string":
-            return _string("io.debezium.time.Interval")
-        return {"type": "int64", "name": "io.debezium.time.MicroDuration"}
-    if base == "bytea":
-        return {"type": "bytes"} if modes.binary == "bytes" else _string()
-    if base == "bit":
-        if typmod <= 1:
-            return {"type": "boolean"}
-        return {"type": "bytes", "name": "io.debezium.data.Bits"}
-    if base == "hstore":
-        if modes.hstore == "json":
-            return _string("io.debezium.data.Json")
-        return {"type": "map", "keys": _string(), "values": {**_string(), "optional": True}}
-    return {"type": "string", "name": UNSUPPORTED, "parameters": {"type": base}}
-
-
-def column_schema(column: ColumnType, modes: ValueModes) -> dict[str, Any]:
-    """The Connect field schema of ``column`` (optional: null is always read as null)."""
-    scalar = _scalar(column, modes)
-    if column.array:
-        scalar = {"type": "array", "items": {**scalar, "optional": True}}
-    return {**scalar, "optional": True, "field": column.name}
 
 
 class TableTypes:
@@ -373,7 +186,7 @@ def catalogue_lookup(dsn: Callable[[str], str], where: str = "") -> ColumnLookup
 
 
 _RECHECK_S: Final = 1.0
-"""A table is read again for an unknown column at most this often."""
+"""A table is read again for a column (or a table) it lacked at most this often."""
 
 
 class ColumnCatalogue:
@@ -397,6 +210,8 @@ class ColumnCatalogue:
         self._clock = clock
         self._tables: dict[tuple[str, str, str], TableTypes] = {}
         """By (database, schema, table)."""
+        self._missing: dict[tuple[str, str, str], float] = {}
+        """Tables the catalogue did not have, and when it was asked."""
         self.lookups = 0
         """How many times the catalogue was read (for tests and logs)."""
 
@@ -444,11 +259,17 @@ class ColumnCatalogue:
             if known.absent.issuperset(missing) and self._clock() - known.read_at < _RECHECK_S:
                 # Read for these very columns a moment ago: a record's column not there.
                 raise fail(self._unknown(table, missing), missing[0])
+        absent = f"table {table} is not in the catalogue of database {where[0]}"
+        asked = self._missing.get(where)
+        if known is None and asked is not None and self._clock() - asked < _RECHECK_S:
+            raise fail(absent)  # asked a moment ago
         self.lookups += 1
         found = self._lookup(where[0], [table]).get(table)
         if found is None:
             self._tables.pop(where, None)
-            raise fail(f"table {table} is not in the catalogue of database {where[0]}")
+            self._missing[where] = self._clock()
+            raise fail(absent)
+        self._missing.pop(where, None)
         columns = {c.name: column_schema(c, self.modes) for c in found}
         known = self._tables[where] = TableTypes(table, columns, self._clock())
         missing = known.unknown(*rows)

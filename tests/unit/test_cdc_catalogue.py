@@ -350,8 +350,17 @@ def test_an_unknown_column_reads_the_table_again_then_dead_letters() -> None:
 
 
 def test_a_table_the_catalogue_lacks_dead_letters() -> None:
-    with pytest.raises(DecodeError, match=r"table public\.t is not in the catalogue"):
-        decode("t", options(Catalogue({})), with_schema=False, columns=[], after={"id": 1})
+    lookup, clock = Catalogue({}), Clock()
+    opts = options(lookup, clock)
+    for _ in range(3):  # asked once a second at most
+        with pytest.raises(DecodeError, match=r"table public\.t is not in the catalogue") as err:
+            decode("t", opts, with_schema=False, columns=[], after={"id": 1})
+    assert (err.value.table, err.value.column) == ("public.t", None)
+    assert len(lookup.reads) == 1
+    clock.now += 1
+    lookup.tables["public.t"] = TEMPORAL  # created since
+    decode("t", opts, with_schema=False, columns=[], after={"id": 1}, key={"id": 1})
+    assert len(lookup.reads) == 2
 
 
 def test_a_value_of_the_wrong_json_kind_dead_letters_naming_the_column() -> None:
