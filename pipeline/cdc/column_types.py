@@ -153,8 +153,10 @@ def _numeric(typmod: int, modes: ValueModes) -> dict[str, Any]:
     if typmod < 4:
         return _VARIABLE_DECIMAL  # numeric without precision: a scale per value
     precision = ((typmod - 4) >> 16) & 0xFFFF
-    scale = (typmod - 4) & 0x7FF
-    return _decimal(scale - 0x800 if scale & 0x400 else scale, precision)
+    # The typmod's low 16 bits as Debezium reads them: a negative scale (numeric(5, -2),
+    # PostgreSQL 15+) is its 11-bit form, 2046, and the connector scales the value by that
+    # too, so it decodes exactly.
+    return _decimal((typmod - 4) & 0xFFFF, precision)
 
 
 def _scalar(column: ColumnType, modes: ValueModes) -> dict[str, Any]:

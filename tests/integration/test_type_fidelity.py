@@ -574,3 +574,48 @@ def test_catalogue_types_follow_an_added_column_and_dead_letter_a_dropped_one(
     assert letter["cdcflow.dlq.stage"] == "decode"
     assert (letter["cdcflow.dlq.table"], letter["cdcflow.dlq.column"]) == (probes, "gone")
     assert json.loads(dead[0].value)["after"]["id"] == 3
+
+
+# More types than the fidelity domain's events carry, for the catalogue's mapping alone:
+# domains, precisions, bit strings, arrays of enums, numerics and dates, network and range
+# types. Only the connector's schemas are compared (no rule reads this table).
+MORE_TYPES = """
+CREATE DOMAIN fidelity.amount AS numeric(8, 3);
+CREATE DOMAIN fidelity.label AS varchar(12);
+CREATE TABLE fidelity.more (
+    id          serial PRIMARY KEY,
+    c_small     smallserial,
+    c_amount    fidelity.amount,
+    c_label     fidelity.label,
+    c_scale     numeric(5, -2),
+    c_time3     time(3),
+    c_ts0       timestamp(0),
+    c_ts3       timestamp(3),
+    c_tstz3     timestamptz(3),
+    c_bit1      bit(1),
+    c_bit5      bit(5),
+    c_varbit    varbit(10),
+    c_moods     fidelity.mood[],
+    c_nums      numeric(6, 2)[],
+    c_dates     date[],
+    c_uuids     uuid[],
+    c_cidr      cidr,
+    c_mac       macaddr,
+    c_range     int4range,
+    c_xml       xml,
+    c_oid       oid
+)
+"""
+
+
+def test_catalogue_schemas_of_more_types_are_the_connectors(
+    stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fidelity_run(stack, settings, tmp_path, monkeypatch, "moretypes") as run:
+        with run.db() as conn:
+            conn.execute(MORE_TYPES)
+            conn.execute("INSERT INTO fidelity.more DEFAULT VALUES")
+        run.start_connector(["fidelity.more"])
+        cdc = run.cdc_topic("fidelity.more")
+        run.wait_for("the snapshot", lambda: run.end_offsets(cdc) >= 1)
+        assert_catalogue_is_the_connectors(run, "fidelity.more", run.read(cdc, 1)[0])

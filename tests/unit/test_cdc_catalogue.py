@@ -171,11 +171,17 @@ def test_numeric_without_precision_is_a_variable_scale_decimal() -> None:
     assert [f["field"] for f in schema["fields"]] == ["scale", "value"]
 
 
-def test_a_negative_numeric_scale_is_read_from_the_typmod() -> None:
-    # numeric(5, -2) (PostgreSQL 15+): the scale is an 11-bit signed number in the typmod.
+def test_a_negative_numeric_scale_is_written_as_debezium_writes_it() -> None:
+    # numeric(5, -2) (PostgreSQL 15+): the typmod holds the scale in 11 bits, and Debezium
+    # writes those bits as the scale (2046), with the value's unscaled bytes scaled by it.
     typmod = (5 << 16 | (-2 & 0x7FF)) + 4
     schema = column_schema(ColumnType("n", "numeric", typmod), SHIPPED)
-    assert schema["parameters"] == {"scale": "-2", "connect.decimal.precision": "5"}
+    assert schema["parameters"] == {"scale": "2046", "connect.decimal.precision": "5"}
+    unscaled = 1200 * 10**2046
+    raw = dbz.b64(unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True))
+    lookup = Catalogue({"public.t": [ColumnType("id", "int4"), ColumnType("n", "numeric", typmod)]})
+    change = decode("t", options(lookup), with_schema=False, columns=[], after={"id": 1, "n": raw})
+    assert change.after is not None and change.after["n"] == 1200
 
 
 @pytest.mark.parametrize(
