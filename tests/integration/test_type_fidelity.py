@@ -41,7 +41,7 @@ from pipeline.cdc.toast import DECLARED_PLACEHOLDER_PARAMETER
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 from tests.domains.fidelity.events import ProbeRecorded, ToastedRowChanged, TypedRowCaptured
-from tests.integration.harness import PipelineRun, Received, fidelity_run
+from tests.integration.harness import PipelineRun, Received, connector_config, fidelity_run
 
 PLACEHOLDER = "__debezium_unavailable_value"
 
@@ -322,13 +322,15 @@ def decoding_view(schema: Any) -> Any:
     return view
 
 
-def assert_catalogue_is_the_connectors(run: PipelineRun, table: str, record: Received) -> None:
+def assert_catalogue_is_the_connectors(
+    run: PipelineRun, table: str, record: Received, modes: ValueModes | None = None
+) -> None:
     """The schemas ``transformer.cdc_types: catalogue`` makes of the table's catalogue are
     what the shipped connector wrote in ``record`` (its value and key), as the decoder reads them.
     """
     with run.db() as conn:
         columns = read_columns(conn, [table])[table]
-    made = {c.name: decoding_view(column_schema(c, ValueModes())) for c in columns}
+    made = {c.name: decoding_view(column_schema(c, modes or ValueModes())) for c in columns}
     value = json.loads(record.value)["schema"]
     after = next(f for f in value["fields"] if f["field"] == "after")
     written = {f["field"]: decoding_view(f) for f in after["fields"]}
@@ -608,14 +610,43 @@ CREATE TABLE fidelity.more (
 """
 
 
+# The shipped connector's value handling, and others a connector may have.
+VALUE_MODES = {
+    "shipped": {},
+    "adaptive": {
+        "time.precision.mode": "adaptive",
+        "interval.handling.mode": "numeric",
+        "binary.handling.mode": "base64",
+        "decimal.handling.mode": "string",
+    },
+    "connect": {
+        "time.precision.mode": "connect",
+        "decimal.handling.mode": "double",
+        "binary.handling.mode": "hex",
+    },
+    "isostring": {"time.precision.mode": "isostring", "money.fraction.digits": "3"},
+}
+
+
+@pytest.mark.parametrize("modes", list(VALUE_MODES))
 def test_catalogue_schemas_of_more_types_are_the_connectors(
-    stack: LocalStack, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: LocalStack,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    modes: str,
 ) -> None:
+    tables = ("fidelity.typed", "fidelity.more")
     with fidelity_run(stack, settings, tmp_path, monkeypatch, "moretypes") as run:
+        insert_typed(run)
         with run.db() as conn:
             conn.execute(MORE_TYPES)
             conn.execute("INSERT INTO fidelity.more DEFAULT VALUES")
-        run.start_connector(["fidelity.more"])
-        cdc = run.cdc_topic("fidelity.more")
-        run.wait_for("the snapshot", lambda: run.end_offsets(cdc) >= 1)
-        assert_catalogue_is_the_connectors(run, "fidelity.more", run.read(cdc, 1)[0])
+        config = connector_config(run.database, run.prefix, run.slot, tables)
+        run.deploy_connector(config | VALUE_MODES[modes])
+        for table in tables:
+            cdc = run.cdc_topic(table)
+            run.wait_for(f"the snapshot of {table}", lambda: run.end_offsets(cdc) >= 1)  # noqa: B023
+            record = run.read(cdc, 1)[0]
+            value_modes = ValueModes.from_connector(VALUE_MODES[modes])
+            assert_catalogue_is_the_connectors(run, table, record, value_modes)
