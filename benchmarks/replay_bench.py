@@ -38,7 +38,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -262,7 +262,7 @@ def confluent_models(settings: Settings, topic: str, batch_size: int) -> int:
     with _stream(settings, topic, batch_size) as stream:
         for batch in stream.batches():
             for msg in batch:
-                record = deserialize(msg.value(), ctx)
+                record = cast(dict[str, Any], deserialize(msg.value(), ctx))
                 classes[record["metadata"]["event_type"]].model_validate(record)
             n += len(batch)
     return n

@@ -36,11 +36,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psutil
 import psycopg
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from benchmarks.common import DOMAIN, PASSTHROUGH_TOPIC, bench_settings, use_event_domain
@@ -127,7 +127,7 @@ def instrument(t: Transformer, stages: Stages) -> None:
     """Time the daemon's stages where they are called, without changing what they do."""
     make_producer = t.clients.producer
     t.clients = dataclasses.replace(
-        t.clients, producer=lambda conf: TimedProducer(make_producer(conf), stages)
+        t.clients, producer=lambda conf: cast(Producer, TimedProducer(make_producer(conf), stages))
     )
     t.consume = stages.timed("consume", t.consume)  # type: ignore[method-assign]
     t.process = stages.timed("process", t.process)  # type: ignore[method-assign]
