@@ -43,7 +43,7 @@ from typing import Any
 
 import psutil
 import psycopg
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -375,7 +375,22 @@ class FaultRun:
             }
             deadline = time.monotonic() + timeout_s
             while True:
-                committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=30)
+                try:
+                    committed = consumer.committed(
+                        [TopicPartition(t, p) for t, p in ends], timeout=30
+                    )
+                except KafkaException as exc:
+                    # A read_committed consumer asks for stable offsets: while a killed or
+                    # fenced member's transaction still holds offsets of this group (until
+                    # the coordinator aborts it, transaction.timeout.ms), the answer is
+                    # "unstable" and librdkafka asks again until its timeout. Not yet idle.
+                    if exc.args[0].code() != KafkaError._TIMED_OUT:
+                        raise
+                    self._check_transformer()
+                    assert time.monotonic() < deadline, (
+                        f"group {self.group}: no stable committed offsets after {timeout_s}s"
+                    )
+                    continue
                 behind = {
                     (tp.topic, tp.partition): ends[(tp.topic, tp.partition)] - tp.offset
                     for tp in committed
