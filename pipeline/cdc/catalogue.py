@@ -30,7 +30,7 @@ What is checked, and what cannot be:
   type only once the transformer has read every record before the change, or
   keep schemas in the records of that connector.
 * The value handling is the connector's, given in settings (the connector's
-  keys, default ``connectors/shop-postgres.yaml``'s); a connector configured
+  keys, default those of the connector files cdcflow writes); a connector configured
   otherwise is misread the same way.
 * A type without an exact mapping here (geometric types, ``tsvector``, ...)
   fails its record when a rule reads the column.

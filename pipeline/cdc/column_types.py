@@ -36,7 +36,8 @@ _MODES: Final = {
 
 @dataclass(frozen=True, slots=True)
 class ValueModes:
-    """The connector's value handling; the defaults are ``connectors/shop-postgres.yaml``'s."""
+    """The connector's value handling; the defaults are those cdcflow writes into the connector
+    files it makes (``cdcflow init``, the example's), not all of them Debezium's own."""
 
     decimal: str = "precise"
     time_precision: str = "adaptive_time_microseconds"

@@ -35,7 +35,8 @@ def as_bytes(data: bytes | str | None) -> bytes | None:
     return data.encode() if isinstance(data, str) else data
 
 
-def _parse(data: bytes, what: str, ref: RecordRef) -> Any:
+def parse_exact(data: bytes, what: str, ref: RecordRef) -> Any:
+    """The whole record parsed with Decimals for fractions (every digit kept)."""
     try:
         # Decimal for fractions: a NUMERIC-format Decimal keeps every digit.
         return json.loads(data, parse_float=Decimal)
@@ -45,11 +46,6 @@ def _parse(data: bytes, what: str, ref: RecordRef) -> Any:
             hint="the connector must use org.apache.kafka.connect.json.JsonConverter",
             **ref.error_fields(),
         ) from exc
-
-
-def parse_exact(data: bytes, what: str, ref: RecordRef) -> Any:
-    """The whole record parsed with Decimals for fractions (every digit kept)."""
-    return _parse(data, what, ref)
 
 
 def _split(doc: Any) -> tuple[dict[str, Any] | None, Any]:
@@ -246,7 +242,7 @@ def plain_payload(data: bytes, what: str, ref: RecordRef) -> tuple[Any, bool]:
     try:
         payload = orjson.loads(data)
     except ValueError:
-        return _parse(data, what, ref), True
+        return parse_exact(data, what, ref), True
     return payload, False
 
 
@@ -290,7 +286,7 @@ def envelope(data: bytes, what: str, ref: RecordRef) -> tuple[KnownSchema | None
                 # Not plain JSON to orjson (NaN, a lone surrogate, an integer beyond 64
                 # bits) or not JSON at all: the full parse below decides, as before.
                 pass
-    schema, payload = _split(_parse(data, what, ref))
+    schema, payload = _split(parse_exact(data, what, ref))
     if schema is None:
         return None, payload
     compiled = KnownSchema(schema)

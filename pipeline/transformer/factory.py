@@ -82,7 +82,7 @@ def decoder_options(settings: Settings) -> DecoderOptions:
     except ValueError as exc:
         raise ConfigError(
             f"transformer.cdc_value_modes: {exc}",
-            hint="give the connector's own keys and values (connectors/shop-postgres.yaml)",
+            hint="give the connector's own value handling keys and values, as in its file",
         ) from exc
     return DecoderOptions(column_types=ColumnCatalogue(lookup, modes, database=source.database))
 
