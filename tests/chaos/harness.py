@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,6 +137,42 @@ class TransformerProcess:
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGTERM)
         return self.proc.wait(60)
+
+    def story(self, limit: int = 80) -> str:
+        """What a failed test needs of this process's log: its group and transaction events.
+
+        Assignments, revocations, batches committed on revocation or dropped,
+        aborts, fences, warnings and errors, the repeats it dropped per
+        partition (debug lines, counted) and its exit code.
+        """
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        keep, repeats = [], Counter[str]()
+        for line in text.splitlines():
+            if "dropped repeat " in line:
+                repeats[line.split("dropped repeat ", 1)[1].split("@", 1)[0]] += 1
+            elif any(word in line for word in _STORY_WORDS):
+                keep.append(line[:1200])
+        code = self.proc.poll() if self.proc is not None else None
+        head = f"--- transformer {self.instance} ({self.log.name}), exit code {code}"
+        shown = keep if len(keep) <= limit else [*keep[:20], "...", *keep[-(limit - 20) :]]
+        dropped = f"repeats dropped: {dict(repeats)}" if repeats else "repeats dropped: none"
+        return "\n".join([head, *shown, dropped])
+
+
+# The log lines of a transformer that tell a failed test's story (TransformerProcess.story).
+_STORY_WORDS = (
+    "assigned ",
+    "revoked ",
+    "lost",
+    "committing the processed",
+    "aborted",
+    "fenced",
+    "WARNING",
+    "ERROR",
+    "error:",
+    "SIGTERM",
+    '{"transformer"',
+)
 
 
 def _listener(port: int) -> int | None:

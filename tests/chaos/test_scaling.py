@@ -101,7 +101,14 @@ def _scale_kill_and_fence(
         flush=True,
     )
     run.assert_faults_inside(3, floor_each=100)
-    verdict = assert_exact(run)
+    try:
+        verdict = assert_exact(run)
+    except AssertionError:
+        # What each member did (its partitions, batches committed on revocation,
+        # aborts, fences, repeats dropped) is what tells a loss's cause.
+        for proc in (a, b, c, a2):
+            print(proc.story(), flush=True)
+        raise
     assert verdict.changes >= 10_000
     assert c.stop() == 0 and a2.stop() == 0
     per_process = {name: consumed(p.log) for name, p in {"a": a, "c": c, "a-again": a2}.items()}
