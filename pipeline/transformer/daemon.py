@@ -40,6 +40,17 @@ batch *n*'s first offsets. Transactions still begin and commit one at a
 time, in order. Before partitions are revoked, a batch processed but not
 yet committed is committed in the revocation callback; when partitions are
 lost (the member was dropped from the group) it is thrown away.
+
+**Rebalances inside a poll**: librdkafka runs the rebalance callbacks from
+within ``consume()``, and step 1 is two calls (the first record, then the rest).
+Records of a partition that was revoked, lost or assigned while step 1 ran
+are not processed: some were fetched before the rebalance (the partition may
+be another member's now, or restart from a committed offset before them, when
+the batch held for commit was dropped), and processing them would commit a
+partition that is not ours, or set its de-duplication mark past records not
+yet turned into events, which would then be dropped as repeats. They are read
+again: a partition still assigned is sought back to where its assignment
+started (its committed offset).
 """
 
 from __future__ import annotations
@@ -51,7 +62,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from pipeline.cdc import DecoderOptions
 from pipeline.errors import (
@@ -69,6 +87,7 @@ from pipeline.settings import Settings
 from pipeline.transformer.batch import BatchProcessor, BatchResult, first_offsets
 from pipeline.transformer.checkpoint import Checkpoint, committed_offsets
 from pipeline.transformer.clients import Clients, consumer_config, ensure_topics, producer_config
+from pipeline.transformer.dedup import TP
 from pipeline.transformer.identities import IdentityCatalog
 from pipeline.transformer.metrics import Metrics
 
@@ -125,6 +144,9 @@ class Transformer:
             dedup=self.dedup,
         )
         self._consumer: Consumer | None = None
+        # Partitions a rebalance callback touched during the poll in progress: where
+        # each assigned one starts (its committed offset), None when it went.
+        self._moved: dict[TP, int | None] = {}
         self._last_lag_check = 0.0
         # A batch processed whose transaction has not begun (overlap mode).
         self._held: BatchResult | None = None
@@ -159,6 +181,10 @@ class Transformer:
         # Each partition's de-duplication mark is rebuilt from its committed offset's metadata.
         committed = committed_offsets(consumer, partitions)
         self.checkpoint.assign(committed)
+        for tp in committed:
+            self._moved[(tp.topic, tp.partition)] = (
+                tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            )
         log.info(
             "assigned %s",
             ", ".join(f"{p.topic}[{p.partition}]@{p.offset}" for p in committed) or "nothing",
@@ -183,6 +209,7 @@ class Transformer:
 
     def _revoke(self, partitions: list[TopicPartition]) -> None:
         self.checkpoint.revoke(partitions)
+        self._moved.update(((p.topic, p.partition), None) for p in partitions)
         self.metrics.forget_partitions((p.topic, p.partition) for p in partitions)
         log.info(
             "revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
@@ -272,6 +299,7 @@ class Transformer:
             CdcflowError: another fatal consumer error.
         """
         assert self._consumer is not None
+        self._moved = {}
         first = self._consumer.consume(1, self.poll_timeout_s if wait else 0)
         if not first:
             return []
@@ -283,7 +311,27 @@ class Transformer:
                 msgs.append(msg)
             elif err.code() != KafkaError._PARTITION_EOF:
                 self._consumer_error(err)
-        return msgs
+        return self._after_rebalance(msgs) if self._moved else msgs
+
+    def _after_rebalance(self, msgs: list[Message]) -> list[Message]:
+        """Leave out the records of partitions moved during the poll; read them again (module doc)."""
+        moved, self._moved = self._moved, {}
+        kept = [m for m in msgs if (m.topic(), m.partition()) not in moved]
+        if len(kept) == len(msgs):
+            return msgs
+        again = {
+            tp: start
+            for tp, start in moved.items()
+            if start is not None and any((m.topic(), m.partition()) == tp for m in msgs)
+        }
+        log.info(
+            "a rebalance came during the poll: %d record(s) of moved partitions left out, "
+            "read again from %s",
+            len(msgs) - len(kept),
+            ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(again.items())) or "their new owners",
+        )
+        self.checkpoint.rewind(again)
+        return kept
 
     def _consumer_error(self, err: KafkaError) -> None:
         # A fatal consumer error reaches a message as code _FATAL, whose

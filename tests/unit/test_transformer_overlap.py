@@ -99,8 +99,9 @@ def test_a_held_batch_is_committed_before_revocation_and_dropped_when_lost() -> 
     revoked: list[int] = []
 
     def revoke_once() -> None:
-        # The second poll: batch 1 is processed and held (overlap mode), its commit next.
-        if consumer.polls == 2 and not revoked:
+        # The third poll (the first assigned): batch 1 is processed and held
+        # (overlap mode), its commit next.
+        if consumer.polls == 3 and not revoked:
             revoked.append(producer.commits)
             consumer.revoke([(TOPIC, 0)])
 
@@ -115,7 +116,7 @@ def test_a_held_batch_is_committed_before_revocation_and_dropped_when_lost() -> 
     t2, consumer2, stop2 = _wired([[customer_msg(0, lsn=100)], [customer_msg(1, lsn=200)]], lost)
 
     def lose_once() -> None:
-        if consumer2.polls == 2 and not lost.log:  # batch 1 held, as above
+        if consumer2.polls == 3 and not lost.log:  # batch 1 held, as above
             consumer2.lose([(TOPIC, 0), (TOPIC, 1)])
             consumer2.batches.clear()  # nothing more comes from lost partitions
 

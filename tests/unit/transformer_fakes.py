@@ -164,8 +164,11 @@ class FakeConsumer:
 class ScriptedConsumer(FakeConsumer):
     """Hands out the scripted batches, one per ``consume(1, ...)`` call plus its rest.
 
-    The first call assigns ``partitions`` (as librdkafka does from within a
-    poll); with no batch left, a call sets ``stop``.
+    The first call assigns ``partitions`` and returns nothing, as librdkafka
+    does: the assignment comes from within a poll, and the partitions'
+    records are fetched after it (a record a poll returns together with a
+    rebalance is not processed, see the daemon's module doc). With no batch
+    left, a call sets ``stop``.
     """
 
     def __init__(
@@ -180,13 +183,15 @@ class ScriptedConsumer(FakeConsumer):
         self.partitions = [(TOPIC, 0), (TOPIC, 1)] if partitions is None else partitions
         self.current: list[FakeMessage] = []
         self.polls = 0
-        self.on_consume: Any = None
+        self.on_consume: Any = None  # called at the start of each poll's first call
+        self.on_rest: Any = None  # called in each poll's second call, before the rest is handed out
 
     def consume(self, num: int, timeout: float) -> list[Any]:
         if num == 1:
             self.polls += 1
             if self.polls == 1:
                 self.assign(self.partitions)
+                return []
             if self.on_consume is not None:
                 self.on_consume()
             if not self.batches:
@@ -195,6 +200,8 @@ class ScriptedConsumer(FakeConsumer):
             self.current = self.batches.pop(0)
             first, self.current = self.current[:1], self.current[1:]
             return first
+        if self.on_rest is not None:
+            self.on_rest()
         out, self.current = self.current, []
         return out
 
