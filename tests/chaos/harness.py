@@ -25,6 +25,7 @@ A fault test:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -532,6 +533,65 @@ class FaultRun:
         finally:
             consumer.close()
         return found
+
+    def whereabouts(self, changes: set[tuple[str, int]], timeout_s: float = 120.0) -> str:
+        """Where the CDC records of ``changes`` (table, source transaction) are, by partition.
+
+        For a failed run: a missing event whose change is in a CDC topic was
+        lost by the transformer (the offsets name the member that owned it
+        then); one whose change is in none was never captured.
+        """
+        consumer = Consumer(
+            self.settings.kafka.client_config("consumer")
+            | {"group.id": f"chaos-cdc-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
+        )
+        pattern = re.compile(self.settings.transformer.topics)
+        where: dict[str, list[int]] = defaultdict(list)
+        seen: set[tuple[str, int]] = set()
+        try:
+            topics = consumer.list_topics(timeout=30).topics
+            parts = [
+                TopicPartition(t, p, self.started_ms)
+                for t in sorted(topics)
+                if pattern.match(t)
+                for p in topics[t].partitions
+            ]
+            ends = {
+                (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1]
+                for tp in parts
+            }
+            starts = consumer.offsets_for_times(parts, timeout=30)
+            consumer.assign([tp for tp in starts if tp.offset >= 0])
+            todo = {
+                (tp.topic, tp.partition)
+                for tp in starts
+                if 0 <= tp.offset < ends[(tp.topic, tp.partition)]
+            }
+            deadline = time.monotonic() + timeout_s
+            while todo and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 0.5):
+                    if msg.error() or msg.value() is None:
+                        continue
+                    tp = (msg.topic(), msg.partition())
+                    if msg.offset() + 1 >= ends[tp]:
+                        todo.discard(tp)
+                    source = json.loads(msg.value()).get("payload", {}).get("source", {})
+                    change = (f"{source.get('schema')}.{source.get('table')}", source.get("txId"))
+                    if change in changes:
+                        seen.add(change)
+                        where[f"{tp[0]}[{tp[1]}]"].append(msg.offset())
+        finally:
+            consumer.close()
+        lines = [
+            f"changes of missing events: {len(changes)}; found in CDC topics {len(seen)}, "
+            f"in none {len(changes - seen)}"
+            + (f" (partitions not read to the end: {sorted(todo)})" if todo else "")
+        ]
+        lines += [
+            f"  {part}: {len(offsets)} record(s), offsets {min(offsets)}-{max(offsets)}"
+            for part, offsets in sorted(where.items())
+        ]
+        return "\n".join(lines)
 
     def dead_letters(self) -> int:
         consumer = Consumer(

@@ -395,6 +395,8 @@ class Verdict:
     snapshot: int = 0
     without_lsn: int = 0
     examples: list[str] = field(default_factory=list)
+    # (table, source transaction) of every missing event: where to look for its change.
+    missing_changes: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def exact(self) -> bool:
@@ -469,6 +471,7 @@ def compare(history: History, found: dict[Key, list[Found]], examples: int = 8) 
         for i, e in enumerate(want):
             if not taken[i]:
                 verdict.missing += 1
+                verdict.missing_changes.add((e.table, e.tx))
                 note(f"{key[0]} {key[1]}: missing {e.describe()}")
         if order != sorted(order):
             verdict.out_of_order += 1
