@@ -305,7 +305,7 @@ class TransformerSettings(_Section):
         "without one the source database's catalogue (source.*; docs/guarantees.md)",
     )
     cdc_value_modes: dict[str, str] = Field(
-        {}, description="catalogue: the connector's value handling keys unlike cdcflow's defaults"
+        {}, description="catalogue: the connector's value handling (run takes it from Connect)"
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from pipeline.cdc.values import UNSUPPORTED
 
-__all__ = ["ColumnType", "ValueModes", "column_schema"]
+__all__ = ["DEBEZIUM_DEFAULTS", "ColumnType", "ValueModes", "column_schema"]
 
 _MODES: Final = {
     "decimal.handling.mode": ("decimal", {"precise", "double", "string"}),
@@ -34,6 +34,17 @@ _MODES: Final = {
 }
 
 
+# The value handling of a PostgreSQL connector that does not set the key (Debezium 3.x).
+DEBEZIUM_DEFAULTS: Final = {
+    "decimal.handling.mode": "precise",
+    "time.precision.mode": "adaptive",
+    "interval.handling.mode": "numeric",
+    "binary.handling.mode": "bytes",
+    "hstore.handling.mode": "json",
+    "money.fraction.digits": "2",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ValueModes:
     """The connector's value handling; the defaults are those cdcflow writes into the connector
@@ -45,6 +56,17 @@ class ValueModes:
     binary: str = "bytes"
     hstore: str = "json"
     money_fraction_digits: int = 2
+
+    @classmethod
+    def of_connector(cls, config: Mapping[str, Any]) -> ValueModes:
+        """The modes a connector with this whole config writes: Debezium's default for a key not set.
+
+        Raises:
+            ValueError: a value the connector does not take.
+        """
+        return cls.from_connector(
+            {key: config.get(key, default) for key, default in DEBEZIUM_DEFAULTS.items()}
+        )
 
     @classmethod
     def from_connector(cls, config: Mapping[str, Any]) -> ValueModes:

@@ -18,7 +18,14 @@ import click
 
 from pipeline.cli._context import CliContext, domain_option, pass_cli
 from pipeline.connect import ConnectClient, deployed_configs
-from pipeline.connect.domain import DomainProblem, check_deployed, load_description, raise_for_split
+from pipeline.connect.domain import (
+    DomainCheck,
+    DomainProblem,
+    check_deployed,
+    load_description,
+    raise_for_split,
+)
+from pipeline.connect.encoding import reading
 from pipeline.errors import CdcflowError, ConfigError, ConnectError
 from pipeline.settings import Settings
 from pipeline.transformer import BatchResult, Metrics, build_transformer
@@ -81,12 +88,17 @@ def command(
     At start, the deployed connectors whose topics it reads are checked
     against the domain: a connector that splits an aggregate's tables over
     topics or partitions is logged with the config that fixes it, and the
-    run exits 78 unless transformer.allow_split_aggregates is true.
+    run exits 78 unless transformer.allow_split_aggregates is true. They are
+    checked against how records are read too (transformer.cdc_types): a
+    connector that leaves the schema out while each record's schema is read
+    exits 78; for records without a schema, the value handling
+    (time.precision.mode, decimal.handling.mode, ...) is the connector's,
+    Debezium's default where it sets none.
     """
     settings = ctx.settings
     if ctx.log_level > logging.INFO:
         logging.getLogger("cdcflow").setLevel(logging.INFO)
-    check_routing_at_start(settings, domain or settings.transformer.domain)
+    settings = check_connectors_at_start(settings, domain or settings.transformer.domain)
     if processes == 1:
         run_one(settings, domain, instance, metrics_port, stop_when_idle)
         return
@@ -264,14 +276,19 @@ def run_processes(
     return worst_exit_code([c.exitcode or 0 for c in children])
 
 
-def check_routing_at_start(settings: Settings, module: str) -> None:
-    """Refuse to start on connectors that split an aggregate (see ``run``'s help).
+def check_connectors_at_start(settings: Settings, module: str) -> Settings:
+    """Check the deployed connectors the run reads (see ``run``'s help); the settings to run with.
 
-    Connect being unreachable is a warning: the run goes on.
+    Refuses connectors that split an aggregate, or write records the
+    transformer would read wrong (:mod:`pipeline.connect.encoding`). With
+    ``transformer.cdc_types: catalogue``, the returned settings carry the
+    connectors' value handling. Connect being unreachable is a warning: the
+    run goes on with the settings as they are.
 
     Raises:
-        ConfigError: a deployed connector splits an aggregate, and
-            transformer.allow_split_aggregates is false.
+        ConfigError: a deployed connector splits an aggregate (and
+            transformer.allow_split_aggregates is false), or writes its records
+            unlike the transformer reads them.
     """
     description = load_description(module)
     try:
@@ -279,8 +296,21 @@ def check_routing_at_start(settings: Settings, module: str) -> None:
             deployed = deployed_configs(client)
     except ConnectError as exc:
         log.warning("cannot check the connectors' routing against the domain: %s", exc.message)
-        return
+        return settings
     checks = check_deployed(deployed, description, settings.transformer)
+    check_routing(checks, settings, module)
+    ran = reading(settings, {c.connector: c.config for c in checks})
+    if ran is not settings:
+        log.info(
+            "records without a schema are decoded with the value handling of %s: %s",
+            ", ".join(c.connector for c in checks),
+            ", ".join(f"{k}={v}" for k, v in ran.transformer.cdc_value_modes.items()),
+        )
+    return ran
+
+
+def check_routing(checks: list[DomainCheck], settings: Settings, module: str) -> None:
+    """Refuse connectors that split an aggregate (see ``run``'s help)."""
     try:
         raise_for_split(checks)
     except DomainProblem as exc:

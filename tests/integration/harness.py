@@ -38,7 +38,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from pipeline.connect import ConnectClient, parse_connector_file, wait_for_state
+from pipeline.cdc.column_types import ValueModes
+from pipeline.connect import ConnectClient, deployed_configs, parse_connector_file, wait_for_state
+from pipeline.connect.encoding import check_encoding, reading
 from pipeline.connect.files import ConnectorSpec
 from pipeline.contracts.catalog import discover_events
 from pipeline.contracts.generate import render, schema_for
@@ -257,11 +259,26 @@ class PipelineRun:
 
     # ------------------------------------------------------------ the transformer
 
+    def value_modes(self) -> ValueModes:
+        """The value handling the run's transformer decodes with, as ``cdcflow run`` takes it
+        from the deployed connector (:func:`pipeline.connect.encoding.reading`)."""
+        catalogue = self.settings.transformer.model_copy(update={"cdc_types": "catalogue"})
+        modes = check_encoding(self._deployed(), catalogue)
+        assert modes is not None
+        return modes
+
+    def _deployed(self) -> dict[str, dict[str, str]]:
+        return {n: c for n, c in deployed_configs(self._connect).items() if n == self.connector}
+
     def start_transformer(self) -> None:
-        """Build the transformer from the run's settings and run it in a thread."""
+        """Build the transformer from the run's settings and run it in a thread.
+
+        As ``cdcflow run`` does, the run's connector is checked against how the
+        records are read, and its value handling taken for records without a schema.
+        """
         # Replica identities are read from the run's own database.
         source = self.settings.source.model_copy(update={"database": self.database})
-        settings = self.settings.model_copy(update={"source": source})
+        settings = reading(self.settings.model_copy(update={"source": source}), self._deployed())
         self.transformer = build_transformer(settings, domain=self.domain, metrics=self.metrics)
         transformer = self.transformer
         self._stop.clear()  # a transformer started again after stop_transformer runs

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.cli.run import check_routing_at_start
+from pipeline.cli.run import check_connectors_at_start
 from pipeline.connect import parse_connector_file
 from pipeline.connect.apply import deployed_configs
 from pipeline.connect.domain import check_deployed, load_description
@@ -164,7 +164,7 @@ def test_split_aggregate_refused_then_derived_and_kept_in_commit_order(
             if c.connector == run.connector
         ]
         assert check.report.findings == ()
-        check_routing_at_start(run.settings, DOMAIN)  # does not refuse
+        check_connectors_at_start(run.settings, DOMAIN)  # does not refuse
 
         run.register_contracts()
         run.start_transformer()

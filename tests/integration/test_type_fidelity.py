@@ -36,6 +36,7 @@ from psycopg.types.json import Jsonb
 
 from pipeline.cdc import Interval
 from pipeline.cdc.catalogue import ValueModes, column_schema, read_columns
+from pipeline.cdc.column_types import DEBEZIUM_DEFAULTS
 from pipeline.cdc.temporal import parse_interval
 from pipeline.cdc.toast import DECLARED_PLACEHOLDER_PARAMETER
 from pipeline.settings import Settings
@@ -610,9 +611,11 @@ CREATE TABLE fidelity.more (
 """
 
 
-# The shipped connector's value handling, and others a connector may have.
-VALUE_MODES = {
+# The shipped connector's value handling, and others a connector may have; None: a
+# connector that sets no value handling key (Debezium's defaults, as a user may leave it).
+VALUE_MODES: dict[str, dict[str, str] | None] = {
     "shipped": {},
+    "debezium-defaults": None,
     "adaptive": {
         "time.precision.mode": "adaptive",
         "interval.handling.mode": "numeric",
@@ -643,10 +646,16 @@ def test_catalogue_schemas_of_more_types_are_the_connectors(
             conn.execute(MORE_TYPES)
             conn.execute("INSERT INTO fidelity.more DEFAULT VALUES")
         config = connector_config(run.database, run.prefix, run.slot, tables)
-        run.deploy_connector(config | VALUE_MODES[modes])
+        keys = VALUE_MODES[modes]
+        if keys is None:
+            config = {k: v for k, v in config.items() if k not in DEBEZIUM_DEFAULTS}
+        run.deploy_connector(config | (keys or {}))
+        # The modes as `cdcflow run` takes them: from the deployed connector's config.
+        value_modes = run.value_modes()
+        if keys is None:
+            assert value_modes.time_precision == "adaptive"  # time(3) in milliseconds
         for table in tables:
             cdc = run.cdc_topic(table)
             run.wait_for(f"the snapshot of {table}", lambda: run.end_offsets(cdc) >= 1)  # noqa: B023
             record = run.read(cdc, 1)[0]
-            value_modes = ValueModes.from_connector(VALUE_MODES[modes])
             assert_catalogue_is_the_connectors(run, table, record, value_modes)

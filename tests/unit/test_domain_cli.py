@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.cli.run import check_routing_at_start
+from pipeline.cli.run import check_connectors_at_start
 from pipeline.connect import ConnectClient, parse_connector_file
 from pipeline.errors import ConfigError, ConnectUnreachable
 from pipeline.settings import load_settings
@@ -140,16 +140,16 @@ def test_run_refuses_to_start_on_a_deployed_split(
     monkeypatch.setattr(ConnectClient, "from_settings", lambda conf: fake.client())
     settings = load_settings(transformer={"topics": r"^bank\..*"})
     with caplog.at_level(logging.ERROR), pytest.raises(ConfigError) as raised:
-        check_routing_at_start(settings, "tests.unit.domain_bank")
+        check_connectors_at_start(settings, "tests.unit.domain_bank")
     assert raised.value.exit_code == 78
     assert "transforms.account_aggregate.topic.replacement: bank.public.account_aggregate" in (
         caplog.text
     )
     allowed = load_settings(transformer={"topics": r"^bank\..*", "allow_split_aggregates": True})
-    check_routing_at_start(allowed, "tests.unit.domain_bank")
+    check_connectors_at_start(allowed, "tests.unit.domain_bank")
     # A connector whose topics the transformer does not read is not its concern.
     other = load_settings(transformer={"topics": r"^elsewhere\..*"})
-    check_routing_at_start(other, "tests.unit.domain_bank")
+    check_connectors_at_start(other, "tests.unit.domain_bank")
 
 
 def test_run_goes_on_when_connect_is_unreachable(
@@ -160,5 +160,5 @@ def test_run_goes_on_when_connect_is_unreachable(
 
     monkeypatch.setattr(ConnectClient, "from_settings", unreachable)
     with caplog.at_level(logging.WARNING):
-        check_routing_at_start(load_settings(), "tests.unit.domain_bank")
+        check_connectors_at_start(load_settings(), "tests.unit.domain_bank")
     assert "cannot check the connectors' routing" in caplog.text
