@@ -97,8 +97,12 @@ class TableTypes:
             ValueDecodeError: a key column is not one of the table's, or does not decode.
         """
         if not payload.keys() <= self.names:
-            missing = ", ".join(map(repr, self.unknown(payload)))
-            raise ValueDecodeError(f"column {missing} is not in {self.table}")
+            missing = self.unknown(payload)
+            raise ValueDecodeError(
+                f"column {', '.join(map(repr, missing))} is not in {self.table}",
+                table=self.table,
+                column=missing[0],
+            )
         return self.key_schema.key(payload)
 
 

@@ -338,7 +338,9 @@ def _key(ref: RecordRef, types: TableTypes | None = None) -> dict[str, Any] | No
         else:
             decoded = decode_value(None, payload)
     except ValueDecodeError as exc:
-        raise DecodeError(f"record key: {exc}", **ref.error_fields()) from exc
+        raise DecodeError(
+            f"record key: {exc}", **ref.error_fields(), table=exc.table, column=exc.column
+        ) from exc
     return cast(dict[str, Any], decoded)
 
 

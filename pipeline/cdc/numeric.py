@@ -27,7 +27,14 @@ __all__ = [
 
 
 class ValueDecodeError(ValueError):
-    """A single value does not have the form its schema promises."""
+    """A single value does not have the form its schema promises.
+
+    ``table`` and ``column``: where the value is, when the decoder knows it.
+    """
+
+    def __init__(self, message: str, *, table: str | None = None, column: str | None = None):
+        super().__init__(message)
+        self.table, self.column = table, column
 
 
 def decode_bytes(value: Any) -> bytes:

@@ -379,8 +379,10 @@ def test_a_value_of_the_wrong_json_kind_dead_letters_naming_the_column() -> None
 def test_a_key_column_the_table_lacks_dead_letters() -> None:
     lookup = Catalogue({"public.t": TEMPORAL})
     row = {"id": 1, "d": 0, "ts": 0, "tags": []}
-    with pytest.raises(DecodeError, match=r"record key: column 'nope' is not in public\.t"):
+    with pytest.raises(DecodeError, match=r"record key: column 'nope' is not in public\.t") as e:
         decode("t", options(lookup), with_schema=False, columns=[], after=row, key={"nope": 1})
+    # The dead letter's cdcflow.dlq.table / cdcflow.dlq.column headers come from these.
+    assert (e.value.table, e.value.column) == ("public.t", "nope")
 
 
 def test_a_type_without_an_exact_reading_fails_when_read() -> None:
