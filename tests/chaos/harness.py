@@ -321,6 +321,7 @@ class FaultRun:
         self._conn = psycopg.connect(settings.source.dsn(), autocommit=True)
         self.audit_from = install_audit(self._conn)  # (for counting changes as they are made)
         self.since = Snapshot.now(self._conn)  # what the run checks: changes after this
+        self.verified: tuple[Snapshot, History] | None = None  # (until, history) of verify()
         self.started_ms = int(time.time() * 1000) - 5000
 
     # ------------------------------------------------------------ the workload and faults
@@ -469,7 +470,7 @@ class FaultRun:
                 time.sleep(0.5)
 
     def collect(
-        self, until: Snapshot, timeout_s: float = 300.0
+        self, until: Snapshot, timeout_s: float = 300.0, isolation: str = "read_committed"
     ) -> dict[tuple[str, str], list[Found]]:
         """Every event of the run's time window, per aggregate, in partition order.
 
@@ -478,6 +479,8 @@ class FaultRun:
         waited for until it is aborted), so a duplicate written after the
         expected events is seen too. Only events of transactions that had
         committed when the run began, or had not by ``until``, are left out.
+        ``isolation``: ``read_uncommitted`` reads aborted transactions' events too
+        (for a failed run: is a missing event in the log at all?).
         """
         found: dict[tuple[str, str], list[Found]] = defaultdict(list)
         deserializer = reader(SchemaRegistryClient(self.settings.registry.client_config()))
@@ -486,7 +489,7 @@ class FaultRun:
             | {
                 "group.id": f"chaos-read-{uuid.uuid4().hex[:6]}",
                 "enable.auto.commit": False,
-                "isolation.level": "read_committed",
+                "isolation.level": isolation,
                 "enable.partition.eof": True,
             }
         )
@@ -533,6 +536,29 @@ class FaultRun:
         finally:
             consumer.close()
         return found
+
+    def in_the_log(self) -> str:
+        """For a failed run (after :meth:`verify`): the comparison with every event in the log,
+        aborted transactions' too, and where the events a ``read_committed`` reader missed are."""
+        assert self.verified is not None, "verify() first"
+        until, history = self.verified
+        committed = self.collect(until)
+        everything = self.collect(until, isolation="read_uncommitted")
+        seen = {f.event_id for evs in committed.values() for f in evs}
+        only = [f for evs in everything.values() for f in evs if f.event_id not in seen]
+        where: dict[str, list[int]] = defaultdict(list)
+        for f in only:
+            topic, _, offset = f.where.rpartition("@")
+            where[topic].append(int(offset))
+        lines = [
+            f"read_uncommitted: {compare(history, everything).line()}",
+            f"events only a read_uncommitted reader sees: {len(only)}",
+            *(
+                f"  {part}: {len(offs)} event(s), offsets {min(offs)}-{max(offs)}"
+                for part, offs in sorted(where.items())
+            ),
+        ]
+        return "\n".join(lines)
 
     def whereabouts(self, changes: set[tuple[str, int]], timeout_s: float = 120.0) -> str:
         """Where the CDC records of ``changes`` (table, source transaction) are, by partition.
@@ -616,6 +642,7 @@ class FaultRun:
         until = Snapshot.now(self._conn)
         self.wait_idle()
         history = expected_events(self._conn, self.since, until)
+        self.verified = (until, history)  # for :meth:`in_the_log`
         verdict = compare(history, self.collect(until, timeout_s))
         print(
             f"[{self.name}] {verdict.line()}, dead letters {self.dead_letters()}, "

@@ -106,6 +106,8 @@ def _scale_kill_and_fence(
         # partitions, batches committed on revocation, aborts, fences, repeats
         # dropped), is what tells a loss's cause.
         print(run.whereabouts(verdict.missing_changes), flush=True)
+        print(run.in_the_log(), flush=True)
+        c.stop(), a2.stop()  # their totals (consumed, produced, skipped by reason) in the logs
         for proc in (a, b, c, a2):
             print(proc.story(), flush=True)
     assert verdict.expected > 0
