@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 
 from benchmarks import hotpath, latency, record_format, replay, scaling, throughput
-from benchmarks.common import say
+from benchmarks.common import BenchBusy, bench_lock, say
+from pipeline.settings import load_settings
 
 ALL = ["throughput", "hotpath", "record-format", "latency", "scaling", "replay"]
 CLEAN = "clean"
@@ -100,6 +101,14 @@ def main() -> None:
             f"unknown benchmark(s): {', '.join(sorted(unknown))}; from {', '.join(ALL)}, {CLEAN}"
         )
     logging.basicConfig(level=logging.WARNING)
+    try:
+        with bench_lock(load_settings()):
+            _run(args, which)
+    except BenchBusy as exc:
+        parser.exit(2, f"python -m benchmarks: {exc}\n")
+
+
+def _run(args: argparse.Namespace, which: list[str]) -> None:
     if "throughput" in which:
         throughput.main(args.records, reuse=args.reuse)
     if "hotpath" in which:

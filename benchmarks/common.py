@@ -9,6 +9,8 @@ transactional ids. Nothing of the shop's own pipeline is read or written.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -16,7 +18,9 @@ import re
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -313,6 +317,46 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     document = {"benchmark": name, "command": command, "machine": machine(), **result}
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path
+
+
+class BenchBusy(RuntimeError):
+    """Another benchmark run uses the bench names on the same stack."""
+
+
+@contextmanager
+def bench_lock(settings: Settings) -> Iterator[None]:
+    """Hold the bench names of this stack (its Kafka) for one run.
+
+    Every run creates, reads and removes the same names (:data:`NAME`): two
+    at once on one stack would read each other's records, and one's cleanup
+    would remove the other's pre-load. The lock is a file in the system's
+    temporary directory per Kafka cluster, held with ``flock`` (released when
+    the process ends, however it ends).
+
+    Raises:
+        BenchBusy: another run holds it (its pid and start are in the message).
+    """
+    key = hashlib.sha1(settings.kafka.bootstrap_servers.encode()).hexdigest()[:10]
+    path = Path(tempfile.gettempdir()) / f"cdcflow-bench-{key}.lock"
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise BenchBusy(
+                f"another benchmark run uses the bench names on {settings.kafka.bootstrap_servers}"
+                f" ({f.read().strip() or 'pid unknown'}, lock {path}): wait until it ends"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def say(text: str) -> None:
