@@ -68,6 +68,15 @@ from tests.support.oracle import (
 from tests.support.pipeline import wait_streaming
 
 EVENT_TOPICS = ["shop.customer.events", "shop.order.events", "shop.product.events"]
+# Answers to "the group's committed offsets" that mean "ask again" (see FaultRun.wait_idle).
+_NOT_YET = frozenset(
+    {
+        KafkaError._TIMED_OUT,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
 
 
 def lsn_int(text: str) -> int:
@@ -421,8 +430,10 @@ class FaultRun:
                     # A read_committed consumer asks for stable offsets: while a killed or
                     # fenced member's transaction still holds offsets of this group (until
                     # the coordinator aborts it, transaction.timeout.ms), the answer is
-                    # "unstable" and librdkafka asks again until its timeout. Not yet idle.
-                    if exc.args[0].code() != KafkaError._TIMED_OUT:
+                    # "unstable" and librdkafka asks again until its timeout. And after a
+                    # broker came back, the group's coordinator moves (not coordinator,
+                    # loading). Not yet idle.
+                    if exc.args[0].code() not in _NOT_YET:
                         raise
                     self._check_transformer()
                     assert time.monotonic() < deadline, (
