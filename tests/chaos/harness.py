@@ -185,6 +185,39 @@ _STORY_WORDS = (
 )
 
 
+def offsets_at(
+    consumer: Consumer, parts: list[TopicPartition], timeout_s: float = 120.0
+) -> dict[tuple[str, int], int]:
+    """Each partition's first offset at or after the time in its ``TopicPartition``.
+
+    -1 (the end) where no record is that recent. A partition that answers
+    with an error (its leader moving, as after a broker came back) is asked
+    again: taken as "no record", the error would leave every event of the
+    partition unread, and the run would count them missing.
+    """
+    out: dict[tuple[str, int], int] = {}
+    todo = list(parts)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            answers = consumer.offsets_for_times(todo, timeout=30)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() and exc.args[0].code() not in _NOT_YET:
+                raise
+            answers = []
+        for tp in answers:
+            if tp.error is None:
+                out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else -1
+        todo = [tp for tp in parts if (tp.topic, tp.partition) not in out]
+        if not todo:
+            return out
+        assert time.monotonic() < deadline, (
+            f"offsets_for_times still failing after {timeout_s}s: "
+            + ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in answers if tp.error)
+        )
+        time.sleep(1)
+
+
 def _listener(port: int) -> int | None:
     """The pid of the process listening on ``port``, if any."""
     for conn in psutil.net_connections(kind="tcp"):
@@ -502,6 +535,10 @@ class FaultRun:
                 "enable.auto.commit": False,
                 "isolation.level": isolation,
                 "enable.partition.eof": True,
+                # Never move a position silently: librdkafka's default (the end)
+                # would skip the rest of a partition whose position a broker
+                # refused once (a leader moving), and count its events missing.
+                "auto.offset.reset": "error",
             }
         )
         try:
@@ -515,13 +552,8 @@ class FaultRun:
                 (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1]
                 for tp in parts
             }
-            start = consumer.offsets_for_times(parts, timeout=30)
-            consumer.assign(
-                [
-                    TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -1)
-                    for tp in start
-                ]
-            )
+            start = offsets_at(consumer, parts)
+            consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in start.items()])
             reached: dict[tuple[str, int], int] = {}
             deadline = time.monotonic() + timeout_s
             while any(reached.get(tp, -1) < end for tp, end in ends.items()):
@@ -532,7 +564,15 @@ class FaultRun:
                 for msg in consumer.consume(1000, 0.5):
                     tp = (msg.topic(), msg.partition())
                     if msg.error():
-                        assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                        code = msg.error().code()
+                        if code in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+                            again = reached.get(tp, start[tp])
+                            print(f"[{self.name}] reading {tp[0]}[{tp[1]}]: {msg.error().str()};"
+                                  f" reading on from {again}", flush=True)  # fmt: skip
+                            time.sleep(1)
+                            consumer.seek(TopicPartition(tp[0], tp[1], again))
+                            continue
+                        assert code == KafkaError._PARTITION_EOF, msg.error()
                         reached[tp] = msg.offset()
                         continue
                     reached[tp] = msg.offset() + 1
@@ -580,7 +620,11 @@ class FaultRun:
         """
         consumer = Consumer(
             self.settings.kafka.client_config("consumer")
-            | {"group.id": f"chaos-cdc-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
+            | {
+                "group.id": f"chaos-cdc-{uuid.uuid4().hex[:6]}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "error",  # a refused position ends the partition's reading
+            }
         )
         pattern = re.compile(self.settings.transformer.topics)
         where: dict[str, list[int]] = defaultdict(list)
@@ -597,13 +641,9 @@ class FaultRun:
                 (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1]
                 for tp in parts
             }
-            starts = consumer.offsets_for_times(parts, timeout=30)
-            consumer.assign([tp for tp in starts if tp.offset >= 0])
-            todo = {
-                (tp.topic, tp.partition)
-                for tp in starts
-                if 0 <= tp.offset < ends[(tp.topic, tp.partition)]
-            }
+            starts = offsets_at(consumer, parts)
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items() if o >= 0])
+            todo = {tp for tp, offset in starts.items() if 0 <= offset < ends[tp]}
             deadline = time.monotonic() + timeout_s
             while todo and time.monotonic() < deadline:
                 for msg in consumer.consume(1000, 0.5):
