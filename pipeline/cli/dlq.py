@@ -14,6 +14,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from pipeline.cdc import Skip, decode_record
 from pipeline.cli._context import CliContext, pass_cli, table
+from pipeline.cli.run import feeding_connectors, reading_connectors
 from pipeline.dlq import (
     Balance,
     DeadLetter,
@@ -256,6 +257,11 @@ def redrive(
         raise click.BadParameter(f"{exc.message} ({exc.hint})", param_hint="--since") from exc
     selection = Selection(reasons=reasons, tables=tables, since_ms=since_ms)
     loaded = load_domain(domain or settings.transformer.domain)
+    # Records without a schema are typed as `run` types them: with the deployed connectors'
+    # value handling (the routing is `run`'s to refuse, not a redrive's).
+    feeding = feeding_connectors(settings, domain or settings.transformer.domain)
+    if feeding is not None:
+        settings = reading_connectors(settings, feeding)
     identities = identity_catalog(settings)
     identities.prepare(loaded.rules.tables)
     serializer = EventSerializer(

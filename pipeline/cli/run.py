@@ -290,15 +290,31 @@ def check_connectors_at_start(settings: Settings, module: str) -> Settings:
             transformer.allow_split_aggregates is false), or writes its records
             unlike the transformer reads them.
     """
+    checks = feeding_connectors(settings, module)
+    if checks is None:
+        return settings
+    check_routing(checks, settings, module)
+    return reading_connectors(settings, checks)
+
+
+def feeding_connectors(settings: Settings, module: str) -> list[DomainCheck] | None:
+    """The deployed connectors whose topics the transformer reads; None when Connect does not answer."""
     description = load_description(module)
     try:
         with ConnectClient.from_settings(settings.connect) as client:
             deployed = deployed_configs(client)
     except ConnectError as exc:
         log.warning("cannot check the connectors' routing against the domain: %s", exc.message)
-        return settings
-    checks = check_deployed(deployed, description, settings.transformer)
-    check_routing(checks, settings, module)
+        return None
+    return check_deployed(deployed, description, settings.transformer)
+
+
+def reading_connectors(settings: Settings, checks: list[DomainCheck]) -> Settings:
+    """``settings`` to read these connectors' records with (:func:`pipeline.connect.encoding.reading`).
+
+    Raises:
+        ConfigError: the connectors write records unlike the transformer reads them.
+    """
     ran = reading(settings, {c.connector: c.config for c in checks})
     if ran is not settings:
         log.info(
