@@ -28,6 +28,7 @@ in where that is not this one::
     ├── ColumnMissing               a rule read a column the row image lacks: dropped or renamed
     │                               in the source? (a KeyError too)
     ├── TransformerFenced           a newer transformer took this one's place (exit 3)
+    │   └── InstanceFenced          the group fenced its instance id (checked against the producer)
     ├── CallHung                    a client call outlived its deadline; the client is given up
     ├── RedriveFenced               a newer redrive of the dead letters took over (dlq.redrive; exit 3)
     ├── PrometheusError             Prometheus did not answer or refused a query (monitoring.prometheus)
@@ -106,6 +107,7 @@ __all__ = [
     "EventDecodeError",
     "HandlerError",
     "HistoryUnavailable",
+    "InstanceFenced",
     "MappingError",
     "NoCheckpoint",
     "PortInUseError",
@@ -335,6 +337,17 @@ class TransformerFenced(CdcflowError):
     """
 
     exit_code = 3
+
+
+class InstanceFenced(TransformerFenced):
+    """The group fenced this member's static instance id (the consumer side only).
+
+    A newer instance with the same id fences the transactional producer first
+    (its ``init_transactions`` runs before it joins), so the transformer checks
+    the producer before believing it: after the group coordinator's broker was
+    lost, librdkafka rejoins with a new member id, and the group may fence the
+    member's old id, i.e. the member itself.
+    """
 
 
 class CallHung(CdcflowError):

@@ -133,6 +133,53 @@ class Checkpoint:
         self._consumer = consumer
         self._producer = self._init_producer()
 
+    def rebind(self, consumer: Consumer) -> None:
+        """Send offsets with ``consumer`` from now on (a new consumer; the producer is kept)."""
+        self._consumer = consumer
+
+    def probe(self, committed: list[TopicPartition]) -> None:
+        """Check that no newer instance took this transactional id: commit ``committed`` again.
+
+        A transaction of the partitions' committed offsets and marks as they
+        are (nothing changes) reaches the transaction coordinator, which
+        refuses a producer a newer instance fenced.
+
+        Raises:
+            TransformerFenced: a newer instance took over this transactional id.
+        """
+        assert self._producer is not None and self._consumer is not None
+        offsets = [
+            TopicPartition(tp.topic, tp.partition, tp.offset, metadata=tp.metadata)
+            if getattr(tp, "metadata", None)
+            else TopicPartition(tp.topic, tp.partition, tp.offset)
+            for tp in committed
+            if tp.offset >= 0
+        ]
+        if not offsets:
+            return
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            producer.send_offsets_to_transaction(
+                offsets, self._consumer.consumer_group_metadata(), 30
+            )
+            self._commit_transaction()
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            self._stop_if_fenced(err, exc, f"transformer {self.transactional_id} was fenced")
+            log.warning("checking the producer after rejoining: %s", err)
+            if not err.fatal():
+                self._abort_transaction_quietly()
+            return
+        log.info("rejoined: no newer instance has this transactional id (its producer is ours)")
+
+    def _abort_transaction_quietly(self) -> None:
+        assert self._producer is not None
+        try:
+            self._producer.abort_transaction(60)
+        except KafkaException as exc:
+            log.warning("abort_transaction: %s", exc)
+
     def _init_producer(self) -> Producer:
         return init_transactions(self._new_producer())
 

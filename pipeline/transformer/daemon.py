@@ -41,6 +41,15 @@ time, in order. Before partitions are revoked, a batch processed but not
 yet committed is committed in the revocation callback; when partitions are
 lost (the member was dropped from the group) it is thrown away.
 
+**Fenced instance id**: the group fences a static member whose
+``group.instance.id`` a newer member took, and also, after the group
+coordinator's broker was lost, a member that rejoined under a new member id
+(librdkafka's own session timeout) and still holds its old one. A newer
+instance fences the transactional producer before it joins, so the member
+rejoins with a new consumer and, at its first assignment, commits the
+committed offsets again (:meth:`.Checkpoint.probe`): a fenced producer stops
+the run (exit 3), a producer still its own goes on.
+
 **Rebalances inside a poll**: librdkafka runs the rebalance callbacks from
 within ``consume()``, and step 1 is two calls (the first record, then the rest).
 Records of a partition that was revoked, lost or assigned while step 1 ran
@@ -74,9 +83,9 @@ from confluent_kafka import (
 from pipeline.cdc import DecoderOptions
 from pipeline.errors import (
     CdcflowError,
+    InstanceFenced,
     RegistryUnavailable,
     SourceUnavailable,
-    TransformerFenced,
 )
 from pipeline.events import DomainEvent
 from pipeline.events.naming import event_topic
@@ -154,6 +163,10 @@ class Transformer:
         self._worker: ThreadPoolExecutor | None = None
         # Overlap only when the next batch is at least half full: the transformer is behind.
         self.overlap_from = max(1, self.cfg.batch_size // 2)
+        # Rejoins after the group fenced this instance id (times), and whether the
+        # next assignment checks the producer (see _rejoin).
+        self._rejoins: list[float] = []
+        self._probe = False
 
     # ------------------------------------------------------------------ set-up
 
@@ -168,6 +181,9 @@ class Transformer:
         except BaseException:
             consumer.close()
             raise
+        self._subscribe(consumer)
+
+    def _subscribe(self, consumer: Consumer) -> None:
         self._consumer = consumer
         consumer.subscribe(
             [self.cfg.topics],
@@ -177,10 +193,47 @@ class Transformer:
         )
         log.info("transformer %s subscribed to %s", self.transactional_id, self.cfg.topics)
 
+    def _rejoin(self, fenced: InstanceFenced) -> None:
+        """The group fenced this instance id: rejoin with a new consumer, then check the producer.
+
+        A newer instance with this id would have fenced the producer first, and
+        the check at the next assignment (:meth:`Checkpoint.probe`) stops this
+        one then. Otherwise the fence was the group fencing this member's own
+        old member id (after its coordinator's broker was lost): it goes on.
+        Three rejoins within a minute stop it as fenced.
+        """
+        now = time.monotonic()
+        self._rejoins = [t for t in self._rejoins if now - t < 60] + [now]
+        if len(self._rejoins) > 3:
+            raise fenced
+        log.warning(
+            "%s; rejoining the group with a new consumer (rejoin %d): a newer instance with "
+            "this id would have fenced the producer, which the next assignment checks",
+            fenced,
+            len(self._rejoins),
+        )
+        held, self._held = self._held, None
+        if held is not None:
+            self.checkpoint.drop(after={})  # read again from the committed offsets
+        self._revoke([TopicPartition(t, p) for t, p in self.checkpoint.assigned])
+        old, self._consumer = self._consumer, None
+        if old is not None:
+            try:
+                old.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the fenced consumer: %s", exc)
+        consumer = self.clients.consumer(consumer_config(self.settings, self.transactional_id))
+        self.checkpoint.rebind(consumer)
+        self._probe = True
+        self._subscribe(consumer)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Each partition's de-duplication mark is rebuilt from its committed offset's metadata.
         committed = committed_offsets(consumer, partitions)
         self.checkpoint.assign(committed)
+        if self._probe:  # the first assignment after a rejoin: is the producer still ours?
+            self._probe = False
+            self.checkpoint.probe(committed)
         for tp in committed:
             self._moved[(tp.topic, tp.partition)] = (
                 tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
@@ -241,7 +294,11 @@ class Transformer:
                 self.metrics.last_loop = time.monotonic()
                 # With a batch held, take only what is fetched already: the held
                 # batch must not wait for new records.
-                msgs = self.consume(wait=self._held is None)
+                try:
+                    msgs = self.consume(wait=self._held is None)
+                except InstanceFenced as fenced:
+                    self._rejoin(fenced)
+                    continue
                 held, self._held = self._held, None  # (a revocation in consume committed it)
                 if held is not None and len(msgs) >= self.overlap_from:
                     self._overlapped(held, msgs, stop)
@@ -339,7 +396,7 @@ class Transformer:
         # this group.instance.id, and this consumer will never fetch again.
         if err.code() == KafkaError._FATAL and "fenced" in err.str().lower():
             self.metrics.transactions.labels("fenced").inc()
-            raise TransformerFenced(
+            raise InstanceFenced(
                 f"transformer {self.transactional_id} was fenced by a newer member "
                 f"with the same instance: {err}"
             )

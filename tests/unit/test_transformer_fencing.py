@@ -13,10 +13,10 @@ import threading
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from pipeline.errors import CdcflowError, TransformerFenced
-from pipeline.transformer import BatchResult, Transformer
+from pipeline.errors import CdcflowError, InstanceFenced, TransformerFenced
+from pipeline.transformer import BatchResult, Clients, Transformer
 from tests.unit.transformer_fakes import (
     TOPIC,
     FakeConsumer,
@@ -138,3 +138,88 @@ def test_a_producer_wedged_in_send_offsets_is_replaced_and_the_batch_retried() -
     assert consumer.seeks == [("shop.public.customers", 0, 40)]
     assert t.metrics.totals()["transactions"] == {"aborted": 1.0}
     wedged.release.set()
+
+
+# -- the group fences this member's own instance id (after its coordinator's broker was lost)
+
+
+class FencedOnce(ScriptedConsumer):
+    """Hands out its batches, then the fatal "static consumer fenced" error, then nothing."""
+
+    def consume(self, num: int, timeout: float) -> list[Any]:
+        if num == 1 and not self.batches and self.polls >= 1:
+            return [ErrorMessage(KafkaError(KafkaError._FATAL, FENCED))]
+        return super().consume(num, timeout)
+
+
+class CommittedAt(ScriptedConsumer):
+    """A consumer whose partitions have committed offsets (with marks) to probe with."""
+
+    def committed(self, partitions: list[Any], timeout: float) -> list[Any]:
+        mark = '{"hw":[192,200,1]}'
+        return [TopicPartition(tp.topic, tp.partition, 2, metadata=mark) for tp in partitions]
+
+
+class ProbedProducer(RecordingProducer):
+    """``fenced``: a newer instance took the transactional id (from the probe on)."""
+
+    def __init__(self, fenced: bool = False) -> None:
+        super().__init__()
+        self.fenced = fenced
+
+    def send_offsets_to_transaction(self, offsets: Any, group: Any, timeout: float) -> None:
+        if self.fenced and len(self.offsets) >= 1:
+            raise KafkaException(KafkaError(KafkaError._FENCED, "fenced by a newer instance"))
+        super().send_offsets_to_transaction(offsets, group, timeout)
+
+
+def _fenced_then_rejoined(
+    producer: ProbedProducer, then: list[list[Any]]
+) -> tuple[Transformer, list[Any], threading.Event]:
+    stop = threading.Event()
+    first = FencedOnce([[customer_msg(0, lsn=100), customer_msg(1, lsn=200)]], stop, [(TOPIC, 0)])
+    second = CommittedAt(then, stop, [(TOPIC, 0)])
+    made: list[Any] = []
+
+    def consumers(conf: dict[str, Any]) -> Any:
+        made.append(first if not made else second)
+        return made[-1]
+
+    t = on_fakes(first, lambda conf: producer, open_=False)
+    t.clients = Clients(consumer=consumers, producer=lambda conf: producer, admin=t.clients.admin)
+    t.open()
+    return t, made, stop
+
+
+def test_the_group_fencing_the_member_itself_is_rejoined_when_the_producer_is_still_ours() -> None:
+    producer = ProbedProducer()
+    t, made, stop = _fenced_then_rejoined(producer, [[customer_msg(2, lsn=300)]])
+    t.run(stop)
+    assert len(made) == 2 and made[0].closed  # a new consumer joined in the fenced one's place
+    # Batch 1, the probe (the committed offset and mark again, nothing else), batch 2.
+    assert producer.offsets == [
+        [(0, 2, '{"hw":[192,200,1]}')],
+        [(0, 2, '{"hw":[192,200,1]}')],
+        [(0, 3, '{"hw":[292,300,1]}')],
+    ]
+    assert producer.log == ["begin", "commit"] * 3 and len(producer.produced) == 3
+
+
+def test_a_newer_instance_fences_the_producer_and_the_probe_stops_the_run() -> None:
+    producer = ProbedProducer(fenced=True)
+    t, _, stop = _fenced_then_rejoined(producer, [[customer_msg(2, lsn=300)]])
+    with pytest.raises(TransformerFenced, match="was fenced") as raised:
+        t.run(stop)
+    assert raised.value.exit_code == 3
+    assert len(producer.produced) == 2  # batch 1 only: batch 2 was never processed
+
+
+def test_a_member_fenced_again_and_again_stops_as_fenced() -> None:
+    stop = threading.Event()
+    t = on_fakes(FakeConsumer(), RecordingProducer)
+    fenced = InstanceFenced("fenced by a newer member with the same instance")
+    for _ in range(3):
+        t._rejoin(fenced)
+    with pytest.raises(InstanceFenced):
+        t._rejoin(fenced)
+    assert not stop.is_set()
