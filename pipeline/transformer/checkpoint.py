@@ -112,6 +112,8 @@ class Checkpoint:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._assigned: set[TP] = set()
+        # The last committed offset (with its mark) of each owned partition, as known here.
+        self._committed: dict[TP, TopicPartition] = {}
         self._replaced = 0  # producers replaced since the last commit
 
     @property
@@ -137,26 +139,23 @@ class Checkpoint:
         """Send offsets with ``consumer`` from now on (a new consumer; the producer is kept)."""
         self._consumer = consumer
 
-    def probe(self, committed: list[TopicPartition]) -> None:
-        """Check that no newer instance took this transactional id: commit ``committed`` again.
+    def probe(self) -> bool:
+        """Is this transactional id still this instance's? Commit the committed offsets again.
 
-        A transaction of the partitions' committed offsets and marks as they
-        are (nothing changes) reaches the transaction coordinator, which
-        refuses a producer a newer instance fenced.
+        A transaction of the owned partitions' committed offsets and marks as
+        they are (nothing changes) goes to the transaction coordinator first,
+        which refuses a producer that a newer instance fenced. What the group
+        coordinator then says of the offsets (a fenced member's are refused)
+        does not matter: the producer was accepted. False when no committed
+        offset is known to send (nothing assigned yet): ask again later.
 
         Raises:
             TransformerFenced: a newer instance took over this transactional id.
         """
         assert self._producer is not None and self._consumer is not None
-        offsets = [
-            TopicPartition(tp.topic, tp.partition, tp.offset, metadata=tp.metadata)
-            if getattr(tp, "metadata", None)
-            else TopicPartition(tp.topic, tp.partition, tp.offset)
-            for tp in committed
-            if tp.offset >= 0
-        ]
+        offsets = [self._committed[tp] for tp in sorted(self._assigned) if tp in self._committed]
         if not offsets:
-            return
+            return False
         producer = self._producer
         try:
             producer.begin_transaction()
@@ -167,11 +166,12 @@ class Checkpoint:
         except KafkaException as exc:
             err: KafkaError = exc.args[0]
             self._stop_if_fenced(err, exc, f"transformer {self.transactional_id} was fenced")
-            log.warning("checking the producer after rejoining: %s", err)
-            if not err.fatal():
+            log.info("the producer is this instance's; the group refused its offsets: %s", err)
+            if err.fatal():
+                self._producer = self._init_producer()  # fences nobody but its own old self
+            else:
                 self._abort_transaction_quietly()
-            return
-        log.info("rejoined: no newer instance has this transactional id (its producer is ours)")
+        return True
 
     def _abort_transaction_quietly(self) -> None:
         assert self._producer is not None
@@ -190,6 +190,11 @@ class Checkpoint:
         for tp in committed:
             self.dedup.restore((tp.topic, tp.partition), getattr(tp, "metadata", None))
             self._assigned.add((tp.topic, tp.partition))
+            if tp.offset >= 0:
+                mark = getattr(tp, "metadata", None)
+                self._committed[(tp.topic, tp.partition)] = TopicPartition(
+                    tp.topic, tp.partition, tp.offset, **({"metadata": mark} if mark else {})
+                )
         self.metrics.assigned.set(len(self._assigned))
 
     def revoke(self, partitions: list[TopicPartition]) -> None:
@@ -197,6 +202,7 @@ class Checkpoint:
         for tp in partitions:
             self.dedup.forget((tp.topic, tp.partition))
             self._assigned.discard((tp.topic, tp.partition))
+            self._committed.pop((tp.topic, tp.partition), None)
         self.metrics.assigned.set(len(self._assigned))
 
     def rewind(self, first: dict[TP, int]) -> None:
@@ -249,6 +255,7 @@ class Checkpoint:
         except (CallHung, KafkaException) as exc:
             self._abort(res, exc)
             return False
+        self._committed.update(((tp.topic, tp.partition), tp) for tp in offsets)
         if res.marks is not None:
             self.dedup.commit(res.marks)
         self._replaced = 0

@@ -46,9 +46,10 @@ lost (the member was dropped from the group) it is thrown away.
 coordinator's broker was lost, a member that rejoined under a new member id
 (librdkafka's own session timeout) and still holds its old one. A newer
 instance fences the transactional producer before it joins, so the member
-rejoins with a new consumer and, at its first assignment, commits the
-committed offsets again (:meth:`.Checkpoint.probe`): a fenced producer stops
-the run (exit 3), a producer still its own goes on.
+first commits its committed offsets again (:meth:`.Checkpoint.probe`, the
+transaction coordinator refuses a fenced producer): a fenced producer stops
+the run (exit 3); a producer still its own rejoins with a new consumer and
+goes on.
 
 **Rebalances inside a poll**: librdkafka runs the rebalance callbacks from
 within ``consume()``, and step 1 is two calls (the first record, then the rest).
@@ -196,21 +197,23 @@ class Transformer:
     def _rejoin(self, fenced: InstanceFenced) -> None:
         """The group fenced this instance id: rejoin with a new consumer, then check the producer.
 
-        A newer instance with this id would have fenced the producer first, and
-        the check at the next assignment (:meth:`Checkpoint.probe`) stops this
-        one then. Otherwise the fence was the group fencing this member's own
-        old member id (after its coordinator's broker was lost): it goes on.
-        Three rejoins within a minute stop it as fenced.
+        A newer instance with this id has fenced the producer before joining:
+        :meth:`Checkpoint.probe` stops this one then (exit 3), before it rejoins
+        (or at its first assignment, when it knows no committed offset to check
+        with). Otherwise the fence was the group fencing this member's own old
+        member id (after its coordinator's broker was lost): it rejoins and goes
+        on. A fourth rejoin within a minute stops it as fenced.
         """
         now = time.monotonic()
         self._rejoins = [t for t in self._rejoins if now - t < 60] + [now]
         if len(self._rejoins) > 3:
             raise fenced
+        log.warning("%s; checking the producer", fenced)
+        # A newer instance stops this one here (TransformerFenced); else the next
+        # assignment checks, when no committed offset is known to check with.
+        self._probe = not self.checkpoint.probe()
         log.warning(
-            "%s; rejoining the group with a new consumer (rejoin %d): a newer instance with "
-            "this id would have fenced the producer, which the next assignment checks",
-            fenced,
-            len(self._rejoins),
+            "rejoining the group with a new consumer (rejoin %d in a minute)", len(self._rejoins)
         )
         held, self._held = self._held, None
         if held is not None:
@@ -224,7 +227,6 @@ class Transformer:
                 log.warning("closing the fenced consumer: %s", exc)
         consumer = self.clients.consumer(consumer_config(self.settings, self.transactional_id))
         self.checkpoint.rebind(consumer)
-        self._probe = True
         self._subscribe(consumer)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -232,8 +234,7 @@ class Transformer:
         committed = committed_offsets(consumer, partitions)
         self.checkpoint.assign(committed)
         if self._probe:  # the first assignment after a rejoin: is the producer still ours?
-            self._probe = False
-            self.checkpoint.probe(committed)
+            self._probe = not self.checkpoint.probe()
         for tp in committed:
             self._moved[(tp.topic, tp.partition)] = (
                 tp.offset if tp.offset >= 0 else OFFSET_BEGINNING

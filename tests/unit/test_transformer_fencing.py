@@ -223,3 +223,19 @@ def test_a_member_fenced_again_and_again_stops_as_fenced() -> None:
     with pytest.raises(InstanceFenced):
         t._rejoin(fenced)
     assert not stop.is_set()
+
+
+def test_without_a_committed_offset_known_the_producer_is_checked_at_the_next_assignment() -> None:
+    stop = threading.Event()
+    producer = ProbedProducer()
+    first = FencedOnce([], stop, [(TOPIC, 0)])  # fenced before it committed anything
+    second = CommittedAt([[customer_msg(2, lsn=300)]], stop, [(TOPIC, 0)])
+    consumers = iter([first, second])
+    t = on_fakes(first, lambda conf: producer, open_=False)
+    t.clients = Clients(
+        consumer=lambda conf: next(consumers), producer=lambda conf: producer, admin=t.clients.admin
+    )
+    t.open()
+    t.run(stop)
+    # The check at the new consumer's first assignment, then the batch.
+    assert producer.offsets == [[(0, 2, '{"hw":[192,200,1]}')], [(0, 3, '{"hw":[292,300,1]}')]]
