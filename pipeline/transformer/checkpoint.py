@@ -156,13 +156,21 @@ class Checkpoint:
         offsets = [self._committed[tp] for tp in sorted(self._assigned) if tp in self._committed]
         if not offsets:
             return False
-        producer = self._producer
+        producer, group = self._producer, self._consumer.consumer_group_metadata()
         try:
             producer.begin_transaction()
-            producer.send_offsets_to_transaction(
-                offsets, self._consumer.consumer_group_metadata(), 30
+            bounded(
+                lambda: producer.send_offsets_to_transaction(offsets, group, 30),
+                seconds=self.send_offsets_deadline_s,
+                what="send_offsets_to_transaction",
             )
             self._commit_transaction()
+        except CallHung as exc:
+            # Wedged on the group's coordinator (watchdog.py): past the transaction
+            # coordinator, which accepted the producer. A new one fences the wedged one.
+            log.warning("checking the producer: %s; replacing it", exc)
+            self._producer = None
+            self._producer = self._init_producer()
         except KafkaException as exc:
             err: KafkaError = exc.args[0]
             self._stop_if_fenced(err, exc, f"transformer {self.transactional_id} was fenced")
