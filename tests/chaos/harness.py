@@ -44,7 +44,8 @@ from typing import Any
 
 import psutil
 import psycopg
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -183,6 +184,16 @@ _STORY_WORDS = (
     "SIGTERM",
     '{"transformer"',
 )
+
+
+def _latest(
+    admin: AdminClient, parts: list[TopicPartition], level: IsolationLevel
+) -> dict[tuple[str, int], int]:
+    """Each partition's end as a reader of ``level`` sees it (the last stable offset, or the end)."""
+    asked = admin.list_offsets(
+        {tp: OffsetSpec.latest() for tp in parts}, isolation_level=level, request_timeout=30
+    )
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in asked.items()}
 
 
 def offsets_at(
@@ -433,7 +444,8 @@ class FaultRun:
         may still retry after a broker came back). A marker written now
         moves the connector past that position. Then the transformer's group
         must have committed offsets (each in the transaction of its events) at
-        the end of every CDC partition as it is then.
+        the end of every CDC partition as it is then. Last, no transaction may
+        be open on an event partition (:meth:`_wait_transactions_ended`).
         """
         row = self._conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
         assert row is not None
@@ -480,7 +492,7 @@ class FaultRun:
                     and ends[(tp.topic, tp.partition)] > 0
                 }
                 if not behind:
-                    return
+                    break
                 self._check_transformer()
                 assert time.monotonic() < deadline, (
                     f"group {self.group} still behind after {timeout_s}s: {behind}"
@@ -488,6 +500,53 @@ class FaultRun:
                 time.sleep(0.5)
         finally:
             consumer.close()
+        self._wait_transactions_ended(timeout_s)
+
+    def _wait_transactions_ended(self, timeout_s: float) -> None:
+        """Wait until no transaction is open on an event partition.
+
+        A ``read_committed`` reader reads a partition only up to its first open
+        transaction (its last stable offset). A SIGKILLed transformer's stays
+        open until the coordinator aborts it (``transaction.timeout.ms``), and
+        one that sent no offsets holds back no committed offset: read before it
+        ends, every event after it would be counted missing.
+        """
+        admin = AdminClient(self.settings.kafka.client_config())
+        meta = admin.list_topics(timeout=30)
+        parts = [TopicPartition(t, p) for t in EVENT_TOPICS for p in meta.topics[t].partitions]
+        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        said = False
+        while True:
+            try:
+                stable = _latest(admin, parts, IsolationLevel.READ_COMMITTED)
+                high = _latest(admin, parts, IsolationLevel.READ_UNCOMMITTED)
+            except KafkaException as exc:
+                stable, high = {}, {(tp.topic, tp.partition): 1 for tp in parts}
+                print(f"[{self.name}] listing offsets: {exc}; asking again", flush=True)
+            open_ = {
+                tp: (stable.get(tp, -1), end)
+                for tp, end in high.items()
+                if stable.get(tp, -1) < end
+            }
+            if not open_:
+                if said:
+                    print(
+                        f"[{self.name}] ... ended after {time.monotonic() - started:.0f}s",
+                        flush=True,
+                    )
+                return
+            if not said:
+                print(
+                    f"[{self.name}] a transaction is open on {len(open_)} event partition(s) "
+                    f"(last stable offset, end): {open_}; waiting until it ends",
+                    flush=True,
+                )
+                said = True
+            assert time.monotonic() < deadline, (
+                f"transactions still open after {timeout_s}s: {open_}"
+            )
+            time.sleep(1)
 
     def _check_transformer(self) -> None:
         """A transformer this run started and did not stop must still run: nothing restarts it."""
