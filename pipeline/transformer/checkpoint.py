@@ -166,8 +166,9 @@ class Checkpoint:
             )
             self._commit_transaction()
         except CallHung as exc:
-            # Wedged on the group's coordinator (watchdog.py): past the transaction
-            # coordinator, which accepted the producer. A new one fences the wedged one.
+            # Wedged (watchdog.py), as librdkafka is on a group coordinator that left,
+            # i.e. after the transaction coordinator accepted the producer. A new one
+            # fences the wedged one.
             log.warning("checking the producer: %s; replacing it", exc)
             self._producer = None
             self._producer = self._init_producer()
