@@ -207,6 +207,7 @@ class Transformer:
         now = time.monotonic()
         self._rejoins = [t for t in self._rejoins if now - t < 60] + [now]
         if len(self._rejoins) > 3:
+            self.metrics.transactions.labels("fenced").inc()
             raise fenced
         log.warning("%s; checking the producer", fenced)
         # A newer instance stops this one here (TransformerFenced); else the next
@@ -396,7 +397,7 @@ class Transformer:
         # fatal() is False: librdkafka raises it when another member took
         # this group.instance.id, and this consumer will never fetch again.
         if err.code() == KafkaError._FATAL and "fenced" in err.str().lower():
-            self.metrics.transactions.labels("fenced").inc()
+            # Counted as a fence once it is one: the producer check, or too many rejoins.
             raise InstanceFenced(
                 f"transformer {self.transactional_id} was fenced by a newer member "
                 f"with the same instance: {err}"
