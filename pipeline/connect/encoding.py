@@ -94,10 +94,11 @@ def check_encoding(
             configured = ValueModes.from_connector(transformer.cdc_value_modes)
         except ValueError as exc:
             raise ConfigError(f"transformer.cdc_value_modes: {exc}") from exc
+        there = deployed.as_connector()
         wrong = {
-            key: (value, deployed.as_connector()[key])
+            key: (value, there[key])
             for key, value in configured.as_connector().items()
-            if deployed.as_connector()[key] != value
+            if there[key] != value
         }
         if wrong:
             raise ConfigError(

@@ -156,14 +156,9 @@ class Checkpoint:
         offsets = [self._committed[tp] for tp in sorted(self._assigned) if tp in self._committed]
         if not offsets:
             return False
-        producer, group = self._producer, self._consumer.consumer_group_metadata()
         try:
-            producer.begin_transaction()
-            bounded(
-                lambda: producer.send_offsets_to_transaction(offsets, group, 30),
-                seconds=self.send_offsets_deadline_s,
-                what="send_offsets_to_transaction",
-            )
+            self._producer.begin_transaction()
+            self._send_offsets(self._producer, self._consumer, offsets)
             self._commit_transaction()
         except CallHung as exc:
             # Wedged (watchdog.py), as librdkafka is on a group coordinator that left,
@@ -182,6 +177,17 @@ class Checkpoint:
                 self._abort_transaction_quietly()
         return True
 
+    def _send_offsets(
+        self, producer: Producer, consumer: Consumer, offsets: list[TopicPartition]
+    ) -> None:
+        """Step 5, under its deadline (a call wedged on a gone coordinator raises CallHung)."""
+        group = consumer.consumer_group_metadata()
+        bounded(
+            lambda: producer.send_offsets_to_transaction(offsets, group, 30),
+            seconds=self.send_offsets_deadline_s,
+            what="send_offsets_to_transaction",
+        )
+
     def _abort_transaction_quietly(self) -> None:
         assert self._producer is not None
         try:
@@ -199,11 +205,8 @@ class Checkpoint:
         for tp in committed:
             self.dedup.restore((tp.topic, tp.partition), getattr(tp, "metadata", None))
             self._assigned.add((tp.topic, tp.partition))
-            if tp.offset >= 0:
-                mark = getattr(tp, "metadata", None)
-                self._committed[(tp.topic, tp.partition)] = TopicPartition(
-                    tp.topic, tp.partition, tp.offset, **({"metadata": mark} if mark else {})
-                )
+            if tp.offset >= 0:  # as committed: offset and mark
+                self._committed[(tp.topic, tp.partition)] = tp
         self.metrics.assigned.set(len(self._assigned))
 
     def revoke(self, partitions: list[TopicPartition]) -> None:
@@ -254,12 +257,7 @@ class Checkpoint:
             for rec in res.out:  # 4
                 self._produce(rec)
             offsets = [self._offset(tp, offset, res) for tp, offset in res.next_offsets.items()]
-            group = consumer.consumer_group_metadata()
-            bounded(
-                lambda: producer.send_offsets_to_transaction(offsets, group, 30),
-                seconds=self.send_offsets_deadline_s,
-                what="send_offsets_to_transaction",
-            )  # 5
+            self._send_offsets(producer, consumer, offsets)  # 5
             self._commit_transaction()  # 6
         except (CallHung, KafkaException) as exc:
             self._abort(res, exc)

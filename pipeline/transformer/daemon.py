@@ -195,7 +195,7 @@ class Transformer:
         log.info("transformer %s subscribed to %s", self.transactional_id, self.cfg.topics)
 
     def _rejoin(self, fenced: InstanceFenced) -> None:
-        """The group fenced this instance id: rejoin with a new consumer, then check the producer.
+        """The group fenced this instance id: check the producer, then rejoin with a new consumer.
 
         A newer instance with this id has fenced the producer before joining:
         :meth:`Checkpoint.probe` stops this one then (exit 3), before it rejoins
